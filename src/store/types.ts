@@ -3,7 +3,7 @@
  *  - AuditLog: the record. Append-only JSONL, hash-chained, durable before append() resolves.
  *  - StateStore: a cache of *live* state (pending requests, unexpired grants and revocations,
  *    bearer-token hashes). Small and bounded by prune(); everything in it also went to the audit.
- * Times in state are Unix seconds (numbers); audit records carry an ISO `time`.
+ * Audit records carry an ISO `time`; units of state fields are noted below.
  */
 
 export type AuditEventType =
@@ -51,15 +51,50 @@ export interface AuditLog {
 
 export type RequestStatus = 'pending' | 'issued' | 'denied' | 'expired' | 'revoked';
 
+/*
+ * Units: event times (createdAt, expiresAt, approvals[].at, denial.at, revokedAt, token expiresAt)
+ * are milliseconds since the epoch, like Date.now(). Certificate-window times (cert.validAfter,
+ * cert.validBefore, CertRevocation.validBefore, KeyRevocation.until) are Unix *seconds*, as in the
+ * certificate itself.
+ */
+
 export interface Approval {
   by: string;
-  /** Unix seconds. */
+  /** ms since the epoch. */
   at: number;
   comment?: string;
 }
 
-/** One access request and, once issued, the certificate it produced. */
-export interface StoredRequest {
+/** What the policy decided the certificate would be, kept so approval signs exactly that. */
+export interface CertDraftSnapshot {
+  account: string;
+  principals: string[];
+  ttlSeconds: number;
+  criticalOptions: Record<string, string>;
+  extensions: Record<string, string>;
+}
+
+export interface ApprovalRequirement {
+  approvers: string[];
+  count: number;
+}
+
+/** The certificate an issued request produced. */
+export interface IssuedCert {
+  /** Decimal string: serials are 64-bit and do not fit a JSON number. */
+  serial: string;
+  keyId: string;
+  /** Unix seconds. */
+  validAfter: number;
+  validBefore: number;
+  caFingerprint: string;
+  /** `…-cert-v01@openssh.com AAAA…` line. */
+  certificate: string;
+}
+
+/** One access request and, once issued, its certificate. The store interprets only
+ * id, user, target, status, expiresAt, cert and keyFingerprint; the rest it just keeps. */
+export interface RequestRecord {
   /** Made by the caller (random); the store never invents ids. */
   id: string;
   user: string;
@@ -69,34 +104,24 @@ export interface StoredRequest {
   ticket?: string;
   reason?: string;
   status: RequestStatus;
-  /** Unix seconds. */
+  /** ms since the epoch. */
   createdAt: number;
-  /** Unix seconds: a pending request can no longer be approved after this. */
+  /** ms since the epoch: a pending request can no longer be approved after this. */
   expiresAt: number;
-  /** Requested ttl in seconds, when the requester asked for one. */
-  ttl?: number;
-  approvals: Approval[];
-  denial?: { by?: string; at: number; reason: string };
   /** Name of the policy rule that decided. */
   rule?: string;
-  /** Snapshot of the policy decision (cert draft, approval requirement) taken at request time. */
-  decision?: { [k: string]: unknown };
-  /** The requester's public key, authorized_keys line. */
+  draft: CertDraftSnapshot;
+  approval?: ApprovalRequirement;
+  /** Notification settings of the deciding rule, opaque to the store. */
+  webhook?: unknown;
+  approvals: Approval[];
+  denial?: { by?: string; at: number; reason: string };
+  /** The requester's public key, authorized_keys line, and its 'SHA256:…' fingerprint. */
   publicKey: string;
+  keyFingerprint?: string;
   sourceAddress?: string;
-  // Set when issued:
-  /** Decimal string: certificate serials are 64-bit and do not fit a JSON number. */
-  serial?: string;
-  keyId?: string;
-  principals?: string[];
-  /** Unix seconds. */
-  validAfter?: number;
-  validBefore?: number;
-  caFingerprint?: string;
-  /** The certificate, as an `…-cert-v01@openssh.com AAAA…` line. */
-  certificate?: string;
-  /** Unix seconds. */
-  issuedAt?: number;
+  cert?: IssuedCert;
+  /** ms since the epoch. */
   revokedAt?: number;
   revokedBy?: string;
 }
@@ -105,51 +130,55 @@ export interface RequestFilter {
   user?: string;
   status?: RequestStatus | readonly RequestStatus[];
   target?: string;
+  /** Certificate serial (decimal string). */
   serial?: string;
+  keyFingerprint?: string;
 }
 
 /** A revoked certificate, kept until it would have expired anyway. */
 export interface CertRevocation {
   serial: string;
   caFingerprint: string;
-  /** Unix seconds: the certificate's own validBefore; pruned after this. */
+  /** Unix seconds: the certificate's own validBefore; dropped from the KRL after this. */
   validBefore: number;
+  /** ms since the epoch. */
   revokedAt: number;
   by: string;
   reason?: string;
 }
 
-/** A revoked public key (every certificate for it is refused). */
+/** A revoked public key: every certificate for it is refused. */
 export interface KeyRevocation {
   /** 'SHA256:…' */
   fingerprint: string;
-  /** Base64 SSH wire blob of the public key, what the KRL lists. */
-  keyBlob: string;
-  /** Unix seconds: keep until every certificate that could carry this key has expired. */
+  /** authorized_keys line of the key; the KRL lists its blob. */
+  publicKey: string;
+  /** Unix seconds: kept until every certificate that could carry this key has expired. */
   until: number;
+  /** ms since the epoch. */
   revokedAt: number;
   by: string;
   reason?: string;
 }
 
-/** A consistent view of what the KRL must list; `krlVersion` changes whenever this can. */
+/** A consistent view of what the KRL must list; `krlVersion` grows whenever the set changes. */
 export interface RevocationSnapshot {
   krlVersion: number;
-  certs: CertRevocation[];
+  certificates: CertRevocation[];
   keys: KeyRevocation[];
 }
 
-/** Only the sha256 hash of a bearer token is ever stored. */
+/** Only the sha256 hash of a bearer token is ever stored, as the map key. */
 export interface TokenRecord {
   user: string;
   groups?: string[];
-  /** Unix seconds. */
+  /** ms since the epoch. */
   expiresAt: number;
 }
 
 export interface PruneResult {
   /** Pending requests that passed expiresAt and are now 'expired': the caller audits them. */
-  expired: StoredRequest[];
+  expired: RequestRecord[];
   removedRequests: number;
   removedRevocations: number;
   removedTokens: number;
@@ -161,30 +190,30 @@ export interface PruneResult {
  * Reads return copies: changing them changes nothing.
  */
 export interface StateStore {
-  /** Refuses (JitError 'conflict') an id that already exists. */
-  putRequest(r: StoredRequest): Promise<void>;
-  getRequest(id: string): Promise<StoredRequest | undefined>;
-  /** Newest first. */
-  listRequests(filter?: RequestFilter): Promise<StoredRequest[]>;
+  /** Insert or replace by id. */
+  putRequest(r: RequestRecord): Promise<void>;
+  getRequest(id: string): Promise<RequestRecord | undefined>;
+  /** Newest first (createdAt). */
+  listRequests(filter?: RequestFilter): Promise<RequestRecord[]>;
   /**
    * Atomic read-modify-write: `mutate` gets a copy; if it throws nothing changes and the error
    * propagates. JitError('not_found') when there is no such id. Returns the new value.
    */
-  updateRequest(id: string, mutate: (r: StoredRequest) => void): Promise<StoredRequest>;
-  /** Issued, not revoked, validBefore > nowSec. */
+  updateRequest(id: string, mutate: (r: RequestRecord) => void): Promise<RequestRecord>;
+  /** Status 'issued' with cert.validBefore > nowSec. */
   countActiveGrants(user: string, nowSec: number): Promise<number>;
 
   /** Returns false (and changes nothing) if this serial of this CA is already revoked. */
   addRevocation(rev: CertRevocation): Promise<boolean>;
   /** Returns false if this key fingerprint is already revoked until at least `until`. */
-  addRevokedKey(rev: KeyRevocation): Promise<boolean>;
+  addKeyRevocation(rev: KeyRevocation): Promise<boolean>;
   /** Unexpired revocations only. */
   listRevocations(nowSec: number): Promise<RevocationSnapshot>;
   krlVersion(): Promise<number>;
 
   putToken(hash: string, rec: TokenRecord): Promise<void>;
-  /** undefined when unknown or expired at nowSec. */
-  getToken(hash: string, nowSec: number): Promise<TokenRecord | undefined>;
+  /** undefined when unknown or expired at nowMs. */
+  getToken(hash: string, nowMs: number): Promise<TokenRecord | undefined>;
   deleteToken(hash: string): Promise<void>;
 
   /** Expire stale pending requests, drop what no longer matters. See state.ts for the rules. */

@@ -1,0 +1,449 @@
+/**
+ * The audit log: append-only `audit.jsonl`, one JSON record per line, each chained to the one
+ * before by `hash = sha256hex(prevHash + canonicalJson(record without hash))` (genesis prevHash:
+ * 64 zeros). Editing, deleting or reordering any record breaks the chain from that record on.
+ *
+ * Durability: append() resolves only after its line is fdatasync'ed. Appends that arrive while a
+ * sync is in flight are written together and share the next sync (group commit), so throughput
+ * grows with concurrency instead of being capped at one sync per record.
+ *
+ * seq and hashes are assigned when a batch is written, from the last *durable* record, so a
+ * failed write (ENOSPC, EROFS, EIO…) leaves no hole: the file is truncated back to its last good
+ * size and the next append continues the chain as if the failed ones never happened.
+ */
+import { createHash } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
+import { JitError } from '../errors.js';
+import { dirname } from 'node:path';
+import { errorCode, fsyncDir } from './durable-file.js';
+import type { AuditEvent, AuditLog, AuditRecord } from './types.js';
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** The subset of a file handle the writer uses; tests inject failures and count syncs here. */
+export interface AuditFileHandle {
+  write(buf: Buffer, offset: number, length: number): Promise<{ bytesWritten: number }>;
+  datasync(): Promise<void>;
+  truncate(len: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface AuditFileOps {
+  /** Open for appending (O_APPEND|O_CREAT), mode 0600. */
+  openAppend(file: string): Promise<AuditFileHandle>;
+}
+
+export const nodeAuditFileOps: AuditFileOps = {
+  openAppend: (file) => open(file, 'a', 0o600),
+};
+
+export interface OpenAuditOptions {
+  clock?: () => Date;
+  fs?: AuditFileOps;
+  /** Called for every record found while verifying the file on open (e.g. to find the highest serial). */
+  onRecord?: (r: AuditRecord) => void;
+}
+
+export interface OpenedAuditLog extends AuditLog {
+  /** Things repaired on open (a torn last line), for the daemon to log. */
+  readonly warnings: readonly string[];
+}
+
+export type VerifyResult =
+  | { ok: true; records: number; lastSeq: number; lastHash: string }
+  | { ok: false; records: number; firstBreak: ChainBreak };
+
+export interface ChainBreak {
+  /** 1-based line number in the file. */
+  line: number;
+  /** The seq the chain expected at that line: the first record that cannot be trusted. */
+  seq: number;
+  /** The seq written on that line, when it had one. */
+  found?: number;
+  reason: 'bad_json' | 'bad_record' | 'seq_gap' | 'seq_out_of_order' | 'prev_hash_mismatch' | 'hash_mismatch' | 'torn_line';
+  message: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Canonical form and hashing
+
+/** JSON.stringify with object keys sorted (recursively, by UTF-16 code unit); undefined members dropped. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const obj = value as Record<string, unknown>;
+    const keys = Object.keys(obj)
+      .filter((k) => obj[k] !== undefined)
+      .sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function recordHash(prevHash: string, recordWithoutHash: Record<string, unknown>): string {
+  return createHash('sha256')
+    .update(prevHash + canonicalJson(recordWithoutHash))
+    .digest('hex');
+}
+
+const RESERVED = new Set(['seq', 'time', 'prevHash', 'hash']);
+// Callers pass records; this is the last line of defence against one carrying a credential.
+const SECRET_FIELD = /^(token|accesstoken|bearer|signature|privatekey|password|secret)$/i;
+
+/** The event as plain JSON data (bigint → decimal string), refusing reserved and secret fields. */
+function normalizeEvent(event: AuditEvent): Record<string, unknown> {
+  if (typeof event?.type !== 'string' || event.type === '') {
+    throw new JitError('internal', 'audit event needs a non-empty string type');
+  }
+  const json = JSON.stringify(event, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+  const data = JSON.parse(json) as Record<string, unknown>;
+  for (const k of Object.keys(data)) {
+    if (RESERVED.has(k)) throw new JitError('internal', `audit event may not set the field "${k}"`);
+  }
+  const secret = findSecretField(data);
+  if (secret) throw new JitError('internal', `refusing to audit a field named "${secret}": audit records never hold secrets`);
+  return data;
+}
+
+function findSecretField(v: unknown): string | undefined {
+  if (v === null || typeof v !== 'object') return undefined;
+  for (const [k, child] of Object.entries(v)) {
+    if (!Array.isArray(v) && SECRET_FIELD.test(k)) return k;
+    const found = findSecretField(child);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading and checking
+
+interface Line {
+  text: string;
+  /** Byte offset of the line's first byte, and just past its newline. */
+  start: number;
+  end: number;
+  /** False only for a last line without a newline: a write cut short. */
+  terminated: boolean;
+}
+
+const CHUNK = 1 << 20;
+
+/** Lines of [from, to) of an open file, read in 1 MiB chunks so big logs stream. */
+async function* readLines(fh: FileHandle, from = 0, to = Infinity): AsyncGenerator<Line> {
+  let pos = from;
+  let carry = Buffer.alloc(0);
+  let carryStart = from;
+  const buf = Buffer.allocUnsafe(CHUNK);
+  for (;;) {
+    const want = Math.min(CHUNK, to - pos);
+    if (want <= 0) break;
+    const { bytesRead } = await fh.read(buf, 0, want, pos);
+    if (bytesRead === 0) break;
+    let data = buf.subarray(0, bytesRead);
+    if (carry.length) data = Buffer.concat([carry, data]);
+    let lineStart = 0;
+    for (let nl = data.indexOf(10); nl !== -1; nl = data.indexOf(10, lineStart)) {
+      yield {
+        text: data.toString('utf8', lineStart, nl),
+        start: carryStart + lineStart,
+        end: carryStart + nl + 1,
+        terminated: true,
+      };
+      lineStart = nl + 1;
+    }
+    carry = Buffer.from(data.subarray(lineStart));
+    carryStart += lineStart;
+    pos += bytesRead;
+  }
+  if (carry.length) yield { text: carry.toString('utf8'), start: carryStart, end: carryStart + carry.length, terminated: false };
+}
+
+/** Walks the chain one line at a time, remembering the last good record. */
+class ChainChecker {
+  seq = 0;
+  hash = GENESIS_HASH;
+  lines = 0;
+
+  /** The record, or why this line breaks the chain. Advances only on a good record. */
+  check(text: string): { record: AuditRecord } | { broken: ChainBreak } {
+    this.lines++;
+    const expected = this.seq + 1;
+    const fail = (reason: ChainBreak['reason'], message: string, found?: number) => ({
+      broken: { line: this.lines, seq: expected, ...(found === undefined ? {} : { found }), reason, message },
+    });
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return fail('bad_json', `line ${this.lines} is not valid JSON`);
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      return fail('bad_json', `line ${this.lines} is not a JSON object`);
+    }
+    const { hash, ...rest } = parsed as Record<string, unknown>;
+    const { seq, prevHash } = rest;
+    if (typeof seq !== 'number' || typeof hash !== 'string' || typeof prevHash !== 'string' || typeof rest.type !== 'string') {
+      return fail('bad_record', `line ${this.lines} lacks seq, type, prevHash or hash`);
+    }
+    if (seq > expected) return fail('seq_gap', `expected seq ${expected}, found ${seq}: records deleted or reordered`, seq);
+    if (seq < expected) return fail('seq_out_of_order', `expected seq ${expected}, found ${seq}: records duplicated or reordered`, seq);
+    if (prevHash !== this.hash) return fail('prev_hash_mismatch', `seq ${seq} does not chain to seq ${seq - 1}: an earlier record was changed`, seq);
+    if (recordHash(prevHash, rest) !== hash) return fail('hash_mismatch', `seq ${seq} was changed after it was written`, seq);
+    this.seq = seq;
+    this.hash = hash;
+    return { record: parsed as AuditRecord };
+  }
+}
+
+/** Checks a whole audit file, streaming; reports the first break. For `jit-sshd audit verify`. */
+export async function verifyAuditFile(file: string): Promise<VerifyResult> {
+  let fh: FileHandle;
+  try {
+    fh = await open(file, 'r');
+  } catch (e) {
+    throw new JitError('not_found', `cannot read audit log ${file}: ${errorCode(e)}`, { cause: e });
+  }
+  try {
+    const chain = new ChainChecker();
+    for await (const line of readLines(fh)) {
+      if (!line.terminated) {
+        return {
+          ok: false,
+          records: chain.seq,
+          firstBreak: {
+            line: chain.lines + 1,
+            seq: chain.seq + 1,
+            reason: 'torn_line',
+            message: `last line ${chain.lines + 1} is incomplete (a write cut short; the daemon drops it on start)`,
+          },
+        };
+      }
+      const r = chain.check(line.text);
+      if ('broken' in r) return { ok: false, records: chain.seq, firstBreak: r.broken };
+    }
+    return { ok: true, records: chain.seq, lastSeq: chain.seq, lastHash: chain.hash };
+  } finally {
+    await fh.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer
+
+/** Every STRIDE-th record's byte offset is remembered so tail() need not scan from the start. */
+const STRIDE = 1024;
+const MAX_TAIL = 10_000;
+
+interface Pending {
+  time: string;
+  event: Record<string, unknown>;
+  resolve: (r: AuditRecord) => void;
+  reject: (e: unknown) => void;
+}
+
+class JsonlAuditLog implements OpenedAuditLog {
+  readonly warnings: string[] = [];
+  private seq = 0;
+  private hash = GENESIS_HASH;
+  /** Bytes of durable, verified records: everything past this is garbage to cut away. */
+  private size = 0;
+  /** offsets[i] = byte offset of record seq i*STRIDE + 1. */
+  private readonly offsets: number[] = [];
+  private fh: AuditFileHandle | undefined;
+  private pending: Pending[] = [];
+  private flushing: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly file: string,
+    private readonly clock: () => Date,
+    private readonly ops: AuditFileOps,
+  ) {}
+
+  /** Verifies the existing file, cuts a torn last line, and opens it for appending. */
+  async load(onRecord?: (r: AuditRecord) => void): Promise<void> {
+    let rd: FileHandle | undefined;
+    try {
+      rd = await open(this.file, 'r');
+    } catch (e) {
+      if (errorCode(e) !== 'ENOENT') throw new JitError('unavailable', `audit log not readable: ${errorCode(e)}`, { cause: e });
+    }
+    let fileSize = 0;
+    if (rd) {
+      try {
+        fileSize = (await rd.stat()).size;
+        const chain = new ChainChecker();
+        for await (const line of readLines(rd)) {
+          if (!line.terminated) {
+            this.warnings.push(
+              `audit log ${this.file}: dropped an incomplete last line after seq ${chain.seq} ` +
+                `(${line.end - line.start} bytes, a write cut short by a crash)`,
+            );
+            break;
+          }
+          const r = chain.check(line.text);
+          if ('broken' in r) {
+            const b = r.broken;
+            throw new JitError('internal', `audit log ${this.file} is broken at seq ${b.seq} (line ${b.line}): ${b.message}`, {
+              details: b,
+            });
+          }
+          if ((r.record.seq - 1) % STRIDE === 0) this.offsets.push(line.start);
+          onRecord?.(r.record);
+          this.size = line.end;
+        }
+        this.seq = chain.seq;
+        this.hash = chain.hash;
+      } finally {
+        await rd.close();
+      }
+    }
+    this.fh = await this.ops.openAppend(this.file);
+    // A new file's directory entry must be durable too, or the first records can vanish with it.
+    if (!rd) await fsyncDir(dirname(this.file));
+    if (fileSize > this.size) {
+      await this.fh.truncate(this.size);
+      await this.fh.datasync();
+    }
+  }
+
+  head(): { seq: number; hash: string } {
+    return { seq: this.seq, hash: this.hash };
+  }
+
+  async append(event: AuditEvent): Promise<AuditRecord> {
+    if (this.closed) throw new JitError('unavailable', 'audit log is closed');
+    const data = normalizeEvent(event);
+    const time = this.clock().toISOString();
+    return new Promise<AuditRecord>((resolve, reject) => {
+      this.pending.push({ time, event: data, resolve, reject });
+      // setImmediate, not a microtask: lets every append of this turn of the event loop join the batch.
+      this.flushing ??= new Promise<void>((done) => setImmediate(() => void this.flushLoop().finally(done)));
+    });
+  }
+
+  private async flushLoop(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending;
+        this.pending = [];
+        await this.writeBatch(batch);
+      }
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  private async writeBatch(batch: Pending[]): Promise<void> {
+    let seq = this.seq;
+    let hash = this.hash;
+    const records: AuditRecord[] = [];
+    const lines: string[] = [];
+    const starts: number[] = [];
+    let bytes = 0;
+    for (const p of batch) {
+      seq++;
+      const body = { seq, time: p.time, ...p.event, prevHash: hash };
+      hash = recordHash(body.prevHash, body);
+      const rec = { ...body, hash } as AuditRecord;
+      const line = JSON.stringify(rec) + '\n';
+      starts.push(this.size + bytes);
+      bytes += Buffer.byteLength(line);
+      records.push(rec);
+      lines.push(line);
+    }
+    const buf = Buffer.from(lines.join(''));
+    try {
+      const fh = await this.writable();
+      for (let off = 0; off < buf.length; ) {
+        const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+        off += bytesWritten;
+      }
+      await fh.datasync();
+    } catch (e) {
+      await this.cutBackAfterFailure();
+      const err = new JitError('unavailable', `audit log not writable: ${errorCode(e)}`, { cause: e });
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    records.forEach((r, i) => {
+      if ((r.seq - 1) % STRIDE === 0) this.offsets.push(starts[i]);
+    });
+    this.seq = seq;
+    this.hash = hash;
+    this.size += buf.length;
+    batch.forEach((p, i) => p.resolve(records[i]));
+  }
+
+  /** The append handle, reopened (and cut back to the last good size) after a failure. */
+  private async writable(): Promise<AuditFileHandle> {
+    if (this.fh) return this.fh;
+    const fh = await this.ops.openAppend(this.file);
+    try {
+      await fh.truncate(this.size);
+    } catch (e) {
+      await fh.close().catch(() => undefined);
+      throw e;
+    }
+    this.fh = fh;
+    return fh;
+  }
+
+  /**
+   * After a failed write or sync, part of the batch may be in the file (or only in the page
+   * cache, where a later sync could still flush it). Drop the handle and cut the file back now;
+   * if even that fails, writable() retries the cut before the next write.
+   */
+  private async cutBackAfterFailure(): Promise<void> {
+    const fh = this.fh;
+    this.fh = undefined;
+    await fh?.close().catch(() => undefined);
+    try {
+      await this.writable();
+    } catch {
+      // Still broken: appends keep failing with 'unavailable' until the disk recovers.
+    }
+  }
+
+  async tail(afterSeq: number, limit: number): Promise<AuditRecord[]> {
+    const n = Math.min(Math.max(0, Math.floor(limit)), MAX_TAIL);
+    const after = Math.max(0, Math.floor(afterSeq));
+    const { seq: last } = this.head();
+    const end = this.size;
+    if (n === 0 || after >= last) return [];
+    const start = this.offsets[Math.floor(after / STRIDE)] ?? 0;
+    const out: AuditRecord[] = [];
+    const rd = await open(this.file, 'r');
+    try {
+      for await (const line of readLines(rd, start, end)) {
+        const r = JSON.parse(line.text) as AuditRecord;
+        if (r.seq <= after) continue;
+        out.push(r);
+        if (out.length >= n || r.seq >= last) break;
+      }
+    } finally {
+      await rd.close();
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.flushing) await this.flushing;
+    const fh = this.fh;
+    this.fh = undefined;
+    await fh?.close();
+  }
+}
+
+/**
+ * Opens (creating if needed) an audit log. Verifies the whole chain first: a torn last line is
+ * cut away (see `warnings`); any other break refuses to open, naming the seq, since appending
+ * to a broken chain would bury the damage.
+ */
+export async function openAuditLog(file: string, opts: OpenAuditOptions = {}): Promise<OpenedAuditLog> {
+  const log = new JsonlAuditLog(file, opts.clock ?? (() => new Date()), opts.fs ?? nodeAuditFileOps);
+  await log.load(opts.onRecord);
+  return log;
+}
