@@ -150,7 +150,8 @@ export function checkCertParams(p: CertParams): void {
 
 /** Options/extensions blob: sorted by name; a non-empty value is a string inside the data string. */
 function encodeOptions(map: Readonly<Record<string, string>>): Buffer {
-  const names = Object.keys(map).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  // Names are known ASCII names (checked), so UTF-16 order is OpenSSH's byte order.
+  const names = Object.keys(map).sort();
   const w = new WireWriter();
   for (const name of names) {
     const value = map[name];
@@ -160,6 +161,9 @@ function encodeOptions(map: Readonly<Record<string, string>>): Buffer {
   return w.toBuffer();
 }
 
+/** The CA key as a wire string, encoded once per signer (hot path). */
+const caKeyField = new WeakMap<Signer, Buffer>();
+
 /** Checks p, writes the certificate and signs it with ca. Returns the blob and the -cert.pub line. */
 export function encodeCertificate(p: CertParams, ca: Signer): { blob: Buffer; line: string } {
   checkCertParams(p);
@@ -167,6 +171,8 @@ export function encodeCertificate(p: CertParams, ca: Signer): { blob: Buffer; li
 
   const keyReader = new WireReader(p.publicKey);
   const certType = certTypeName(keyReader.utf8('key type'));
+  let caKey = caKeyField.get(ca);
+  if (!caKey) caKeyField.set(ca, (caKey = new WireWriter().string(ca.publicKeyBlob).toBuffer()));
   const principals = new WireWriter();
   for (const pr of p.principals) principals.string(pr);
 
@@ -183,7 +189,7 @@ export function encodeCertificate(p: CertParams, ca: Signer): { blob: Buffer; li
     .string(encodeOptions(p.criticalOptions))
     .string(encodeOptions(p.extensions))
     .string('') // reserved
-    .string(ca.publicKeyBlob)
+    .raw(caKey)
     .toBuffer();
   const signature = ca.sign(body);
   const blob = new WireWriter().raw(body).string(signature).toBuffer();
