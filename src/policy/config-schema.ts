@@ -1,0 +1,141 @@
+/**
+ * The daemon config (config/jit-sshd.yaml). Strict: unknown fields are errors. Durations are
+ * seconds after validation. Relative paths (dataDir, policy, tls.*) are relative to the
+ * process's working directory, not to the config file — the same rule for every path, so
+ * `npm start` from the repo root finds config/policy.yaml and ./data.
+ */
+import { z } from 'zod';
+import { cidrProblem, isLoopback, parseIp } from './ip.js';
+import { checkWith, duration, name, parseYamlText, valueOrThrow, type Checked } from './problems.js';
+
+export const CA_KEY_TYPES = ['ed25519', 'ecdsa-p256', 'ecdsa-p384', 'ecdsa-p521', 'rsa'] as const;
+export type CaKeyType = (typeof CA_KEY_TYPES)[number];
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface DaemonConfig {
+  /** 'host:port', IPv6 in brackets: '[::1]:7422'. See parseListen. */
+  listen: string;
+  dataDir: string;
+  /** path of the policy file */
+  policy: string;
+  tls?: { cert: string; key: string };
+  /** seconds */
+  backdate: number;
+  /** global ceiling on certificate lifetime, seconds */
+  maxTtl: number;
+  defaultTtl?: number;
+  minRsaBits: number;
+  caKeyType: CaKeyType;
+  /** session token lifetime, seconds */
+  tokenTtl: number;
+  /** login challenge lifetime, seconds (≤ 60) */
+  challengeTtl: number;
+  /** how long a request may wait for approval, seconds */
+  pendingTtl: number;
+  /** addresses whose X-Forwarded-For is believed; IPs or CIDRs */
+  trustedProxies: string[];
+  adminGroups: string[];
+  auditorGroups: string[];
+  webhook?: { url: string; timeout: number; retries: number };
+  rateLimit: { auth: { perMinute: number } };
+  logLevel: LogLevel;
+}
+
+export const DEFAULT_LISTEN = '127.0.0.1:7422';
+
+const HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/;
+
+/** '127.0.0.1:7422' → {host: '127.0.0.1', port: 7422}; '[::1]:7422' → {host: '::1', …}. Port 0 = any free port. */
+export function parseListen(listen: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(listen);
+  if (!m) return null;
+  const host = m[1] ?? m[2];
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  if (m[1] !== undefined ? parseIp(host)?.version !== 6 : !(parseIp(host) || HOSTNAME_RE.test(host))) return null;
+  return { host, port };
+}
+
+/** Loopback means only this machine can connect: 127.0.0.0/8, ::1, or the name localhost. */
+export function isLoopbackListen(listen: string): boolean {
+  const parsed = parseListen(listen);
+  if (!parsed) return false;
+  if (parsed.host.toLowerCase() === 'localhost') return true;
+  const ip = parseIp(parsed.host);
+  return ip !== null && isLoopback(ip);
+}
+
+const path = () => z.string().min(1);
+
+export const configSchema = z.strictObject({
+  listen: z
+    .string()
+    .refine((l) => parseListen(l) !== null, 'must be host:port, e.g. 127.0.0.1:7422 or [::1]:7422')
+    .default(DEFAULT_LISTEN),
+  dataDir: path().default('./data'),
+  policy: path().default('config/policy.yaml'),
+  tls: z.strictObject({ cert: path(), key: path() }).optional(),
+  backdate: duration({ allowZero: true, maxSeconds: 3600 }).prefault('60s'),
+  maxTtl: duration().prefault('8h'),
+  defaultTtl: duration().optional(),
+  minRsaBits: z.number().int().min(2048).max(16384).default(3072),
+  caKeyType: z.enum(CA_KEY_TYPES).default('ed25519'),
+  tokenTtl: duration({ maxSeconds: 86_400 }).prefault('10m'),
+  challengeTtl: duration({ maxSeconds: 60 }).prefault('60s'),
+  pendingTtl: duration({ maxSeconds: 7 * 86_400 }).prefault('1h'),
+  trustedProxies: z
+    .array(z.string().refine((c) => cidrProblem(c) === null, { error: (iss) => cidrProblem(String(iss.input)) ?? 'invalid' }))
+    .default([]),
+  adminGroups: z.array(name()).default(['admins']),
+  auditorGroups: z.array(name()).default(['auditors']),
+  webhook: z
+    .strictObject({
+      url: z.string().refine(isHttpUrl, 'must be an http:// or https:// URL'),
+      timeout: duration({ maxSeconds: 60 }).prefault('5s'),
+      retries: z.number().int().min(0).max(10).default(3),
+    })
+    .optional(),
+  rateLimit: z
+    .strictObject({
+      auth: z.strictObject({ perMinute: z.number().int().min(1).max(100_000).default(30) }).prefault({}),
+    })
+    .prefault({}),
+  logLevel: z.enum(LOG_LEVELS).default('info'),
+});
+
+type Problem = [readonly PropertyKey[], string];
+
+function crossCheck(c: DaemonConfig): Problem[] {
+  const out: Problem[] = [];
+  if (!c.tls && !isLoopbackListen(c.listen)) {
+    out.push([['tls'], `required when listen (${c.listen}) is beyond loopback: tokens must not cross the network in clear text`]);
+  }
+  if (c.defaultTtl !== undefined && c.defaultTtl > c.maxTtl) out.push([['defaultTtl'], 'must not exceed maxTtl']);
+  return out;
+}
+
+function isHttpUrl(u: string): boolean {
+  try {
+    return ['http:', 'https:'].includes(new URL(u).protocol);
+  } catch {
+    return false;
+  }
+}
+
+/** Every problem at once, or the config. An empty file (null) means all defaults. */
+export function checkConfig(raw: unknown, file = 'jit-sshd.yaml'): Checked<DaemonConfig> {
+  return checkWith(configSchema, raw ?? {}, file, crossCheck);
+}
+
+/** Throws JitError('invalid_config') listing every problem (details: string[]). */
+export function validateConfig(raw: unknown, file = 'jit-sshd.yaml'): DaemonConfig {
+  return valueOrThrow(checkConfig(raw, file), file);
+}
+
+export function parseConfigYaml(text: string, file = 'jit-sshd.yaml'): DaemonConfig {
+  return validateConfig(parseYamlText(text, file), file);
+}
+
+/** The embedded defaults, as validateConfig({}) returns them. */
+export const DEFAULT_CONFIG: DaemonConfig = validateConfig({});
