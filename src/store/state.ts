@@ -1,0 +1,376 @@
+/**
+ * Live state in one lowdb JSON file: pending and unexpired requests, revocations the KRL must
+ * still list, bearer-token hashes. It is a cache of what is live now; the audit log is the
+ * record. prune() keeps it small, which matters because lowdb rewrites the whole file on every
+ * write.
+ *
+ * - One instance per process (the data-dir lock enforces one process): two writers on one
+ *   lowdb file lose updates.
+ * - Changes apply to memory at once (JS runs one callback at a time, so each method is atomic)
+ *   and are then written together: every change made while a write is in flight, or in the same
+ *   turn of the event loop, shares the next write (group commit). A method resolves once a write
+ *   containing its change is durable.
+ * - lowdb's JSONFile renames without fsync, so a crash can leave an empty file; we plug our own
+ *   adapter into Low that fsyncs the temp file and the directory.
+ * - If a write fails the change stays in memory (and goes out with the next successful write),
+ *   but the caller is told 'unavailable', since it is not yet durable.
+ * - In memory, records live in Maps keyed by id: ids come from URLs, and a plain object keyed
+ *   by '__proto__' or 'constructor' would misbehave.
+ */
+import { readFile } from 'node:fs/promises';
+import { Low, type Adapter } from 'lowdb';
+import { JitError } from '../errors.js';
+import { errorCode, writeFileDurable } from './durable-file.js';
+import type {
+  CertRevocation,
+  KeyRevocation,
+  PruneResult,
+  RequestFilter,
+  RequestRecord,
+  RequestStatus,
+  RevocationSnapshot,
+  StateStore,
+  TokenRecord,
+} from './types.js';
+
+const SCHEMA_VERSION = 1;
+
+interface StateFile {
+  version: number;
+  krlVersion: number;
+  requests: RequestRecord[];
+  revocations: CertRevocation[];
+  revokedKeys: KeyRevocation[];
+  tokens: Array<TokenRecord & { hash: string }>;
+}
+
+const emptyState = (): StateFile => ({ version: SCHEMA_VERSION, krlVersion: 0, requests: [], revocations: [], revokedKeys: [], tokens: [] });
+
+/** lowdb adapter: compact JSON, replaced atomically and durably. */
+class DurableJsonFile implements Adapter<StateFile> {
+  constructor(private readonly file: string) {}
+
+  async read(): Promise<StateFile | null> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (e) {
+      if (errorCode(e) === 'ENOENT') return null;
+      throw new JitError('unavailable', `state file not readable: ${errorCode(e)}`, { cause: e });
+    }
+    try {
+      return JSON.parse(text) as StateFile;
+    } catch (e) {
+      throw new JitError('internal', `state file ${this.file} is not valid JSON; restore it from a backup or move it aside`, { cause: e });
+    }
+  }
+
+  async write(data: StateFile): Promise<void> {
+    await writeFileDurable(this.file, JSON.stringify(data));
+  }
+}
+
+export interface StateOptions {
+  clock?: () => Date;
+  /** How long finished requests stay visible after they stop mattering. Default 3600 s. */
+  requestGraceSec?: number;
+  /**
+   * How long a revoked certificate stays in the KRL after its validBefore. Default 300 s: a host
+   * whose clock runs behind the CA's still accepts a cert the CA thinks expired.
+   */
+  krlGraceSec?: number;
+}
+
+export interface OpenedState extends StateStore {
+  /** Completed file writes, for metrics and for tests of write coalescing. */
+  readonly stats: { writes: number };
+}
+
+const STATUSES: ReadonlySet<RequestStatus> = new Set(['pending', 'issued', 'denied', 'expired', 'revoked']);
+const TOKEN_HASH = /^[0-9a-f]{64}$/;
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+class LowdbState implements OpenedState {
+  readonly stats = { writes: 0 };
+  private readonly requests = new Map<string, RequestRecord>();
+  /** Keyed by `${caFingerprint} ${serial}`: serials are unique per CA key. */
+  private readonly revocations = new Map<string, CertRevocation>();
+  private readonly revokedKeys = new Map<string, KeyRevocation>();
+  private readonly tokens = new Map<string, TokenRecord>();
+  private krl = 0;
+  /** The write that will carry changes made now; it has not started yet. */
+  private nextWrite: Deferred | undefined;
+  private inFlight: Promise<void> | undefined;
+  private closed = false;
+  private readonly requestGraceSec: number;
+  private readonly krlGraceSec: number;
+
+  constructor(
+    private readonly db: Low<StateFile>,
+    private readonly clock: () => Date,
+    opts: StateOptions,
+  ) {
+    this.requestGraceSec = opts.requestGraceSec ?? 3600;
+    this.krlGraceSec = opts.krlGraceSec ?? 300;
+    const data = db.data;
+    if (data.version !== SCHEMA_VERSION) {
+      throw new JitError('internal', `state file has schema version ${String(data.version)}; this jit-sshd reads ${SCHEMA_VERSION}`);
+    }
+    for (const r of data.requests ?? []) this.requests.set(r.id, r);
+    for (const r of data.revocations ?? []) this.revocations.set(revocationKey(r), r);
+    for (const k of data.revokedKeys ?? []) this.revokedKeys.set(k.fingerprint, k);
+    for (const { hash, ...t } of data.tokens ?? []) this.tokens.set(hash, t);
+    this.krl = data.krlVersion ?? 0;
+  }
+
+  // ---- requests
+
+  async putRequest(r: RequestRecord): Promise<void> {
+    this.assertOpen();
+    if (typeof r.id !== 'string' || r.id === '') throw new JitError('internal', 'request needs an id');
+    if (!STATUSES.has(r.status)) throw new JitError('internal', `unknown request status ${String(r.status)}`);
+    this.requests.set(r.id, structuredClone(r));
+    return this.persist();
+  }
+
+  async getRequest(id: string): Promise<RequestRecord | undefined> {
+    const r = this.requests.get(id);
+    return r && structuredClone(r);
+  }
+
+  async listRequests(filter: RequestFilter = {}): Promise<RequestRecord[]> {
+    const statuses = filter.status === undefined ? undefined : new Set<RequestStatus>(typeof filter.status === 'string' ? [filter.status] : filter.status);
+    const out: RequestRecord[] = [];
+    for (const r of this.requests.values()) {
+      if (filter.user !== undefined && r.user !== filter.user) continue;
+      if (filter.target !== undefined && r.target !== filter.target) continue;
+      if (statuses && !statuses.has(r.status)) continue;
+      if (filter.serial !== undefined && r.cert?.serial !== filter.serial) continue;
+      if (filter.keyFingerprint !== undefined && r.keyFingerprint !== filter.keyFingerprint) continue;
+      out.push(structuredClone(r));
+    }
+    return out.sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  async updateRequest(id: string, mutate: (r: RequestRecord) => void): Promise<RequestRecord> {
+    this.assertOpen();
+    const current = this.requests.get(id);
+    if (!current) throw new JitError('not_found', `no request ${id}`);
+    const next = structuredClone(current);
+    mutate(next); // a throw here leaves the stored record untouched
+    if (next.id !== id) throw new JitError('internal', 'updateRequest may not change the id');
+    if (!STATUSES.has(next.status)) throw new JitError('internal', `unknown request status ${String(next.status)}`);
+    this.requests.set(id, next);
+    await this.persist();
+    return structuredClone(next);
+  }
+
+  async countActiveGrants(user: string, nowSec: number): Promise<number> {
+    let n = 0;
+    for (const r of this.requests.values()) {
+      if (r.user === user && r.status === 'issued' && r.cert && r.cert.validBefore > nowSec) n++;
+    }
+    return n;
+  }
+
+  // ---- revocations
+
+  async addRevocation(rev: CertRevocation): Promise<boolean> {
+    this.assertOpen();
+    if (!/^\d+$/.test(rev.serial)) throw new JitError('internal', `revocation serial must be a decimal string, got ${rev.serial}`);
+    const key = revocationKey(rev);
+    if (this.revocations.has(key)) return false;
+    this.revocations.set(key, structuredClone(rev));
+    this.bumpKrl();
+    await this.persist();
+    return true;
+  }
+
+  async addKeyRevocation(rev: KeyRevocation): Promise<boolean> {
+    this.assertOpen();
+    const old = this.revokedKeys.get(rev.fingerprint);
+    if (old && old.until >= rev.until) return false;
+    this.revokedKeys.set(rev.fingerprint, structuredClone(rev));
+    this.bumpKrl();
+    await this.persist();
+    return true;
+  }
+
+  async listRevocations(nowSec: number): Promise<RevocationSnapshot> {
+    const cutoff = nowSec - this.krlGraceSec;
+    return {
+      krlVersion: this.krl,
+      certificates: [...this.revocations.values()].filter((r) => r.validBefore > cutoff).map((r) => structuredClone(r)),
+      keys: [...this.revokedKeys.values()].filter((k) => k.until > cutoff).map((k) => structuredClone(k)),
+    };
+  }
+
+  async krlVersion(): Promise<number> {
+    return this.krl;
+  }
+
+  /**
+   * Never below the clock's seconds: if the state file is lost, versions still grow, so hosts
+   * polling the KRL never see an older-looking one.
+   */
+  private bumpKrl(): void {
+    this.krl = Math.max(this.krl + 1, Math.floor(this.clock().getTime() / 1000));
+  }
+
+  // ---- tokens
+
+  async putToken(hash: string, rec: TokenRecord): Promise<void> {
+    this.assertOpen();
+    // Refuses anything that is not a sha256 hex digest, so a raw token can never land on disk.
+    if (!TOKEN_HASH.test(hash)) throw new JitError('internal', 'putToken takes the sha256 hex of a token, never the token');
+    this.tokens.set(hash, structuredClone(rec));
+    return this.persist();
+  }
+
+  async getToken(hash: string, nowMs: number): Promise<TokenRecord | undefined> {
+    const t = this.tokens.get(hash);
+    return t && t.expiresAt > nowMs ? structuredClone(t) : undefined;
+  }
+
+  async deleteToken(hash: string): Promise<void> {
+    this.assertOpen();
+    if (this.tokens.delete(hash)) await this.persist();
+  }
+
+  // ---- housekeeping
+
+  /**
+   * - pending past expiresAt → 'expired' (returned, for the caller to audit);
+   * - issued/revoked requests: dropped requestGraceSec after cert.validBefore;
+   *   denied/expired (and revoked-while-pending) ones: requestGraceSec after expiresAt;
+   * - revocations: dropped krlGraceSec after the certificate (or key entry) expires, which
+   *   bumps krlVersion since the KRL changes;
+   * - tokens: dropped once expired.
+   */
+  async prune(nowSec: number): Promise<PruneResult> {
+    this.assertOpen();
+    const nowMs = nowSec * 1000;
+    const result: PruneResult = { expired: [], removedRequests: 0, removedRevocations: 0, removedTokens: 0 };
+    for (const [id, r] of this.requests) {
+      if (r.status === 'pending' && r.expiresAt <= nowMs) {
+        r.status = 'expired';
+        result.expired.push(structuredClone(r));
+      }
+      const endSec = r.cert && r.status !== 'denied' && r.status !== 'expired' ? r.cert.validBefore : r.expiresAt / 1000;
+      if (r.status !== 'pending' && endSec + this.requestGraceSec <= nowSec) {
+        this.requests.delete(id);
+        result.removedRequests++;
+      }
+    }
+    const krlCutoff = nowSec - this.krlGraceSec;
+    for (const [key, r] of this.revocations) {
+      if (r.validBefore <= krlCutoff) {
+        this.revocations.delete(key);
+        result.removedRevocations++;
+      }
+    }
+    for (const [fp, k] of this.revokedKeys) {
+      if (k.until <= krlCutoff) {
+        this.revokedKeys.delete(fp);
+        result.removedRevocations++;
+      }
+    }
+    if (result.removedRevocations > 0) this.bumpKrl();
+    for (const [hash, t] of this.tokens) {
+      if (t.expiresAt <= nowMs) {
+        this.tokens.delete(hash);
+        result.removedTokens++;
+      }
+    }
+    if (result.expired.length + result.removedRequests + result.removedRevocations + result.removedTokens > 0) await this.persist();
+    return result;
+  }
+
+  async flush(): Promise<void> {
+    while (this.nextWrite || this.inFlight) {
+      if (this.nextWrite) await this.nextWrite.promise;
+      else await this.inFlight;
+    }
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.flush();
+    } finally {
+      this.closed = true;
+    }
+  }
+
+  // ---- writing
+
+  private assertOpen(): void {
+    if (this.closed) throw new JitError('unavailable', 'state store is closed');
+  }
+
+  /** Resolves after a write that started after this call is durable. */
+  private persist(): Promise<void> {
+    if (!this.nextWrite) {
+      this.nextWrite = deferred();
+      // setImmediate: every change of this turn of the event loop joins the write.
+      if (!this.inFlight) setImmediate(() => this.startWrite());
+    }
+    return this.nextWrite.promise;
+  }
+
+  private startWrite(): void {
+    const batch = this.nextWrite;
+    if (!batch) return;
+    this.nextWrite = undefined;
+    this.inFlight = this.writeOnce(batch).finally(() => {
+      this.inFlight = undefined;
+      if (this.nextWrite) this.startWrite();
+    });
+  }
+
+  /** Never rejects: the outcome goes to the batch's waiters. */
+  private async writeOnce(batch: Deferred): Promise<void> {
+    try {
+      this.db.data = this.snapshot();
+      await this.db.write();
+      this.stats.writes++;
+      batch.resolve();
+    } catch (e) {
+      batch.reject(new JitError('unavailable', `state not writable: ${errorCode(e)}`, { cause: e }));
+    }
+  }
+
+  private snapshot(): StateFile {
+    return {
+      version: SCHEMA_VERSION,
+      krlVersion: this.krl,
+      requests: [...this.requests.values()],
+      revocations: [...this.revocations.values()],
+      revokedKeys: [...this.revokedKeys.values()],
+      tokens: [...this.tokens].map(([hash, t]) => ({ hash, ...t })),
+    };
+  }
+}
+
+const revocationKey = (r: Pick<CertRevocation, 'caFingerprint' | 'serial'>) => `${r.caFingerprint} ${r.serial}`;
+
+/** Opens (or starts empty) the state file. One per process. */
+export async function openState(file: string, opts: StateOptions = {}): Promise<OpenedState> {
+  const db = new Low<StateFile>(new DurableJsonFile(file), emptyState());
+  await db.read();
+  return new LowdbState(db, opts.clock ?? (() => new Date()), opts);
+}
