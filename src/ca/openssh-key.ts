@@ -226,7 +226,7 @@ export function decodeOpenSshPrivateKey(text: string, passphrase?: string): KeyO
     const key = toKeyObject(readPrivateParts(pr));
     pr.utf8('comment');
     const pad = pr.rest();
-    if (pad.some((v, i) => v !== i + 1) || section.length % BLOCK !== 0) bad('private key padding is malformed');
+    if (pad.length >= BLOCK || pad.some((v, i) => v !== i + 1) || section.length % BLOCK !== 0) bad('private key padding is malformed');
     // A file whose public and private halves disagree would sign with a key nobody trusts.
     if (!publicKeyBlobOf(key).equals(publicBlob)) bad('private key does not match its public key');
     return key;

@@ -210,6 +210,16 @@ describe('encodeCertificate / parseCertificate', () => {
     expect(verifyCertificateSignature({ ...parsed, signatureKey: Buffer.from('junk') })).toBe(false);
   });
 
+  it('ok/throughput: 2000 ed25519 certificates well under 2 s (expected ~10-18k/s; this only catches gross regressions)', () => {
+    const p = baseParams({ criticalOptions: { 'force-command': 'sudo systemctl restart app', 'source-address': '10.0.0.1/32' } });
+    const n = 2000;
+    const start = performance.now();
+    for (let i = 1; i <= n; i++) encodeCertificate({ ...p, serial: BigInt(i) }, cas.ed25519);
+    const ms = performance.now() - start;
+    console.log(`encodeCertificate (ed25519 CA): ${Math.round(n / (ms / 1000))} certificates/s`);
+    expect(ms).toBeLessThan(2000);
+  });
+
   it('ok/fast-check: random valid params encode, parse back identically and verify (200 runs)', () => {
     const principal = fc.stringMatching(/^[a-z0-9@._-]{1,24}$/);
     const noControl = (s: string) => !/[\x00-\x1f\x7f]/.test(s);
