@@ -270,6 +270,7 @@ class LowdbState implements OpenedState {
       if (r.status === 'pending' && r.expiresAt <= nowMs) {
         r.status = 'expired';
         result.expired.push(structuredClone(r));
+        continue; // kept until a later prune, after the caller has audited the expiry
       }
       const endSec = r.cert && r.status !== 'denied' && r.status !== 'expired' ? r.cert.validBefore : r.expiresAt / 1000;
       if (r.status !== 'pending' && endSec + this.requestGraceSec <= nowSec) {
@@ -297,7 +298,19 @@ class LowdbState implements OpenedState {
         result.removedTokens++;
       }
     }
-    if (result.expired.length + result.removedRequests + result.removedRevocations + result.removedTokens > 0) await this.persist();
+    if (result.expired.length + result.removedRequests + result.removedRevocations + result.removedTokens > 0) {
+      try {
+        await this.persist();
+      } catch (e) {
+        // The caller audits `expired` only on success; put them back so the next prune
+        // reports them again instead of expiring them silently.
+        for (const r of result.expired) {
+          const cur = this.requests.get(r.id);
+          if (cur?.status === 'expired') cur.status = 'pending';
+        }
+        throw e;
+      }
+    }
     return result;
   }
 

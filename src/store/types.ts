@@ -70,6 +70,8 @@ export interface CertDraftSnapshot {
   account: string;
   principals: string[];
   ttlSeconds: number;
+  /** validAfter = window start − backdate (clock skew); absent in records from before it existed. */
+  backdateSeconds?: number;
   criticalOptions: Record<string, string>;
   extensions: Record<string, string>;
 }

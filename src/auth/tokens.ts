@@ -1,0 +1,72 @@
+/**
+ * Bearer tokens. Session tokens are random 256-bit strings handed out after an SSH-key login;
+ * only their SHA-256 is kept (in memory: they live minutes, and after a restart the CLI simply
+ * signs a new challenge). Static automation tokens are configured as SHA-256 hashes and
+ * compared in constant time.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+export const TOKEN_PREFIX = 'jit_';
+const TOKEN_SHAPE = /^jit_[A-Za-z0-9_-]{43}$/;
+const MAX_BEARER_LENGTH = 512;
+
+export interface TokenRecord {
+  user: string;
+  expiresAt: number; // ms epoch
+}
+
+export interface StaticToken {
+  name: string;
+  user: string;
+  sha256: string; // hex
+  expires?: number; // ms epoch
+}
+
+export function hashToken(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+export class SessionTokens {
+  private readonly byHash = new Map<string, TokenRecord>();
+
+  constructor(private readonly deps: { now: () => number; random: (n: number) => Buffer; ttlMs: number }) {}
+
+  issue(user: string): { token: string; expiresAt: number } {
+    this.prune();
+    const token = TOKEN_PREFIX + this.deps.random(32).toString('base64url');
+    const expiresAt = this.deps.now() + this.deps.ttlMs;
+    this.byHash.set(hashToken(token).toString('hex'), { user, expiresAt });
+    return { token, expiresAt };
+  }
+
+  /** The record for a live session token; a map lookup by hash leaks nothing about the token. */
+  resolve(token: string): TokenRecord | undefined {
+    if (!TOKEN_SHAPE.test(token)) return undefined;
+    const rec = this.byHash.get(hashToken(token).toString('hex'));
+    if (!rec || rec.expiresAt <= this.deps.now()) return undefined;
+    return rec;
+  }
+
+  revokeUser(user: string): void {
+    for (const [h, r] of this.byHash) if (r.user === user) this.byHash.delete(h);
+  }
+
+  private prune(): void {
+    const now = this.deps.now();
+    for (const [h, r] of this.byHash) if (r.expiresAt <= now) this.byHash.delete(h);
+  }
+}
+
+/** Finds the configured static token matching `token`, comparing every candidate in constant time. */
+export function matchStaticToken(token: string, tokens: readonly StaticToken[], now: number): StaticToken | undefined {
+  if (token.length === 0 || token.length > MAX_BEARER_LENGTH) return undefined;
+  const h = hashToken(token);
+  let found: StaticToken | undefined;
+  for (const t of tokens) {
+    const want = Buffer.from(t.sha256, 'hex');
+    // Check every entry (no early exit) so timing does not depend on which one matched.
+    if (want.length === h.length && timingSafeEqual(want, h) && !found) found = t;
+  }
+  if (found && found.expires !== undefined && found.expires <= now) return undefined;
+  return found;
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+/**
+ * jit-sshd: the daemon and its admin commands. This file only declares commands; each handler
+ * lives in commands/ and is imported lazily so `--help` and small commands start fast.
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { runCli } from './run.js';
+
+const DEFAULT_CONFIG = process.env.JITSSHD_CONFIG ?? 'config/jit-sshd.yaml';
+
+await runCli(async () => {
+  await yargs(hideBin(process.argv))
+    .scriptName('jit-sshd')
+    .usage('$0 [command]: the jit-ssh certificate authority daemon and its admin commands')
+    .option('config', { type: 'string', default: DEFAULT_CONFIG, describe: 'daemon config file (JITSSHD_CONFIG)' })
+    .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
+    .command(
+      ['serve', '$0'],
+      'run the daemon',
+      (y) =>
+        y
+          .option('listen', { type: 'string', describe: 'host:port (overrides the config)' })
+          .option('data-dir', { type: 'string', describe: 'data directory (overrides the config)' })
+          .option('policy', { type: 'string', describe: 'policy file (overrides the config)' }),
+      async (a) => (await import('./commands/serve.js')).serve(a),
+    )
+    .command('init', 'create the data dir and the first CA key', (y) => y.option('data-dir', { type: 'string' }), async (a) =>
+      (await import('./commands/ca.js')).init(a),
+    )
+    .command('ca', 'CA keys: show, rotate, retire', (y) =>
+      y
+        .command('show', 'TrustedUserCAKeys lines (active and still trusted keys)', (y2) => y2.option('data-dir', { type: 'string' }), async (a) =>
+          (await import('./commands/ca.js')).show(a),
+        )
+        .command('rotate', 'make a new signing key; the old one stays trusted', (y2) => y2.option('data-dir', { type: 'string' }), async (a) =>
+          (await import('./commands/ca.js')).rotate(a),
+        )
+        .command(
+          'retire <fingerprint>',
+          'stop trusting an old key (refused while its certificates are valid)',
+          (y2) =>
+            y2
+              .positional('fingerprint', { type: 'string', demandOption: true })
+              .option('force', { type: 'boolean', default: false })
+              .option('data-dir', { type: 'string' }),
+          async (a) => (await import('./commands/ca.js')).retire(a),
+        )
+        .demandCommand(1, 'name a ca command: show, rotate, retire'),
+    )
+    .command('policy', 'validate the policy or dry-run a decision', (y) =>
+      y
+        .command('validate', 'check config and policy; every problem is listed', (y2) => y2.option('policy', { type: 'string' }), async (a) =>
+          (await import('./commands/policy.js')).validate(a),
+        )
+        .command(
+          'check',
+          'dry run: the decision, the deciding rule, and why every other rule did not match',
+          (y2) =>
+            y2
+              .option('user', { type: 'string', demandOption: true })
+              .option('target', { type: 'string', demandOption: true })
+              .option('task', { type: 'string', demandOption: true })
+              .option('account', { type: 'string' })
+              .option('ttl', { type: 'string' })
+              .option('ticket', { type: 'string' })
+              .option('source', { type: 'string', describe: 'requester address (for source-bound rules)' })
+              .option('at', { type: 'string', describe: 'ISO time to decide at (default now)' })
+              .option('policy', { type: 'string' }),
+          async (a) => (await import('./commands/policy.js')).check(a),
+        )
+        .demandCommand(1, 'name a policy command: validate, check'),
+    )
+    .command(
+      'host-config',
+      'the sshd_config lines and principals files a host of a target needs',
+      (y) =>
+        y
+          .option('target', { type: 'string', demandOption: true })
+          .option('format', { choices: ['text', 'json'] as const, default: 'text' as const })
+          .option('policy', { type: 'string' }),
+      async (a) => (await import('./commands/host-config.js')).hostConfigCommand(a),
+    )
+    .command(
+      'krl',
+      'write the current OpenSSH KRL (stdout or --out FILE)',
+      (y) => y.option('out', { type: 'string' }).option('data-dir', { type: 'string' }),
+      async (a) => (await import('./commands/krl.js')).krl(a),
+    )
+    .command('audit', 'audit log tools', (y) =>
+      y
+        .command('verify', 'check the hash chain and report the first break', (y2) => y2.option('data-dir', { type: 'string' }), async (a) =>
+          (await import('./commands/audit.js')).verify(a),
+        )
+        .demandCommand(1, 'name an audit command: verify'),
+    )
+    .strict()
+    .help()
+    .version(false)
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg);
+    })
+    .parseAsync();
+});
+
+class UsageError extends Error {
+  readonly usage = true;
+}

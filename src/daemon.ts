@@ -1,0 +1,174 @@
+/**
+ * Composition root: load config and policy, open the stores and CA keys, build the app, listen.
+ * Everything else receives its dependencies from here.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { JitError } from './errors.js';
+import { loadDaemonConfig, loadPolicyFile } from './config-files.js';
+import type { DaemonConfig } from './policy/config-schema.js';
+import type { Policy } from './policy/schema.js';
+import { openStore } from './store/index.js';
+import { initKeyring, openKeyring } from './store/ca-keys.js';
+import { ChallengeStore } from './auth/challenges.js';
+import { SessionTokens } from './auth/tokens.js';
+import { createApp, type AppDeps } from './server/app.js';
+import { createMetrics } from './server/metrics.js';
+import { createNotifier } from './service/notify.js';
+import type { Clock } from './service/deps.js';
+
+export interface DaemonOptions {
+  configPath: string;
+  /** Overrides for tests and the CLI. */
+  listen?: string;
+  dataDir?: string;
+  policyPath?: string;
+  log?: Logger;
+  clock?: Clock;
+  /** Print the CA line on first start (the CLI does; tests don't need it). */
+  onFirstKey?: (publicLine: string) => void;
+}
+
+export interface RunningDaemon {
+  url: string;
+  port: number;
+  deps: AppDeps;
+  close(): Promise<void>;
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\]]+)):(\d{1,5})$/.exec(listen);
+  if (!m) throw new JitError('invalid_config', `listen: expected host:port, got ${listen}`);
+  return { host: m[1] ?? m[2], port: Number(m[3]) };
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+export function loadSettings(opts: Pick<DaemonOptions, 'configPath' | 'listen' | 'dataDir' | 'policyPath'>): {
+  config: DaemonConfig;
+  policyPath: string;
+  policy: Policy;
+} {
+  const loaded = loadDaemonConfig(opts.configPath);
+  const config: DaemonConfig = {
+    ...loaded,
+    ...(opts.listen ? { listen: opts.listen } : {}),
+    ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
+  };
+  const { host } = parseListen(config.listen);
+  if (!isLoopback(host) && !config.tls) {
+    throw new JitError('invalid_config', `listen: ${config.listen} is not loopback; configure tls.cert and tls.key first`);
+  }
+  const policyPath = resolve(opts.policyPath ?? config.policy);
+  return { config, policyPath, policy: loadPolicyFile(policyPath) };
+}
+
+export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
+  const { config, policyPath, policy: firstPolicy } = loadSettings(opts);
+  const log = opts.log ?? pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.token', '*.signature'] });
+  const clock: Clock = opts.clock ?? { now: () => Date.now() };
+
+  const { entry, created } = initKeyring(config.dataDir, config.caKeyType);
+  if (created) opts.onFirstKey?.(entry.publicKey);
+  const store = await openStore(config.dataDir, { clock: () => new Date(clock.now()) });
+  let ca;
+  try {
+    ca = openKeyring(config.dataDir);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+
+  let policy = firstPolicy;
+  const metrics = createMetrics({ defaults: true });
+  const deps: AppDeps = {
+    config,
+    policy: () => policy,
+    state: store.state,
+    audit: store.audit,
+    serials: store.serials,
+    ca,
+    clock,
+    random: (n) => randomBytes(n),
+    log,
+    metrics,
+    notify: createNotifier(
+      { url: config.webhook?.url, timeoutMs: (config.webhook?.timeout ?? 5) * 1000, retries: config.webhook?.retries ?? 3 },
+      store.audit,
+      log,
+    ),
+    challenges: new ChallengeStore({ now: () => clock.now(), random: (n) => randomBytes(n), ttlMs: config.challengeTtl * 1000 }),
+    tokens: new SessionTokens({ now: () => clock.now(), random: (n) => randomBytes(n), ttlMs: config.tokenTtl * 1000 }),
+  };
+
+  const reloadPolicy = (): void => {
+    try {
+      policy = loadPolicyFile(policyPath);
+      log.info({ policy: policyPath }, 'policy reloaded');
+    } catch (e) {
+      log.error({ error: (e as Error).message }, 'policy reload refused; keeping the previous policy');
+    }
+  };
+  process.on('SIGHUP', reloadPolicy);
+
+  const prune = async (): Promise<void> => {
+    try {
+      const r = await store.state.prune(Math.floor(clock.now() / 1000));
+      for (const rec of r.expired) {
+        await store.audit.append({ type: 'expire', id: rec.id, user: rec.user, target: rec.target, task: rec.task });
+      }
+    } catch (e) {
+      log.error({ error: (e as Error).message }, 'prune failed');
+    }
+  };
+  await prune();
+  const pruneTimer = setInterval(prune, 60_000);
+  pruneTimer.unref();
+
+  const app = createApp(deps);
+  const server: Server = config.tls
+    ? createHttpsServer({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) }, app)
+    : createHttpServer(app);
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  const { host, port } = parseListen(config.listen);
+  try {
+    await new Promise<void>((res, rej) => {
+      server.once('error', rej);
+      server.listen(port, host, () => res());
+    });
+  } catch (e) {
+    clearInterval(pruneTimer);
+    await store.close();
+    throw new JitError('unavailable', `cannot listen on ${config.listen}: ${(e as Error).message}`);
+  }
+  const addr = server.address();
+  const actualPort = typeof addr === 'object' && addr ? addr.port : port;
+  const url = `${config.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+  log.info({ url, ca: ca.active().fingerprint, dataDir: config.dataDir }, 'jit-sshd listening');
+
+  let closed = false;
+  return {
+    url,
+    port: actualPort,
+    deps,
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(pruneTimer);
+      process.off('SIGHUP', reloadPolicy);
+      await new Promise<void>((res) => {
+        server.close(() => res());
+        server.closeAllConnections();
+      });
+      await deps.notify.idle();
+      await store.close();
+    },
+  };
+}

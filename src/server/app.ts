@@ -1,0 +1,86 @@
+/**
+ * createApp(deps): the HTTP API of SPEC §3 as an express 5 app, without listen(). Handlers are
+ * thin: parse → validate → authenticate → service → JSON. Every error leaves through one
+ * middleware that maps JitError codes to statuses and hides everything else.
+ */
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { JitError, isJitError } from '../errors.js';
+import type { Identity } from '../policy/decide.js';
+import { identityFromBearer } from '../auth/authenticate.js';
+import type { ChallengeStore } from '../auth/challenges.js';
+import type { SessionTokens } from '../auth/tokens.js';
+import type { ServiceDeps } from '../service/deps.js';
+import { buildBlockList, clientAddress } from './client-address.js';
+import { RateLimiter } from './rate-limit.js';
+import { authRoutes } from './routes/auth.js';
+import { requestRoutes } from './routes/requests.js';
+import { publicRoutes } from './routes/public.js';
+
+export interface AppDeps extends ServiceDeps {
+  challenges: ChallengeStore;
+  tokens: SessionTokens;
+}
+
+export interface Ctx {
+  deps: AppDeps;
+  /** Authenticates the request's bearer token against the current policy. */
+  identify(req: Request): Identity;
+  sourceAddress(req: Request): string | undefined;
+  authLimiter: RateLimiter;
+}
+
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  const trusted = buildBlockList(deps.config.trustedProxies);
+  const ctx: Ctx = {
+    deps,
+    identify: (req) => identityFromBearer(req.get('authorization'), deps.policy(), deps.tokens, deps.clock.now()),
+    sourceAddress: (req) => clientAddress(req.socket.remoteAddress, req.get('x-forwarded-for'), trusted),
+    authLimiter: new RateLimiter(deps.config.rateLimit.auth.perMinute, () => deps.clock.now()),
+  };
+
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      deps.log.debug({ method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'http');
+    });
+    next();
+  });
+  app.use(express.json({ limit: '64kb', strict: true, type: ['application/json', 'application/*+json'] }));
+
+  app.use('/v1/auth', authRoutes(ctx));
+  app.use('/v1', requestRoutes(ctx));
+  app.use(publicRoutes(ctx));
+
+  app.use((req: Request) => {
+    throw new JitError('not_found', `no route ${req.method} ${req.path.slice(0, 100)}`);
+  });
+  app.use(errorHandler(deps));
+  return app;
+}
+
+/** Maps any error to SPEC's JSON shape; internals go to the log only. */
+export function errorHandler(deps: Pick<ServiceDeps, 'log'>) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    let e: JitError;
+    const bodyErr = err as { type?: string; status?: number };
+    if (isJitError(err)) e = err;
+    else if (bodyErr?.type === 'entity.too.large') e = new JitError('body_too_large', 'request body is larger than 64 KiB');
+    else if (bodyErr?.type === 'entity.parse.failed') e = new JitError('bad_request', 'request body is not valid JSON');
+    else if (bodyErr?.type === 'charset.unsupported' || bodyErr?.type === 'encoding.unsupported') {
+      e = new JitError('unsupported_media_type', 'unsupported body encoding');
+    } else if (typeof bodyErr?.status === 'number' && bodyErr.status >= 400 && bodyErr.status < 500) {
+      e = new JitError('bad_request', 'malformed request');
+    } else {
+      deps.log.error({ err, method: req.method, path: req.path }, 'internal error');
+      e = new JitError('internal', 'internal error, see the CA log');
+    }
+    if (e.status >= 500 && e.code !== 'internal') deps.log.error({ code: e.code, msg: e.message, path: req.path }, 'request failed');
+    if (res.headersSent) return;
+    const body: { error: { code: string; message: string; details?: unknown } } = { error: { code: e.code, message: e.message } };
+    if (e.details !== undefined) body.error.details = e.details;
+    res.status(e.status).json(body);
+  };
+}

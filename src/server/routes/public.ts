@@ -1,0 +1,64 @@
+/** CA keys, KRL, host config, targets, audit feed, health and metrics. */
+import { Router } from 'express';
+import { JitError } from '../../errors.js';
+import { currentKrl } from '../../service/krl.js';
+import { hostConfig } from '../../service/host-config.js';
+import { listAllowed } from '../../policy/explain.js';
+import type { Ctx } from '../app.js';
+
+export function publicRoutes(ctx: Ctx): Router {
+  const r = Router();
+  const { deps } = ctx;
+
+  r.get('/v1/ca', (_req, res) => {
+    deps.ca.refresh();
+    res.type('text/plain').send(deps.ca.publicLines().join('\n') + '\n');
+  });
+
+  r.get('/v1/krl', async (req, res) => {
+    const krl = await currentKrl(deps);
+    res.set('ETag', krl.etag);
+    res.set('X-KRL-Version', String(krl.version));
+    res.set('Cache-Control', 'no-cache');
+    if (req.get('if-none-match') === krl.etag) {
+      res.status(304).end();
+      return;
+    }
+    res.type('application/octet-stream').send(krl.bytes);
+  });
+
+  r.get('/v1/host-config', (req, res) => {
+    const target = req.query.target;
+    if (typeof target !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(target)) {
+      throw new JitError('invalid_field', 'target: a target name is required (?target=NAME)');
+    }
+    res.json(hostConfig(deps.policy(), target, {}));
+  });
+
+  r.get('/v1/targets', (req, res) => {
+    const identity = ctx.identify(req);
+    res.json(listAllowed(identity, deps.policy(), new Date(deps.clock.now())));
+  });
+
+  r.get('/v1/audit', async (req, res) => {
+    const identity = ctx.identify(req);
+    if (!deps.config.auditorGroups.some((g) => identity.groups.includes(g))) {
+      throw new JitError('forbidden', `the audit feed needs one of the groups ${deps.config.auditorGroups.join(', ')}`);
+    }
+    const after = req.query.after === undefined ? 0 : Number(req.query.after);
+    const limit = req.query.limit === undefined ? 1000 : Number(req.query.limit);
+    if (!Number.isSafeInteger(after) || after < 0) throw new JitError('invalid_field', 'after: must be a non-negative integer');
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) throw new JitError('invalid_field', 'limit: must be 1..10000');
+    res.json({ records: await deps.audit.tail(after, limit) });
+  });
+
+  r.get('/healthz', (_req, res) => {
+    res.json({ ok: true, ca: deps.ca.active().fingerprint });
+  });
+
+  r.get('/metrics', async (_req, res) => {
+    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+
+  return r;
+}

@@ -1,0 +1,65 @@
+/** Request bodies, validated at the edge: strict (unknown fields refused), bounded, typed. */
+import { z } from 'zod';
+import { JitError } from '../errors.js';
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const NO_CONTROL = /^[^\u0000-\u001f\u007f]*$/;
+
+const name = (what: string) => z.string().regex(NAME, `${what} must be 1-63 letters, digits, '.', '_' or '-'`);
+const text = (max: number) => z.string().max(max).regex(NO_CONTROL, 'must not contain control characters');
+
+export const challengeBody = z.strictObject({ user: name('user') });
+
+export const tokenBody = z.strictObject({
+  user: name('user'),
+  challenge: z.string().min(1).max(256),
+  signature: z.string().min(1).max(16_384),
+});
+
+export const requestBody = z.strictObject({
+  target: name('target'),
+  task: name('task'),
+  account: name('account').optional(),
+  reason: text(500).optional(),
+  ticket: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'ticket must be 1-64 letters, digits, ., _ or -').optional(),
+  ttl: z.union([z.string().max(16), z.number()]).optional(),
+  publicKey: z.string().min(1).max(16_384),
+});
+
+export const approveBody = z.strictObject({ comment: text(500).optional() });
+export const denyBody = z.strictObject({ reason: text(500).min(1, 'a reason is required') });
+export const revokeBody = z.strictObject({ reason: text(500).optional() });
+
+export const revocationBody = z
+  .strictObject({
+    user: name('user').optional(),
+    fingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'fingerprint must look like SHA256:…').optional(),
+    serial: z.string().regex(/^[0-9]{1,20}$/, 'serial must be a decimal number').optional(),
+    reason: text(500).optional(),
+  })
+  .refine((b) => [b.user, b.fingerprint, b.serial].filter((x) => x !== undefined).length === 1, {
+    message: 'give exactly one of user, fingerprint, serial',
+  });
+
+export const requestIdParam = z.string().regex(/^req_[A-Za-z0-9_-]{16}$/, 'not a request id');
+
+/** Parses with a schema; a failure names every bad field: "ttl: expected string". */
+export function parseBody<T>(schema: z.ZodType<T>, body: unknown, where = 'body'): T {
+  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new JitError('bad_request', `${where} must be a JSON object (Content-Type: application/json)`);
+  }
+  const r = schema.safeParse(body);
+  if (r.success) return r.data;
+  const problems = r.error.issues.map((i) => {
+    const path = i.path.length ? i.path.join('.') : where;
+    if (i.code === 'unrecognized_keys') return `${(i as { keys: string[] }).keys.join(', ')}: unknown field`;
+    return `${path}: ${i.message}`;
+  });
+  throw new JitError('invalid_field', problems.join('; '), { details: problems });
+}
+
+export function parseParam<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (!r.success) throw new JitError('not_found', `no ${what} ${String(value).slice(0, 80)}`);
+  return r.data;
+}

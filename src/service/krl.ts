@@ -1,0 +1,55 @@
+/**
+ * The current KRL: every revoked, unexpired certificate by serial under the CA key that signed
+ * it, plus explicitly revoked keys. Built once per state version and cached.
+ */
+import { createHash } from 'node:crypto';
+import { encodeKrl, type KrlInput } from '../ca/krl.js';
+import { parsePublicKey } from '../ca/keys.js';
+import type { RevocationSnapshot } from '../store/types.js';
+import { nowSeconds, type ServiceDeps } from './deps.js';
+
+export interface KrlSnapshot {
+  version: number;
+  bytes: Buffer;
+  etag: string;
+}
+
+/** Pure: revocations + a CA lookup → KRL bytes. A retired CA key needs no entries (hosts no longer trust it). */
+export function buildKrl(snapshot: RevocationSnapshot, caBlob: (fingerprint: string) => Buffer | undefined, nowSec: number): Buffer {
+  const bySigner = new Map<string, bigint[]>();
+  for (const r of snapshot.certificates) {
+    if (r.validBefore < nowSec - 300) continue;
+    const list = bySigner.get(r.caFingerprint) ?? [];
+    list.push(BigInt(r.serial));
+    bySigner.set(r.caFingerprint, list);
+  }
+  const input: KrlInput = {
+    version: BigInt(snapshot.krlVersion),
+    generatedDate: BigInt(nowSec),
+    comment: 'jit-ssh',
+    certificates: [...bySigner].flatMap(([fp, serials]) => {
+      const caKey = caBlob(fp);
+      return caKey ? [{ caKey, serials }] : [];
+    }),
+    explicitKeys: snapshot.keys.filter((k) => k.until >= nowSec).map((k) => parsePublicKey(k.publicKey, { minRsaBits: 1024 }).blob),
+  };
+  return encodeKrl(input);
+}
+
+const caches = new WeakMap<object, { key: string; snap: KrlSnapshot }>();
+
+export async function currentKrl(deps: ServiceDeps): Promise<KrlSnapshot> {
+  deps.ca.refresh();
+  const version = await deps.state.krlVersion();
+  const caSet = deps.ca.trusted().map((s) => s.fingerprint).join(',');
+  const key = `${version}|${caSet}`;
+  const cached = caches.get(deps.state);
+  if (cached && cached.key === key) return cached.snap;
+
+  const snapshot = await deps.state.listRevocations(nowSeconds(deps.clock));
+  const bytes = buildKrl(snapshot, (fp) => deps.ca.byFingerprint(fp)?.publicKeyBlob, nowSeconds(deps.clock));
+  const etag = `"krl-${snapshot.krlVersion}-${createHash('sha256').update(caSet).digest('hex').slice(0, 12)}"`;
+  const snap = { version: snapshot.krlVersion, bytes, etag };
+  caches.set(deps.state, { key, snap });
+  return snap;
+}
