@@ -269,3 +269,17 @@ describe('prune', () => {
     await again.close();
   });
 });
+
+describe('prune failures', () => {
+  it('fail/a failed prune write reports the expired requests again next time', async () => {
+    const sub = join(dir, 'data');
+    mkdirSync(sub);
+    const st = await openState(join(sub, 'state.json'), { clock });
+    await st.putRequest(request('req_old', { expiresAt: (NOW - 10) * 1000 }));
+    rmSync(sub, { recursive: true });
+    await expect(st.prune(NOW)).rejects.toMatchObject({ code: 'unavailable' });
+    mkdirSync(sub);
+    expect((await st.prune(NOW)).expired.map((r) => r.id)).toEqual(['req_old']);
+    await st.close();
+  });
+});
