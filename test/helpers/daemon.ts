@@ -1,0 +1,159 @@
+/**
+ * A real jit-sshd for tests: temp data dir, a policy with users whose keys ssh-keygen made,
+ * started in-process on a free loopback port (or as a child process for crash tests), and a
+ * login helper that signs the challenge with the real `ssh-keygen -Y sign`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pino } from 'pino';
+import { startDaemon, type RunningDaemon } from '../../src/daemon.js';
+import type { Clock } from '../../src/service/deps.js';
+import { generateKey, sshKeygen, tempDir, type TestKey } from './keys.js';
+
+export const REPO = resolve(import.meta.dirname, '../..');
+
+export interface TestEnv {
+  dir: string;
+  dataDir: string;
+  configPath: string;
+  policyPath: string;
+  keys: Record<string, TestKey>;
+  cleanup(): void;
+}
+
+export interface EnvOptions {
+  users?: Record<string, string[]>; // user → groups
+  /** Extra YAML appended under `rules:` (already indented as list items) before the defaults. */
+  rules?: string;
+  targets?: string;
+  tasks?: string;
+  tokens?: string;
+  config?: string; // extra config lines
+}
+
+const DEFAULT_USERS: Record<string, string[]> = {
+  alice: ['sre', 'oncall'],
+  bob: ['sre-leads'],
+  carol: ['sre-leads', 'sre'],
+  dave: ['dba'],
+  erin: ['admins', 'auditors'],
+  mallory: ['interns'],
+};
+
+export const DEFAULT_RULES = `
+  - name: oncall-auto
+    groups: [oncall]
+    targets: [prod-*]
+    tasks: [check-logs, restart-service]
+    approval: auto
+  - name: incident-with-approval
+    groups: [dba, sre]
+    targets: [prod-*]
+    tasks: [incident]
+    approval: { approvers: [sre-leads], count: 1 }
+  - name: two-person
+    groups: [dba, sre]
+    targets: [vault]
+    tasks: [incident]
+    approval: { approvers: [sre-leads], count: 2 }
+  - name: staging-auto
+    groups: [sre, dba, sre-leads]
+    targets: [staging-*]
+    tasks: ["*"]
+    approval: auto
+`;
+
+export function makeEnv(opts: EnvOptions = {}): TestEnv {
+  const t = tempDir('jit-daemon-');
+  const users = opts.users ?? DEFAULT_USERS;
+  const keys: Record<string, TestKey> = {};
+  for (const u of Object.keys(users)) keys[u] = generateKey(t.dir, `${u}_id`, 'ed25519', '', `${u}@test`);
+  const dataDir = join(t.dir, 'data');
+  const policyPath = join(t.dir, 'policy.yaml');
+  const configPath = join(t.dir, 'jit-sshd.yaml');
+  const userYaml = Object.entries(users)
+    .map(([u, g]) => `  ${u}:\n    groups: [${g.join(', ')}]\n    keys: ["${keys[u].publicLine}"]`)
+    .join('\n');
+  writeFileSync(
+    policyPath,
+    `defaults: { ttl: 15m, maxTtl: 1h, backdate: 60s }
+users:
+${userYaml}
+tokens: [${opts.tokens ?? ''}]
+targets:
+  prod-db: { hosts: [127.0.0.1], accounts: [postgres, readonly, deploy] }
+  prod-web: { hosts: [127.0.0.1], accounts: [deploy, readonly] }
+  staging-web: { hosts: [127.0.0.1], accounts: [deploy, readonly] }
+  vault: { hosts: [127.0.0.1], accounts: [root] }
+${opts.targets ?? ''}
+tasks:
+  check-logs: { accounts: [readonly], maxTtl: 30m }
+  restart-service: { accounts: [deploy], forceCommand: "echo restarted", maxTtl: 10m }
+  incident: { accounts: [postgres, deploy, root], maxTtl: 1h, requireTicket: "^INC-[0-9]+$", extensions: [permit-pty, permit-port-forwarding] }
+${opts.tasks ?? ''}
+rules:
+${opts.rules ?? ''}${DEFAULT_RULES}`,
+  );
+  writeFileSync(
+    configPath,
+    `listen: 127.0.0.1:0\ndataDir: ${dataDir}\npolicy: ${policyPath}\nlogLevel: silent\nrateLimit: { auth: { perMinute: 100000 } }\n${opts.config ?? ''}`,
+  );
+  return { dir: t.dir, dataDir, configPath, policyPath, keys, cleanup: t.cleanup };
+}
+
+export async function startTestDaemon(env: TestEnv, opts: { clock?: Clock } = {}): Promise<RunningDaemon> {
+  return startDaemon({ configPath: env.configPath, clock: opts.clock, log: pino({ level: 'silent' }) });
+}
+
+/** Signs a challenge exactly as the SPEC says: printf %s "$challenge" | ssh-keygen -Y sign -n jit-ssh -f key */
+export function sshKeygenSign(keyPath: string, message: string, namespace = 'jit-ssh'): string {
+  return sshKeygen(['-Y', 'sign', '-n', namespace, '-f', keyPath], message);
+}
+
+export async function api(
+  url: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  token?: string,
+): Promise<{ status: number; body: any; headers: Headers }> {
+  const res = await fetch(url + path, {
+    method,
+    headers: {
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON (text/plain CA lines)
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
+}
+
+/** SSH-key login through the API; returns the bearer token. */
+export async function login(url: string, user: string, key: TestKey): Promise<string> {
+  const ch = await api(url, 'POST', '/v1/auth/challenge', { user });
+  if (ch.status !== 200) throw new Error(`challenge: ${ch.status} ${JSON.stringify(ch.body)}`);
+  const signature = sshKeygenSign(key.path, ch.body.challenge);
+  const tok = await api(url, 'POST', '/v1/auth/token', { user, challenge: ch.body.challenge, signature });
+  if (tok.status !== 200) throw new Error(`token: ${tok.status} ${JSON.stringify(tok.body)}`);
+  return tok.body.token;
+}
+
+/** A fresh ed25519 subject key (private file + public line) for certificate requests. */
+export function subjectKey(env: TestEnv, name: string): TestKey {
+  return generateKey(env.dir, name, 'ed25519', '', `${name}@jit`);
+}
+
+/** jit-sshd as a child process (built dist/), for crash and CLI tests. */
+export function spawnDaemon(env: TestEnv, listen: string): ChildProcess {
+  return spawn(process.execPath, [join(REPO, 'dist/cli/jit-sshd.js'), 'serve', '--config', env.configPath, '--listen', listen], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
