@@ -75,7 +75,9 @@ export function requestRoutes(ctx: Ctx): Router {
     if (status !== undefined && !STATUSES.includes(status as (typeof STATUSES)[number])) {
       throw new JitError('invalid_field', `status: must be one of ${STATUSES.join(', ')}`);
     }
-    const all = await deps.state.listRequests(status ? { status: status as RequestRecord['status'] } : {});
+    // 'expired' also asks for pending ones: a pending request past its expiry is expired before the pruner says so.
+    const wanted = status === 'expired' ? (['pending', 'expired'] as const) : (status as RequestRecord['status'] | undefined);
+    const all = await deps.state.listRequests(wanted ? { status: wanted } : {});
     const nowMs = deps.clock.now();
     const auditor = deps.config.auditorGroups.some((g) => identity.groups.includes(g));
     const visible = all.filter(
