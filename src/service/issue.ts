@@ -187,12 +187,15 @@ export async function signRequest(deps: ServiceDeps, rec: RequestRecord, nowMs: 
     keyId,
     principals: rec.draft.principals,
     criticalOptions: rec.draft.criticalOptions,
+    extensions: rec.draft.extensions,
     validAfter,
     validBefore,
     ca: signer.fingerprint,
     keyFingerprint: key.fingerprint,
     approvals: rec.approvals.map((a) => a.by),
     sourceAddress: rec.sourceAddress,
+    publicKey: rec.publicKey,
+    certificate: line,
   });
 
   const issued: RequestRecord = {
@@ -200,7 +203,10 @@ export async function signRequest(deps: ServiceDeps, rec: RequestRecord, nowMs: 
     status: 'issued',
     cert: { serial: serial.toString(), keyId, validAfter, validBefore, caFingerprint: signer.fingerprint, certificate: line },
   };
-  await state.putRequest(issued);
+  // An approved request already lives in the state file; an auto-issued one stays in memory,
+  // its durable copy being the audit record just written (rebuilt from there on restart).
+  if (rec.approvals.length > 0) await state.putRequest(issued);
+  else state.recordIssued(issued);
   metrics.issued.inc();
   metrics.issueSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
   return issued;

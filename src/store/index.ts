@@ -9,6 +9,7 @@ import { openAuditLog, type AuditFileOps, type OpenedAuditLog } from './audit.js
 import { acquireDataDirLock, LOCK_FILE } from './lock.js';
 import { openSerialAllocator, type SerialAllocator } from './serials.js';
 import { openState, type OpenedState } from './state.js';
+import { grantReplay } from './replay.js';
 
 export * from './types.js';
 export { canonicalJson, verifyAuditFile, type VerifyResult, type ChainBreak } from './audit.js';
@@ -47,10 +48,12 @@ export async function openStore(dataDir: string, opts: StoreOptions = {}): Promi
     // Defence in depth for serial uniqueness: never start below a serial the audit has seen,
     // even if the reservation file was lost or restored from an old backup.
     let maxSerial = 0n;
+    const replay = grantReplay();
     audit = await openAuditLog(join(dataDir, STORE_FILES.audit), {
       clock: opts.clock,
       fs: opts.auditFs,
       onRecord: (r) => {
+        replay.onRecord(r);
         const s = typeof r.serial === 'number' ? String(r.serial) : r.serial;
         if (typeof s === 'string' && SERIAL.test(s) && BigInt(s) > maxSerial) maxSerial = BigInt(s);
       },
@@ -65,6 +68,12 @@ export async function openStore(dataDir: string, opts: StoreOptions = {}): Promi
       requestGraceSec: opts.requestGraceSec,
       krlGraceSec: opts.krlGraceSec,
     });
+    // Auto-issued grants live in memory only; their audit records bring them back.
+    const nowSec = Math.floor((opts.clock?.() ?? new Date()).getTime() / 1000);
+    for (const g of replay.grants(nowSec, opts.requestGraceSec ?? 3600)) {
+      if (g.status === 'issued') state.recordIssued(g);
+      else if (!(await state.getRequest(g.id))) await state.putRequest(g);
+    }
     const opened = audit;
     let closed = false;
     return {

@@ -108,6 +108,8 @@ function deferred(): Deferred {
 class LowdbState implements OpenedState {
   readonly stats = { writes: 0 };
   private readonly requests = new Map<string, RequestRecord>();
+  /** Ids of requests held in memory only (see recordIssued). */
+  private readonly volatile = new Set<string>();
   /** Keyed by `${caFingerprint} ${serial}`: serials are unique per CA key. */
   private readonly revocations = new Map<string, CertRevocation>();
   private readonly revokedKeys = new Map<string, KeyRevocation>();
@@ -145,7 +147,16 @@ class LowdbState implements OpenedState {
     if (typeof r.id !== 'string' || r.id === '') throw new JitError('internal', 'request needs an id');
     if (!STATUSES.has(r.status)) throw new JitError('internal', `unknown request status ${String(r.status)}`);
     this.requests.set(r.id, structuredClone(r));
+    this.volatile.delete(r.id);
     return this.persist();
+  }
+
+  recordIssued(r: RequestRecord): void {
+    this.assertOpen();
+    if (r.status !== 'issued' || !r.cert) throw new JitError('internal', 'recordIssued takes an issued request');
+    if (this.requests.has(r.id) && !this.volatile.has(r.id)) return; // a persisted record wins
+    this.requests.set(r.id, structuredClone(r));
+    this.volatile.add(r.id);
   }
 
   async getRequest(id: string): Promise<RequestRecord | undefined> {
@@ -275,6 +286,7 @@ class LowdbState implements OpenedState {
       const endSec = r.cert && r.status !== 'denied' && r.status !== 'expired' ? r.cert.validBefore : r.expiresAt / 1000;
       if (r.status !== 'pending' && endSec + this.requestGraceSec <= nowSec) {
         this.requests.delete(id);
+        this.volatile.delete(id);
         result.removedRequests++;
       }
     }
@@ -371,7 +383,7 @@ class LowdbState implements OpenedState {
     return {
       version: SCHEMA_VERSION,
       krlVersion: this.krl,
-      requests: [...this.requests.values()],
+      requests: [...this.requests.values()].filter((r) => !this.volatile.has(r.id)),
       revocations: [...this.revocations.values()],
       revokedKeys: [...this.revokedKeys.values()],
       tokens: [...this.tokens].map(([hash, t]) => ({ hash, ...t })),

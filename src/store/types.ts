@@ -194,6 +194,13 @@ export interface PruneResult {
 export interface StateStore {
   /** Insert or replace by id. */
   putRequest(r: RequestRecord): Promise<void>;
+  /**
+   * Keeps an auto-issued grant in memory only: its durable copy is the audit log's `issue`
+   * record, from which openStore rebuilds it after a restart. This keeps the state file (which
+   * lowdb rewrites whole on every change) off the issuance hot path and independent of how many
+   * certificates are live. A later putRequest of the same id makes it a persisted record again.
+   */
+  recordIssued(r: RequestRecord): void;
   getRequest(id: string): Promise<RequestRecord | undefined>;
   /** Newest first (createdAt). */
   listRequests(filter?: RequestFilter): Promise<RequestRecord[]>;
