@@ -47,3 +47,15 @@ export function renderHostConfigText(hc: HostConfig): string {
   }
   return out.join('\n');
 }
+
+/**
+ * One record per line, fields separated by single tabs, for shell scripts on hosts that have no
+ * JSON parser (scripts/host-setup.sh): `sshd_config<TAB>LINE` and `principal<TAB>ACCOUNT<TAB>PRINCIPAL`.
+ * Account and principal names never contain whitespace (policy validation), so the split is exact.
+ */
+export function renderHostConfigPlain(hc: HostConfig): string {
+  const out = [`# jit-ssh host config for target ${hc.target}`];
+  for (const line of hc.sshdConfig) out.push(`sshd_config\t${line}`);
+  for (const [account, list] of Object.entries(hc.principals)) for (const p of list) out.push(`principal\t${account}\t${p}`);
+  return out.join('\n') + '\n';
+}

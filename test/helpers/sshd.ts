@@ -15,8 +15,14 @@ import { join } from 'node:path';
 import { findTool, inCI } from './tools.js';
 
 export interface SshdOptions {
-  /** TrustedUserCAKeys file content: one CA public key per line. */
-  trustedCaKeys: string;
+  /** TrustedUserCAKeys file content: one CA public key per line. Ignored with configFile. */
+  trustedCaKeys?: string;
+  /**
+   * Run sshd on this config file as-is (it must set HostKey, PidFile, ListenAddress 127.0.0.1);
+   * the harness then writes no config, CA or principals files of its own (setPrincipals throws).
+   * For configs made by scripts/host-setup.sh.
+   */
+  configFile?: string;
   /** account → principals accepted for it (AuthorizedPrincipalsFile). Default: none. */
   principalsFor?: Record<string, string[]>;
   /** Path of a KRL for RevokedKeys (sshd refuses every key when this file is missing). */
@@ -109,23 +115,19 @@ async function launch(dir: string, configPath: string, port: number): Promise<{ 
   return { proc, log };
 }
 
-export async function startSshd(opts: SshdOptions): Promise<Sshd> {
-  const user = opts.user ?? userInfo().username;
-  ensureAccountUsable(user);
-  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }); // privilege separation dir
-
-  const dir = mkdtempSync(join(tmpdir(), 'jit-sshd-'));
+/** The harness's own sshd_config, CA and principals files; returns setPrincipals. */
+function writeHarnessConfig(dir: string, configPath: string, opts: SshdOptions): (account: string, principals: string[]) => void {
   const hostKey = join(dir, 'host_ed25519');
   execFileSync(findTool('ssh-keygen')!, ['-q', '-t', 'ed25519', '-N', '', '-C', 'jit-test-host', '-f', hostKey]);
   const caFile = join(dir, 'trusted-user-ca-keys.pub');
-  writeFileSync(caFile, opts.trustedCaKeys.endsWith('\n') ? opts.trustedCaKeys : `${opts.trustedCaKeys}\n`);
+  const ca = opts.trustedCaKeys ?? '';
+  writeFileSync(caFile, ca.endsWith('\n') ? ca : `${ca}\n`);
   const principalsDir = join(dir, 'principals');
   mkdirSync(principalsDir);
   const setPrincipals = (account: string, principals: string[]) =>
     writeFileSync(join(principalsDir, account), principals.map((p) => `${p}\n`).join(''));
   for (const [account, principals] of Object.entries(opts.principalsFor ?? {})) setPrincipals(account, principals);
 
-  const configPath = join(dir, 'sshd_config');
   writeFileSync(
     configPath,
     [
@@ -152,6 +154,21 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
       '',
     ].join('\n'),
   );
+  return setPrincipals;
+}
+
+export async function startSshd(opts: SshdOptions): Promise<Sshd> {
+  const user = opts.user ?? userInfo().username;
+  ensureAccountUsable(user);
+  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }); // privilege separation dir
+
+  const dir = mkdtempSync(join(tmpdir(), 'jit-sshd-'));
+  const configPath = opts.configFile ?? join(dir, 'sshd_config');
+  const setPrincipals = opts.configFile
+    ? () => {
+        throw new Error('setPrincipals: this sshd runs on a given configFile');
+      }
+    : writeHarnessConfig(dir, configPath, opts);
 
   let proc: ChildProcess | undefined;
   let log = { text: '' };

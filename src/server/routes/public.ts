@@ -2,7 +2,7 @@
 import { Router } from 'express';
 import { JitError } from '../../errors.js';
 import { currentKrl } from '../../service/krl.js';
-import { hostConfig } from '../../service/host-config.js';
+import { hostConfig, renderHostConfigPlain } from '../../service/host-config.js';
 import { listAllowed } from '../../policy/explain.js';
 import type { Ctx } from '../app.js';
 
@@ -32,7 +32,16 @@ export function publicRoutes(ctx: Ctx): Router {
     if (typeof target !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(target)) {
       throw new JitError('invalid_field', 'target: a target name is required (?target=NAME)');
     }
-    res.json(hostConfig(deps.policy(), target, {}));
+    // etcDir lets a host that keeps the files elsewhere (host-setup.sh --root) get matching lines.
+    const etcDir = req.query.etcDir;
+    if (etcDir !== undefined && (typeof etcDir !== 'string' || !/^\/[A-Za-z0-9._\/-]{0,200}$/.test(etcDir) || etcDir.includes('..'))) {
+      throw new JitError('invalid_field', 'etcDir: must be an absolute path of letters, digits, . _ - /');
+    }
+    const format = req.query.format ?? 'json';
+    if (format !== 'json' && format !== 'plain') throw new JitError('invalid_field', 'format: must be json or plain');
+    const hc = hostConfig(deps.policy(), target, { etcDir: etcDir?.replace(/\/+$/, '') || undefined });
+    if (format === 'plain') res.type('text/plain').send(renderHostConfigPlain(hc));
+    else res.json(hc);
   });
 
   r.get('/v1/targets', (req, res) => {
