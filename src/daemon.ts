@@ -79,7 +79,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const store = await openStore(config.dataDir, { clock: () => new Date(clock.now()) });
   let ca;
   try {
-    ca = openKeyring(config.dataDir);
+    // A rotation or retirement by the admin CLI shows up here on the next refresh: audit it.
+    ca = openKeyring(config.dataDir, (entries) => {
+      const active = entries.find((e) => e.status === 'active')?.fingerprint;
+      const trusted = entries.filter((e) => e.status === 'trusted').map((e) => e.fingerprint);
+      const retired = entries.filter((e) => e.status === 'retired').map((e) => e.fingerprint);
+      log.info({ active, trusted }, 'CA keyring changed');
+      store.audit.append({ type: 'ca_keyring', active, trusted, retired }).catch((e) => log.error({ error: (e as Error).message }, 'audit of keyring change failed'));
+    });
   } catch (e) {
     await store.close();
     throw e;

@@ -90,7 +90,7 @@ function writeManifest(dataDir: string, m: Manifest): void {
 }
 
 /** Loads a CA private key file, refusing keys that group or others could read. */
-export function loadCaKeyFile(path: string): Signer {
+export function loadCaKeyFile(path: string, comment?: string): Signer {
   const st = statSync(path);
   if ((st.mode & 0o077) !== 0) {
     throw new JitError(
@@ -98,7 +98,7 @@ export function loadCaKeyFile(path: string): Signer {
       `CA key ${path} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`,
     );
   }
-  return createSigner(decodeOpenSshPrivateKey(readFileSync(path, 'utf8')));
+  return createSigner(decodeOpenSshPrivateKey(readFileSync(path, 'utf8')), comment);
 }
 
 function createKeyFile(dataDir: string, type: CaKeyType, now: Date): CaKeyEntry {
@@ -166,7 +166,7 @@ export function readKeyringEntries(dataDir: string): CaKeyEntry[] {
 }
 
 /** Opens the keyring for signing; loads every non-retired key. */
-export function openKeyring(dataDir: string): CaKeyring {
+export function openKeyring(dataDir: string, onChange?: (entries: CaKeyEntry[]) => void): CaKeyring {
   let signers = new Map<string, Signer>();
   let entries: CaKeyEntry[] = [];
   let activeFp = '';
@@ -178,7 +178,7 @@ export function openKeyring(dataDir: string): CaKeyring {
     let active = '';
     for (const e of m.keys) {
       if (e.status === 'retired') continue;
-      const signer = signers.get(e.fingerprint) ?? loadCaKeyFile(join(caDir(dataDir), e.file));
+      const signer = signers.get(e.fingerprint) ?? loadCaKeyFile(join(caDir(dataDir), e.file), e.publicKey.split(' ')[2]);
       if (signer.fingerprint !== e.fingerprint) {
         throw new JitError('invalid_config', `CA key file ${e.file} does not match its fingerprint in the keyring`);
       }
@@ -199,8 +199,10 @@ export function openKeyring(dataDir: string): CaKeyring {
       return false;
     }
     if (m === mtimeMs) return false;
+    const first = mtimeMs === -1;
     load();
     mtimeMs = m;
+    if (!first) onChange?.(entries);
     return true;
   };
   refresh();
