@@ -8,6 +8,7 @@ import { checkCertParams, encodeCertificate } from '../ca/cert.js';
 import { decide, type AccessRequest, type Identity, type Decision } from '../policy/decide.js';
 import type { RequestRecord } from '../store/types.js';
 import { newRequestId, nowSeconds, type ServiceDeps } from './deps.js';
+import { withRequestLock } from './locks.js';
 
 export interface RequestInput {
   target: string;
@@ -75,11 +76,24 @@ export async function createRequest(
   input: RequestInput,
   sourceAddress: string | undefined,
 ): Promise<IssuedView | PendingView> {
-  const { config, state, audit, clock, metrics } = deps;
+  const { config } = deps;
   const key = parsePublicKey(input.publicKey, {
     minRsaBits: config.minRsaBits,
     caKeys: deps.ca.trusted().map((s) => s.publicKeyBlob),
   });
+  // One request of a user at a time: counting live grants and storing the new one must not
+  // interleave, or parallel requests all see the same count and pass maxActive together.
+  return withRequestLock(`user:${identity.user}`, () => decideAndStore(deps, identity, input, sourceAddress, key.fingerprint));
+}
+
+async function decideAndStore(
+  deps: ServiceDeps,
+  identity: Identity,
+  input: RequestInput,
+  sourceAddress: string | undefined,
+  keyFingerprint: string,
+): Promise<IssuedView | PendingView> {
+  const { config, state, audit, clock, metrics } = deps;
   const nowMs = clock.now();
   const request: AccessRequest = {
     target: input.target,
@@ -90,7 +104,9 @@ export async function createRequest(
     reason: input.reason,
     sourceAddress,
   };
-  const activeGrants = await state.countActiveGrants(identity.user, nowSeconds(clock));
+  // A pending request holds a slot too (decide's contract): otherwise approvals could exceed maxActive.
+  const pending = (await state.listRequests({ user: identity.user, status: 'pending' })).filter((r) => r.expiresAt > nowMs);
+  const activeGrants = (await state.countActiveGrants(identity.user, nowSeconds(clock))) + pending.length;
   const decision: Decision = decide(request, identity, deps.policy(), new Date(nowMs), {
     activeGrants,
     config: { maxTtl: config.maxTtl, backdate: config.backdate },
@@ -114,7 +130,7 @@ export async function createRequest(
     createdAt: nowMs,
     expiresAt: nowMs + config.pendingTtl * 1000,
     publicKey: input.publicKey.trim(),
-    keyFingerprint: key.fingerprint,
+    keyFingerprint,
     sourceAddress,
     draft: decision.certDraft,
     approval: decision.approval,
@@ -131,7 +147,7 @@ export async function createRequest(
       approvers: rec.approval?.approvers,
       count: rec.approval?.count,
       reason: input.reason,
-      keyFingerprint: key.fingerprint,
+      keyFingerprint,
       sourceAddress,
     });
     await state.putRequest(rec);
