@@ -17,7 +17,7 @@ import { initKeyring, openKeyring } from './store/ca-keys.js';
 import { ChallengeStore } from './auth/challenges.js';
 import { SessionTokens } from './auth/tokens.js';
 import { createApp, type AppDeps } from './server/app.js';
-import { createMetrics } from './server/metrics.js';
+import { createMetrics } from './service/metrics.js';
 import { createNotifier } from './service/notify.js';
 import type { Clock } from './service/deps.js';
 

@@ -5,7 +5,7 @@ import type { Policy } from '../policy/schema.js';
 import type { AuditLog, StateStore } from '../store/types.js';
 import type { SerialAllocator } from '../store/serials.js';
 import type { CaKeyring } from '../store/ca-keys.js';
-import type { Metrics } from '../server/metrics.js';
+import type { Metrics } from './metrics.js';
 import type { Notifier } from './notify.js';
 
 export interface Clock {
