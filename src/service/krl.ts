@@ -53,3 +53,11 @@ export async function currentKrl(deps: ServiceDeps): Promise<KrlSnapshot> {
   caches.set(deps.state, { key, snap });
   return snap;
 }
+
+/** If-None-Match (RFC 9110 §13.1.2): `*`, or a list of tags compared weakly (a `W/` prefix is ignored). */
+export function etagMatches(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  if (header.trim() === '*') return true;
+  const strip = (t: string) => t.trim().replace(/^W\//, '');
+  return header.split(',').some((t) => strip(t) === strip(etag));
+}

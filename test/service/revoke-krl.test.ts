@@ -8,11 +8,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningDaemon } from '../../src/daemon.js';
-import { api, makeEnv, startTestDaemon, type TestEnv } from '../helpers/daemon.js';
+import { api, login, makeEnv, startTestDaemon, type TestEnv } from '../helpers/daemon.js';
 import type { TestKey } from '../helpers/keys.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 import { describeWithTools, findTool } from '../helpers/tools.js';
-import { auditOf, requestAccess, sessions, type Session } from './support.js';
+import { auditOf, manualClock, MIN, requestAccess, sessions, type Session, type TestClock } from './support.js';
 
 /** `ssh-keygen -Q -f krl file…` → file → 'REVOKED' | 'ok'. */
 function krlQuery(krlFile: string, files: string[]): Record<string, string> {
@@ -112,6 +112,62 @@ describeWithTools(['ssh-keygen', 'sshd', 'ssh'], 'revocation and the KRL', () =>
     // Revoking twice is not a change.
     expect((await revoke('alice', c.id)).status).toBe(200);
     expect((await fetchKrl(changed.etag)).status).toBe(304);
+  });
+
+  it.each([
+    ['ok/weak form', (e: string) => `W/${e}`, 304],
+    ['ok/in a list', (e: string) => `"krl-0-000000000000", ${e}`, 304],
+    ['ok/star', () => '*', 304],
+    ['fail/another tag', () => '"krl-1-000000000000"', 200],
+  ])('ETag If-None-Match %s', async (_name, header, want) => {
+    const { etag } = await fetchKrl();
+    const res = await fetch(`${d.url}/v1/krl`, { headers: { 'if-none-match': header(etag) } });
+    await res.arrayBuffer();
+    expect(res.status).toBe(want);
+  });
+
+  describe('expiry with an injected clock', () => {
+    let env2: TestEnv;
+    let d2: RunningDaemon;
+    let clock: TestClock;
+
+    beforeAll(async () => {
+      env2 = makeEnv();
+      clock = manualClock(Math.floor(Date.now() / 1000) * 1000);
+      d2 = await startTestDaemon(env2, { clock });
+    });
+    afterAll(async () => {
+      await d2?.close();
+      env2?.cleanup();
+    });
+
+    it('ok/a revoked certificate leaves the KRL once it has expired and the pruner ran; the version still grows', async () => {
+      const token = await login(d2.url, 'alice', env2.keys.alice);
+      const r = await requestAccess(d2, env2, token, { target: 'prod-db', task: 'check-logs', ttl: '5m' });
+      const certFile = `${r.key.path}-cert.pub`;
+      writeFileSync(certFile, r.body.certificate + '\n');
+      await api(d2.url, 'POST', `/v1/requests/${r.body.id}/revoke`, {}, token);
+      const file = join(env2.dir, 'krl');
+      const get = async () => {
+        const res = await fetch(`${d2.url}/v1/krl`);
+        writeFileSync(file, Buffer.from(await res.arrayBuffer()));
+        return { etag: res.headers.get('etag'), version: Number(res.headers.get('x-krl-version')) };
+      };
+      const listed = await get();
+      expect(krlQuery(file, [certFile])[certFile]).toBe('REVOKED');
+
+      clock.advance(5 * MIN); // expired, but within the 300 s grace for skewed host clocks
+      await d2.deps.state.prune(Math.floor(clock.now() / 1000)); // what the daemon's minute timer does
+      expect((await get()).etag).toBe(listed.etag);
+      expect(krlQuery(file, [certFile])[certFile]).toBe('REVOKED');
+
+      clock.advance(5 * MIN + 1000);
+      await d2.deps.state.prune(Math.floor(clock.now() / 1000));
+      const pruned = await get();
+      expect(pruned.etag).not.toBe(listed.etag);
+      expect(pruned.version).toBeGreaterThan(listed.version);
+      expect(krlQuery(file, [certFile])[certFile]).toBe('ok');
+    });
   });
 
   describe('who may revoke POST /v1/requests/:id/revoke', () => {

@@ -1,7 +1,7 @@
 /** CA keys, KRL, host config, targets, audit feed, health and metrics. */
 import { Router } from 'express';
 import { JitError } from '../../errors.js';
-import { currentKrl } from '../../service/krl.js';
+import { currentKrl, etagMatches } from '../../service/krl.js';
 import { hostConfig, renderHostConfigPlain } from '../../service/host-config.js';
 import { listAllowed } from '../../policy/explain.js';
 import type { Ctx } from '../app.js';
@@ -20,7 +20,7 @@ export function publicRoutes(ctx: Ctx): Router {
     res.set('ETag', krl.etag);
     res.set('X-KRL-Version', String(krl.version));
     res.set('Cache-Control', 'no-cache');
-    if (req.get('if-none-match') === krl.etag) {
+    if (etagMatches(req.get('if-none-match'), krl.etag)) {
       res.status(304).end();
       return;
     }
