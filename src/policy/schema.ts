@@ -8,6 +8,8 @@ import { z } from 'zod';
 import { globMatches, globProblem } from './glob.js';
 import { cidrProblem } from './ip.js';
 import { checkWith, duration, name, parseYamlText, record, valueOrThrow, type Checked } from './problems.js';
+import { KEY_TYPES } from '../ca/keys.js';
+import { KNOWN_EXTENSIONS } from '../ca/cert.js';
 
 export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
 export const WEEKDAYS: readonly Weekday[] = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
@@ -104,23 +106,6 @@ export interface Policy {
 
 export const DEFAULT_PRINCIPAL_FORMAT = '{account}@{target}';
 const PLACEHOLDERS = ['account', 'target', 'user'] as const;
-const KEY_TYPES = [
-  'ssh-ed25519',
-  'ecdsa-sha2-nistp256',
-  'ecdsa-sha2-nistp384',
-  'ecdsa-sha2-nistp521',
-  'sk-ssh-ed25519@openssh.com',
-  'sk-ecdsa-sha2-nistp256@openssh.com',
-  'ssh-rsa',
-];
-const EXTENSIONS = [
-  'permit-X11-forwarding',
-  'permit-agent-forwarding',
-  'permit-port-forwarding',
-  'permit-pty',
-  'permit-user-rc',
-  'no-touch-required',
-];
 const HOURS_RE = /^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$/;
 
 // ---------- field schemas ----------
@@ -136,7 +121,7 @@ export function keyLineProblem(line: string): string | null {
   const m = /^(\S+) ([A-Za-z0-9+/]+={0,2})(?: [^\r\n]*)?$/.exec(line.trim());
   if (!m) return 'must be an authorized_keys line: "<type> <base64> [comment]"';
   const [, type, b64] = m;
-  if (!KEY_TYPES.includes(type)) return `key type ${type} is not accepted (use ${KEY_TYPES.join(', ')})`;
+  if (!(KEY_TYPES as readonly string[]).includes(type)) return `key type ${type} is not accepted (use ${KEY_TYPES.join(', ')})`;
   const blob = Buffer.from(b64, 'base64');
   if (blob.toString('base64') !== b64) return 'key blob is not valid base64';
   const len = blob.length >= 4 ? blob.readUInt32BE(0) : -1;
@@ -175,8 +160,8 @@ const httpUrl = z.string().refine((u) => isHttpUrl(u), 'must be an http:// or ht
 
 const extensionName = z
   .string()
-  .refine((e) => EXTENSIONS.includes(e) || /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+$/.test(e), {
-    error: (iss) => `unknown extension "${String(iss.input)}" (known: ${EXTENSIONS.join(', ')}; custom ones look like name@domain)`,
+  .refine((e) => (KNOWN_EXTENSIONS as readonly string[]).includes(e), {
+    error: (iss) => `unknown extension "${String(iss.input)}" (known: ${KNOWN_EXTENSIONS.join(', ')})`,
   });
 
 const forceCommand = z
