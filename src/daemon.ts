@@ -13,6 +13,7 @@ import { loadDaemonConfig, loadPolicyFile } from './config-files.js';
 import type { DaemonConfig } from './policy/config-schema.js';
 import type { Policy } from './policy/schema.js';
 import { openStore } from './store/index.js';
+import type { AuditFileOps } from './store/audit.js';
 import { initKeyring, openKeyring } from './store/ca-keys.js';
 import { ChallengeStore } from './auth/challenges.js';
 import { SessionTokens } from './auth/tokens.js';
@@ -29,6 +30,8 @@ export interface DaemonOptions {
   policyPath?: string;
   log?: Logger;
   clock?: Clock;
+  /** Tests only: the audit log's file operations, to simulate a failing disk. */
+  auditFs?: AuditFileOps;
   /** Print the CA line on first start (the CLI does; tests don't need it). */
   onFirstKey?: (publicLine: string) => void;
 }
@@ -76,7 +79,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   const { entry, created } = initKeyring(config.dataDir, config.caKeyType);
   if (created) opts.onFirstKey?.(entry.publicKey);
-  const store = await openStore(config.dataDir, { clock: () => new Date(clock.now()) });
+  const store = await openStore(config.dataDir, { clock: () => new Date(clock.now()), auditFs: opts.auditFs });
   let ca;
   try {
     // A rotation or retirement by the admin CLI shows up here on the next refresh: audit it.

@@ -1,0 +1,325 @@
+#!/usr/bin/env node
+/**
+ * npm run bench — every figure is a ratio against a baseline measured in the same run,
+ * interleaved round by round (the machine may be shared), and each is a median over rounds.
+ * Progress goes to stderr; stdout gets a table and, on its last line, one JSON object.
+ *
+ *   core_ratio         encodeCertificate (check + encode + ed25519 sign) / raw crypto.sign
+ *                      of a payload the size of the certificate body.            goal ≥ 0.80
+ *   http_ratio         issuance throughput (static bearer token, policy, sign, fdatasync'ed
+ *                      audit, state) at 32 concurrent clients / a bare express endpoint
+ *                      answering a fixed JSON of the same size, same load generator. ≥ 0.50
+ *   issue_p99_ms       p99 issuance latency in those rounds.                         ≤ 25
+ *   growth_ratio       median issuance latency after 100,000 prior issuances / empty store.
+ *                                                                                    ≤ 1.15
+ *   login_overhead_ms  median `jit-ssh login` wall time − median `node -e ''`.       ≤ 250
+ *   rss_mb             the daemon's resident set after the load.
+ *
+ * Options (env): BENCH_QUICK=1 shortens every phase (smoke test; numbers are rougher),
+ * BENCH_PRIOR=N changes the 100,000 prior issuances.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes, sign as cryptoSign } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeCertificate, parseCertificate } from '../dist/ca/cert.js';
+import { createSigner } from '../dist/ca/signer.js';
+import { ed25519, makeBenchEnv, REPO, rssMb, spawnDaemon, spawnListening, stop } from './bench/fixture.mjs';
+import { median, percentile, runLoad } from './bench/load.mjs';
+
+const QUICK = process.env.BENCH_QUICK === '1';
+const PRIOR = Number(process.env.BENCH_PRIOR ?? 100_000);
+const CONCURRENCY = 32;
+
+const progress = (msg) => process.stderr.write(`[bench] ${msg}\n`);
+const round2 = (x) => (x === null || x === undefined || Number.isNaN(x) ? null : Math.round(x * 100) / 100);
+const children = [];
+const cleanups = [];
+
+async function main() {
+  const started = performance.now();
+  const result = {};
+  const notes = [];
+
+  // ---------------------------------------------------------------- core_ratio
+  progress('core: encode+sign vs raw crypto.sign (ed25519 CA), interleaved rounds');
+  {
+    const ca = ed25519('bench-ca');
+    const signer = createSigner(ca.privateKey, 'bench-ca');
+    const subject = ed25519('subject');
+    const subjectBlob = Buffer.from(subject.publicLine.split(' ')[1], 'base64');
+    const nonces = Array.from({ length: 256 }, () => randomBytes(32));
+    const params = (i) => ({
+      type: 'user',
+      publicKey: subjectBlob,
+      serial: BigInt(i + 1),
+      keyId: 'jit-ssh:req_AbCdEfGhIjKlMnOp:alice:check-logs',
+      principals: ['readonly@prod-db'],
+      validAfter: 1_800_000_000n,
+      validBefore: 1_800_000_960n,
+      criticalOptions: { 'source-address': '127.0.0.1/32' },
+      extensions: { 'permit-pty': '' },
+      nonce: nonces[i & 255],
+    });
+    const bodyLength = parseCertificate(encodeCertificate(params(0), signer).blob).signedBytes.length;
+    const payload = randomBytes(bodyLength);
+    const rate = (fn, ms) => {
+      let n = 0;
+      const t0 = performance.now();
+      const end = t0 + ms;
+      while (performance.now() < end) {
+        for (let k = 0; k < 50; k++) fn(n++);
+      }
+      return n / ((performance.now() - t0) / 1000);
+    };
+    const ours = [];
+    const raw = [];
+    const ratios = [];
+    // Short paired slices: a neighbour's burst of CPU hits both sides of a pair alike.
+    const rounds = QUICK ? 5 : 21;
+    const ms = QUICK ? 100 : 150;
+    rate((i) => encodeCertificate(params(i), signer), 100); // warm up both paths
+    rate(() => cryptoSign(null, payload, ca.privateKey), 100);
+    for (let r = 0; r < rounds; r++) {
+      const a = () => ours.push(rate((i) => encodeCertificate(params(i), signer), ms));
+      const b = () => raw.push(rate(() => cryptoSign(null, payload, ca.privateKey), ms));
+      if (r % 2) (b(), a());
+      else (a(), b());
+      ratios.push(ours[r] / raw[r]);
+    }
+    result.core = { encode_per_s: Math.round(median(ours)), raw_sign_per_s: Math.round(median(raw)), payload_bytes: bodyLength };
+    result.core_ratio = round2(median(ratios));
+    progress(`core: ${result.core.encode_per_s}/s vs ${result.core.raw_sign_per_s}/s raw → ratio ${result.core_ratio}`);
+  }
+
+  // ---------------------------------------------------------------- http_ratio, issue_p99_ms, rss_mb
+  const env = makeBenchEnv({ users: CONCURRENCY });
+  cleanups.push(env.cleanup);
+  progress('http: starting the daemon and the bare express baseline (child processes)');
+  const daemon = await spawnDaemon(env);
+  children.push(daemon.child);
+  const subjects = Array.from({ length: CONCURRENCY }, (_, i) => ed25519(`subject${i}@bench`).publicLine);
+  const issueBody = (c) => JSON.stringify({ target: 'prod-db', task: 'check-logs', publicKey: subjects[c] });
+  // One user per client: 32 engineers asking at once (one user's own requests are serialised by design).
+  const authFor = (c) => ({ authorization: `Bearer ${env.tokens[c]}` });
+  let responseBytes = 0;
+  const probe = await runLoad({
+    url: daemon.url,
+    path: '/v1/requests',
+    concurrency: 1,
+    requests: 1,
+    headersFor: authFor,
+    body: issueBody,
+    onResponse: (status, body) => {
+      if (status !== 201) throw new Error(`probe issuance failed: ${status} ${body.slice(0, 300)}`);
+      responseBytes = Buffer.byteLength(body);
+    },
+  });
+  if (probe.ok !== 1) throw new Error('probe issuance failed');
+  const bare = await spawnListening(join(REPO, 'scripts/bench/bare-server.mjs'), [String(responseBytes)]);
+  children.push(bare.child);
+  {
+    const seconds = QUICK ? 1000 : 2500;
+    const rounds = QUICK ? 3 : 5;
+    const load = (url, check) =>
+      runLoad({
+        url,
+        path: '/v1/requests',
+        concurrency: CONCURRENCY,
+        durationMs: seconds,
+        headersFor: authFor,
+        body: issueBody,
+        onResponse: check,
+      });
+    let bad = 0;
+    const checkIssued = (status, body) => {
+      if (status !== 201 || !body.includes('"certificate":"ssh-ed25519-cert-v01@openssh.com ')) bad++;
+    };
+    progress('http: warm-up');
+    await load(bare.url, () => undefined);
+    await load(daemon.url, checkIssued);
+    const ours = [];
+    const base = [];
+    const p99s = [];
+    const p50s = [];
+    const ratios = [];
+    for (let r = 0; r < rounds; r++) {
+      const a = async () => {
+        const res = await load(daemon.url, checkIssued);
+        ours.push(res.rps);
+        p99s.push(percentile(res.latencies, 99));
+        p50s.push(percentile(res.latencies, 50));
+        if (res.errors) bad += res.errors;
+      };
+      const b = async () => base.push((await load(bare.url, () => undefined)).rps);
+      if (r % 2) {
+        await b();
+        await a();
+      } else {
+        await a();
+        await b();
+      }
+      ratios.push(ours[r] / base[r]);
+      progress(`http round ${r + 1}/${rounds}: issuance ${ours[r].toFixed(0)}/s, bare ${base[r].toFixed(0)}/s, p99 ${p99s[r].toFixed(1)} ms`);
+    }
+    if (bad > 0) throw new Error(`${bad} issuance responses were not 201 with a certificate`);
+    result.http = {
+      issue_per_s: Math.round(median(ours)),
+      bare_per_s: Math.round(median(base)),
+      response_bytes: responseBytes,
+      issue_p50_ms: round2(median(p50s)),
+    };
+    result.http_ratio = round2(median(ratios));
+    result.issue_p99_ms = round2(median(p99s));
+    result.rss_mb = rssMb(daemon.child.pid);
+  }
+  await stop(bare.child);
+
+  // ---------------------------------------------------------------- growth_ratio
+  progress(`growth: writing ${PRIOR.toLocaleString('en')} prior issuances (real certificates, chained fdatasync'ed audit)`);
+  const full = makeBenchEnv({ users: CONCURRENCY });
+  cleanups.push(full.cleanup);
+  {
+    const pre = spawnSync(process.execPath, [join(REPO, 'scripts/bench/prefill.mjs'), full.dataDir, String(PRIOR), '336'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      encoding: 'utf8',
+      timeout: 300_000,
+    });
+    if (pre.status !== 0) throw new Error(`prefill failed (${pre.status ?? pre.signal})`);
+    const info = JSON.parse(pre.stdout.trim().split('\n').pop());
+    const auditMb = statSync(join(full.dataDir, 'audit.jsonl')).size / 2 ** 20;
+    progress(`growth: ${info.count} issuances in ${info.seconds.toFixed(1)} s; audit.jsonl ${auditMb.toFixed(0)} MiB; starting a daemon on it`);
+    const t0 = performance.now();
+    const fullDaemon = await spawnDaemon(full);
+    children.push(fullDaemon.child);
+    const startMs = performance.now() - t0;
+    // The empty-store daemon is the throughput daemon's twin on a fresh data dir.
+    const empty = makeBenchEnv({ users: CONCURRENCY });
+    cleanups.push(empty.cleanup);
+    const emptyDaemon = await spawnDaemon(empty);
+    children.push(emptyDaemon.child);
+    const sample = async (d, e, n) => {
+      const res = await runLoad({
+        url: d.url,
+        path: '/v1/requests',
+        concurrency: 1,
+        requests: n,
+        headersFor: () => ({ authorization: `Bearer ${e.tokens[0]}` }),
+        body: () => issueBody(0),
+        onResponse: (status, body) => {
+          if (status !== 201) throw new Error(`growth issuance failed: ${status} ${body.slice(0, 300)}`);
+        },
+      });
+      return res.latencies;
+    };
+    await sample(fullDaemon, full, 20);
+    await sample(emptyDaemon, empty, 20);
+    const rounds = QUICK ? 3 : 9;
+    const per = QUICK ? 20 : 40;
+    const fullMed = [];
+    const emptyMed = [];
+    const ratios = [];
+    for (let r = 0; r < rounds; r++) {
+      const a = async () => fullMed.push(median(await sample(fullDaemon, full, per)));
+      const b = async () => emptyMed.push(median(await sample(emptyDaemon, empty, per)));
+      if (r % 2) {
+        await b();
+        await a();
+      } else {
+        await a();
+        await b();
+      }
+      ratios.push(fullMed[r] / emptyMed[r]);
+    }
+    result.growth = {
+      prior_issuances: PRIOR,
+      audit_mib: Math.round(auditMb),
+      median_ms_full: round2(median(fullMed)),
+      median_ms_empty: round2(median(emptyMed)),
+      start_ms_full: Math.round(startMs),
+      rss_mb_full: rssMb(fullDaemon.child.pid),
+    };
+    result.growth_ratio = round2(median(ratios));
+    progress(`growth: ${result.growth.median_ms_full} ms vs ${result.growth.median_ms_empty} ms → ratio ${result.growth_ratio}`);
+    await stop(fullDaemon.child);
+
+    // ---------------------------------------------------------------- login_overhead_ms
+    const cli = join(REPO, 'dist/cli/jit-ssh.js');
+    if (!existsSync(cli)) {
+      result.login_overhead_ms = null;
+      notes.push('login_overhead_ms: dist/cli/jit-ssh.js does not exist yet (the jit-ssh CLI is not built)');
+    } else {
+      progress('login: jit-ssh login wall time vs node -e "" (interleaved)');
+      const out = mkdtempSync(join(tmpdir(), 'jit-bench-login-'));
+      cleanups.push(() => rmSync(out, { recursive: true, force: true }));
+      const childEnv = { ...process.env, SSH_AUTH_SOCK: '' };
+      delete childEnv.SSH_AUTH_SOCK;
+      const timed = (args) => {
+        const t = performance.now();
+        const r = spawnSync(process.execPath, args, { encoding: 'utf8', env: childEnv, timeout: 30_000 });
+        return { ms: performance.now() - t, r };
+      };
+      const loginArgs = [cli, 'login', 'prod-db', '--task', 'check-logs', '--identity', empty.login.keyPath, '--server', emptyDaemon.url,
+        '--user', empty.login.user, '--out', out, '--no-agent', '--json'];
+      const first = timed(loginArgs);
+      if (first.r.status !== 0) {
+        result.login_overhead_ms = null;
+        notes.push(`login_overhead_ms: jit-ssh login failed (exit ${first.r.status}): ${(first.r.stderr || first.r.stdout).trim().slice(0, 200)}`);
+      } else {
+        const rounds = QUICK ? 3 : 9;
+        const logins = [];
+        const nodes = [];
+        for (let r = 0; r < rounds; r++) {
+          const a = () => {
+            const t = timed(loginArgs);
+            if (t.r.status !== 0) throw new Error(`jit-ssh login failed in round ${r}: ${t.r.stderr.slice(0, 300)}`);
+            logins.push(t.ms);
+          };
+          const b = () => nodes.push(timed(['-e', '']).ms);
+          if (r % 2) (b(), a());
+          else (a(), b());
+        }
+        result.login = { login_ms: round2(median(logins)), node_ms: round2(median(nodes)) };
+        result.login_overhead_ms = round2(median(logins) - median(nodes));
+        progress(`login: ${result.login.login_ms} ms − node ${result.login.node_ms} ms = ${result.login_overhead_ms} ms`);
+      }
+    }
+    await stop(emptyDaemon.child);
+  }
+  await stop(daemon.child);
+  result.seconds = Math.round((performance.now() - started) / 1000);
+
+  // ---------------------------------------------------------------- report
+  const rows = [
+    ['core_ratio', result.core_ratio, '≥ 0.80', (v) => v >= 0.8, `${result.core.encode_per_s}/s ours vs ${result.core.raw_sign_per_s}/s raw sign, ${result.core.payload_bytes} B body`],
+    ['http_ratio', result.http_ratio, '≥ 0.50', (v) => v >= 0.5, `${result.http.issue_per_s}/s issuance vs ${result.http.bare_per_s}/s bare express, ${CONCURRENCY} clients`],
+    ['issue_p99_ms', result.issue_p99_ms, '≤ 25', (v) => v <= 25, `p50 ${result.http.issue_p50_ms} ms at ${CONCURRENCY} clients`],
+    ['growth_ratio', result.growth_ratio, '≤ 1.15', (v) => v <= 1.15, `${result.growth.median_ms_full} ms after ${PRIOR} vs ${result.growth.median_ms_empty} ms empty; restart ${result.growth.start_ms_full} ms`],
+    ['login_overhead_ms', result.login_overhead_ms, '≤ 250', (v) => v <= 250, result.login ? `login ${result.login.login_ms} ms − node ${result.login.node_ms} ms` : 'not measured'],
+    ['rss_mb', result.rss_mb, '(report)', () => true, `daemon after the load; ${result.growth.rss_mb_full} MiB with ${PRIOR} prior`],
+  ];
+  result.goals_met = Object.fromEntries(rows.filter((r) => r[2] !== '(report)').map(([k, v, , ok]) => [k, v === null ? null : ok(v)]));
+  if (notes.length) result.notes = notes;
+  const pad = (s, n) => String(s).padEnd(n);
+  const lines = [
+    `${pad('figure', 18)} ${pad('value', 9)} ${pad('goal', 9)} ${pad('met', 5)} detail`,
+    ...rows.map(([k, v, goal, ok, detail]) => `${pad(k, 18)} ${pad(v ?? 'n/a', 9)} ${pad(goal, 9)} ${pad(goal === '(report)' ? '' : v === null ? 'n/a' : ok(v) ? 'yes' : 'NO', 5)} ${detail}`),
+    ...notes.map((n) => `note: ${n}`),
+    `(${result.seconds} s${QUICK ? ', BENCH_QUICK' : ''})`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n' + JSON.stringify(result) + '\n');
+}
+
+const cleanup = async () => {
+  for (const c of children) await stop(c).catch(() => undefined);
+  for (const f of cleanups) f();
+};
+
+main()
+  .then(cleanup)
+  .catch(async (e) => {
+    process.stderr.write(`[bench] failed: ${e?.stack ?? e}\n`);
+    await cleanup();
+    process.exit(1);
+  });
