@@ -77,5 +77,6 @@ export async function viewRequest(deps: ServiceDeps, identity: Identity, id: str
   if (!rec || !(rec.user === identity.user || isApproverOf(identity, rec) || isAdmin(deps, identity) || auditor)) {
     throw new JitError('not_found', `no request ${id}`);
   }
-  return withRequestLock(id, () => expireIfDue(deps, rec));
+  // Re-read under the lock: an approval, denial or another viewer may have moved it on meanwhile.
+  return withRequestLock(id, async () => expireIfDue(deps, (await deps.state.getRequest(id)) ?? rec));
 }

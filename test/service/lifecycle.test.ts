@@ -211,6 +211,15 @@ describeWithTools(['ssh-keygen'], 'request lifecycle over HTTP', () => {
       expect((await get('dave', r2.body.id)).body.status).toBe('expired');
     });
 
+    it('ok/an expiry seen by several callers at once is audited once', async () => {
+      const r = await incident('dave', 'prod-db', 'INC-15');
+      clock.advance(31 * MIN);
+      await Promise.all([tok('dave'), tok('bob')]);
+      const results = await Promise.all([get('dave', r.body.id), approve('bob', r.body.id), get('bob', r.body.id), deny('bob', r.body.id, 'x')]);
+      expect(results.map((x) => x.status)).toEqual([200, 409, 200, 409]);
+      expect(auditOf(env, r.body.id).map((a) => a.type)).toEqual(['request', 'expire']);
+    });
+
     it('ok/the pending list shows an expired request as expired, not pending', async () => {
       const r = await incident('dave', 'prod-db', 'INC-14');
       clock.advance(31 * MIN);
