@@ -5,7 +5,8 @@
  * and turned into KeyObjects through JWK (sshpk's ed25519 PKCS#8 is refused by OpenSSL 3).
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import sshpk from 'sshpk';
+import { createRequire } from 'node:module';
+import type sshpk from 'sshpk';
 import { JitError } from '../errors.js';
 import { CURVES, type Curve } from './keys.js';
 import { publicKeyBlobOf } from './signer.js';
@@ -156,6 +157,14 @@ function toKeyObject(parts: PrivateParts): KeyObject {
   }
 }
 
+/**
+ * sshpk costs ~50 ms to load and only encrypted files need it: `jit-ssh login` writes a key
+ * file on every run and must start fast, so it is loaded on first use.
+ */
+function loadSshpk(): typeof sshpk {
+  return createRequire(import.meta.url)('sshpk') as typeof sshpk;
+}
+
 /** sshpk's decrypted key → JWK. sshpk's ed25519 'k' may carry the public half too. */
 function fromSshpk(key: sshpk.PrivateKey): KeyObject {
   const part = (name: string): Buffer => {
@@ -211,7 +220,7 @@ export function decodeOpenSshPrivateKey(text: string, passphrase?: string): KeyO
       if (passphrase === undefined || passphrase === '') bad('this private key is encrypted and needs a passphrase');
       let decrypted: sshpk.PrivateKey;
       try {
-        decrypted = sshpk.parsePrivateKey(text, 'openssh', { passphrase });
+        decrypted = loadSshpk().parsePrivateKey(text, 'openssh', { passphrase });
       } catch (e) {
         // sshpk's message says "Incorrect passphrase" or names the unsupported cipher; no secrets in it.
         return bad(`cannot decrypt private key: ${(e as Error).message}`);

@@ -1,0 +1,133 @@
+/**
+ * What every jit-ssh command shares: the global flags, the API client with its login (token
+ * flag, cached token, or SSH-key challenge), the certificate dir, and output helpers.
+ */
+import { userInfo } from 'node:os';
+import { JitError } from '../../errors.js';
+import { ApiClient, DEFAULT_SERVER, normaliseServer } from '../../client/api.js';
+import type { AgentClient } from '../../client/agent.js';
+import { defaultCertDir } from '../../client/keyfiles.js';
+
+export interface ClientArgs {
+  server?: string;
+  user?: string;
+  token?: string;
+  identity?: string;
+  json?: boolean;
+  out?: string;
+}
+
+export interface ClientContext {
+  api: ApiClient;
+  server: string;
+  user: string;
+  dir: string;
+  json: boolean;
+  /** The user's ssh-agent, when SSH_AUTH_SOCK is set (connects on first use). */
+  agent(): Promise<AgentClient | undefined>;
+  /** Writes a line to stdout. */
+  print(line?: string): void;
+  /** Progress and notes for a person: stderr, and silent under --json. */
+  note(line: string): void;
+  close(): void;
+}
+
+/** Flag, then environment, then default: the order every command resolves settings in. */
+export function resolveSettings(a: ClientArgs): { server: string; user: string; token?: string; identity?: string; dir: string } {
+  const server = normaliseServer(a.server || process.env.JITSSH_SERVER || DEFAULT_SERVER);
+  const user = a.user || process.env.JITSSH_USER || osUser();
+  const token = a.token || process.env.JITSSH_TOKEN || undefined;
+  const identity = a.identity || process.env.JITSSH_IDENTITY || undefined;
+  const dir = a.out || process.env.JITSSH_DIR || defaultCertDir();
+  return { server, user, token, identity, dir };
+}
+
+function osUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    throw new JitError('invalid_field', 'cannot tell who you are: give --user or set JITSSH_USER');
+  }
+}
+
+export function clientContext(a: ClientArgs): ClientContext {
+  const s = resolveSettings(a);
+  const json = Boolean(a.json);
+  let agentPromise: Promise<AgentClient | undefined> | undefined;
+  const agent = () =>
+    (agentPromise ??= import('../../client/agent.js').then(({ agentFromEnv }) => agentFromEnv(process.env, { timeoutMs: 5_000 })));
+
+  const api = new ApiClient({
+    server: s.server,
+    token: s.token,
+    authenticate: async (client) => {
+      const [{ readCachedToken, writeCachedToken }, { identityCandidates, loginWithKeys }] = await Promise.all([
+        import('../../client/token-cache.js'),
+        import('../../client/identity.js'),
+      ]);
+      // The cache is only consulted for the first login of a process; a refused cached token
+      // (daemon restarted) falls through to a fresh signature on the retry.
+      if (!cacheTried) {
+        cacheTried = true;
+        const cached = readCachedToken(s.dir, s.server, s.user);
+        if (cached) return cached;
+      }
+      const candidates = await identityCandidates({ identity: s.identity, agent: await agent() });
+      const { token, expiresAt } = await loginWithKeys(client, s.user, candidates);
+      writeCachedToken(s.dir, s.server, s.user, token, expiresAt);
+      return token;
+    },
+  });
+  let cacheTried = false;
+
+  return {
+    api,
+    server: s.server,
+    user: s.user,
+    dir: s.dir,
+    json,
+    agent,
+    print: (line = '') => process.stdout.write(line + '\n'),
+    note: (line) => {
+      if (!json) process.stderr.write(line + '\n');
+    },
+    close: () => {
+      void agentPromise?.then((ag) => ag?.close());
+    },
+  };
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+/** 615 → '10m 15s'; 3700 → '1h 1m'. */
+export function humanDuration(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return `${s}s`;
+  const d = Math.floor(s / 86_400);
+  const h = Math.floor((s % 86_400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  if (d > 0) return `${d}d ${h}h`;
+  if (h > 0) return `${h}h ${m}m`;
+  return `${m}m ${s % 60}s`;
+}
+
+/** Local wall-clock time, e.g. '14:32:05' today or '2025-03-02 14:32' otherwise. */
+export function localTime(iso: string, nowMs = Date.now()): string {
+  const d = new Date(iso);
+  const now = new Date(nowMs);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  const hms = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  if (d.toDateString() === now.toDateString()) return hms;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${hms}`;
+}
+
+/** Plain text table with left-aligned columns. */
+export function table(rows: string[][]): string {
+  if (rows.length === 0) return '';
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd()).join('\n');
+}
+
+export const REQUEST_ID = /^req_[A-Za-z0-9_-]{16}$/;

@@ -1,0 +1,319 @@
+/**
+ * jit-ssh login <target> --task … : fresh ed25519 key → request → wait while pending →
+ * key + certificate into ssh-agent (lifetime = time left) and into the cert dir.
+ * `--no-wait` leaves a pending request behind (its key waits in the dir); `--resume <id>`
+ * collects it later.
+ */
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { JitError } from '../../errors.js';
+import { publicKeyBlobOf } from '../../ca/signer.js';
+import { publicKeyLine } from '../../ca/keys.js';
+import { parseCertificate } from '../../ca/cert.js';
+import type { AllowedTarget, IssuedRequest, PendingRequest, RequestView } from '../../client/api.js';
+import { agentComment, pruneAgent, removeAgentCerts } from '../../client/agent-certs.js';
+import {
+  type CertFiles,
+  type CertMeta,
+  pruneExpired,
+  readPending,
+  removePending,
+  writeCert,
+  writePending,
+} from '../../client/keyfiles.js';
+import { clientContext, humanDuration, localTime, printJson, REQUEST_ID, type ClientArgs, type ClientContext } from './client-args.js';
+
+export interface LoginArgs extends ClientArgs {
+  target?: string;
+  task?: string;
+  reason?: string;
+  ticket?: string;
+  ttl?: string;
+  account?: string;
+  wait?: boolean;
+  agent?: boolean;
+  resume?: string;
+}
+
+export interface Obtained {
+  meta: CertMeta;
+  files: CertFiles;
+  /** Seconds the agent keeps it; undefined when it was not added. */
+  agentLifetime?: number;
+  agentNote?: string;
+}
+
+export async function login(a: LoginArgs): Promise<void> {
+  const ctx = clientContext(a);
+  try {
+    if (a.resume) {
+      if (!REQUEST_ID.test(a.resume)) throw new JitError('invalid_field', `--resume: '${a.resume}' is not a request id (req_…)`);
+    } else if (!a.target || !a.task) {
+      throw new JitError('invalid_field', 'login needs a target and --task (or --resume <request-id>)');
+    }
+    const got = await obtainCertificate(ctx, a);
+    if (got) report(ctx, got);
+  } finally {
+    ctx.close();
+  }
+}
+
+/**
+ * The whole login; also used by `jit-ssh ssh`. Returns undefined when the request was left
+ * pending on purpose (--no-wait).
+ */
+export async function obtainCertificate(ctx: ClientContext, a: LoginArgs): Promise<Obtained | undefined> {
+  const useAgent = a.agent !== false && Boolean(process.env.SSH_AUTH_SOCK);
+  const pruning = prune(ctx, useAgent);
+
+  let key: KeyObject;
+  let view: IssuedRequest | PendingRequest | RequestView;
+  let target: string;
+  let task: string | undefined;
+  let account = a.account;
+  let hostsP: Promise<AllowedTarget[] | undefined>;
+
+  if (a.resume) {
+    const pending = await readPending(ctx.dir, a.resume);
+    if (!pending) {
+      throw new JitError(
+        'not_found',
+        `no pending key for ${a.resume} in ${ctx.dir}: --resume works where the request was made (same --out dir)`,
+      );
+    }
+    key = pending.key;
+    target = pending.meta.target;
+    task = pending.meta.task;
+    account ??= pending.meta.account;
+    view = await ctx.api.getRequest(a.resume);
+    hostsP = ctx.api.targets().catch(() => undefined);
+  } else {
+    target = a.target!;
+    task = a.task!;
+    key = generateKeyPairSync('ed25519').privateKey;
+    const publicKey = publicKeyLine(publicKeyBlobOf(key), `jit-ssh:${ctx.user}`);
+    await ctx.api.ensureToken();
+    // Which host to connect to comes from the target list; ask while the CA signs.
+    hostsP = ctx.api.targets().catch(() => undefined);
+    view = await ctx.api.createRequest({
+      target,
+      task,
+      publicKey,
+      reason: a.reason,
+      ticket: a.ticket,
+      ttl: a.ttl,
+      account: a.account,
+    });
+    if (view.status === 'pending') {
+      writePending(
+        ctx.dir,
+        {
+          id: view.id,
+          target,
+          task,
+          user: ctx.user,
+          server: ctx.server,
+          createdAt: new Date().toISOString(),
+          ...(view.expiresAt ? { expiresAt: view.expiresAt } : {}),
+          ...(account ? { account } : {}),
+        },
+        key,
+      );
+    }
+  }
+
+  if (view.status === 'pending' && a.wait === false) {
+    await pruning;
+    reportPending(ctx, view as PendingRequest);
+    return undefined;
+  }
+  if (view.status === 'pending') view = await waitForDecision(ctx, view as PendingRequest);
+  // Issued, denied, expired or withdrawn: the pending key has served its purpose either way.
+  removePending(ctx.dir, view.id);
+  if (view.status !== 'issued') throw endedError(view as RequestView);
+
+  const issued = view as IssuedRequest;
+  const certLine = issued.certificate;
+  const parsed = parseCertificate(certLine);
+  if (!parsed.publicKey.equals(publicKeyBlobOf(key))) {
+    throw new JitError('invalid_certificate', `the CA returned a certificate for another key (request ${issued.id})`);
+  }
+  const hosts = await hostsP;
+  const meta: CertMeta = {
+    id: issued.id,
+    target,
+    ...(task ? { task } : {}),
+    account: (issued as RequestView).account ?? account ?? accountOf(issued.principals[0], target),
+    user: ctx.user,
+    server: ctx.server,
+    serial: issued.serial,
+    keyId: issued.keyId,
+    principals: issued.principals,
+    validAfter: issued.validAfter,
+    validBefore: issued.validBefore,
+    ...(firstHost(hosts, target) ? { host: firstHost(hosts, target) } : {}),
+  };
+
+  await pruning;
+  let agentLifetime: number | undefined;
+  let agentNote: string | undefined;
+  if (useAgent) {
+    const lifetime = Math.floor(Number(parsed.validBefore) - Date.now() / 1000);
+    try {
+      const agent = await ctx.agent();
+      if (agent && lifetime >= 1) {
+        // One jit-ssh entry per target, like the files: the one they replace goes too.
+        await removeAgentCerts(agent, (c) => c.target === target);
+        meta.agentComment = agentComment(target, issued.id);
+        await agent.addEd25519WithCert({
+          privateKey: key,
+          certificate: Buffer.from(certLine.trim().split(/\s+/)[1], 'base64'),
+          comment: meta.agentComment,
+          lifetimeSeconds: lifetime,
+        });
+        agentLifetime = lifetime;
+      }
+    } catch (e) {
+      delete meta.agentComment;
+      agentNote = `not added to ssh-agent (${(e as Error).message}); the key files below still work`;
+    }
+  }
+  const files = writeCert(ctx.dir, meta, key, certLine);
+  return { meta, files, agentLifetime, agentNote };
+}
+
+/** Expired certificates leave the dir and the agent; never fatal. */
+async function prune(ctx: ClientContext, useAgent: boolean): Promise<void> {
+  try {
+    pruneExpired(ctx.dir);
+  } catch {
+    // an unreadable dir is reported when we write to it
+  }
+  if (!useAgent) return;
+  try {
+    const agent = await ctx.agent();
+    if (agent) await pruneAgent(agent);
+  } catch {
+    // the agent is optional for pruning
+  }
+}
+
+/** Principals render as `{account}@{target}` by default; other formats keep the whole principal. */
+export function accountOf(principal: string | undefined, target: string): string | undefined {
+  if (!principal) return undefined;
+  const suffix = `@${target}`;
+  return principal.endsWith(suffix) ? principal.slice(0, -suffix.length) : principal;
+}
+
+function firstHost(list: AllowedTarget[] | undefined, target: string): string | undefined {
+  return list?.find((t) => t.target === target)?.hosts[0];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Polls until the request leaves 'pending'. On a terminal a status line shows the request,
+ * who must approve and the time waited; Ctrl-C leaves the request waiting and says how to
+ * collect it.
+ */
+async function waitForDecision(ctx: ClientContext, first: PendingRequest): Promise<RequestView> {
+  const id = first.id;
+  const started = Date.now();
+  const live = process.stderr.isTTY && !ctx.json;
+  const pollMs = Math.max(100, Number(process.env.JITSSH_POLL_MS) || 1000);
+  let approvers = first.approvers;
+  let needed = first.approvalsNeeded;
+
+  const line = () => {
+    const s = Math.floor((Date.now() - started) / 1000);
+    const elapsed = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+    return `waiting for ${needed} approval${needed === 1 ? '' : 's'} from ${approvers.join(', ') || 'an approver'} · ${id} · ${elapsed} · Ctrl-C leaves it pending`;
+  };
+  const onInterrupt = () => {
+    if (live) process.stderr.write('\r\x1b[2K');
+    process.stderr.write(`left ${id} pending; collect it later with: jit-ssh login --resume ${id}\n`);
+    process.exit(130);
+  };
+  process.on('SIGINT', onInterrupt);
+  process.on('SIGTERM', onInterrupt);
+  if (live) process.stderr.write(line());
+  else ctx.note(`${id} is pending: ${line().replace(/ · [0-9]+:[0-9]{2} · Ctrl-C leaves it pending$/, '')}`);
+
+  const ticker = live ? setInterval(() => process.stderr.write(`\r\x1b[2K${line()}`), 1000) : undefined;
+  try {
+    for (;;) {
+      await sleep(pollMs);
+      const v = await ctx.api.getRequest(id);
+      if (v.status !== 'pending') {
+        if (live) process.stderr.write('\r\x1b[2K');
+        return v;
+      }
+      approvers = v.approvers ?? approvers;
+      needed = v.approvalsNeeded ?? needed;
+    }
+  } finally {
+    if (ticker) clearInterval(ticker);
+    process.off('SIGINT', onInterrupt);
+    process.off('SIGTERM', onInterrupt);
+  }
+}
+
+function endedError(v: RequestView): JitError {
+  if (v.status === 'denied') {
+    return new JitError('policy_denied', `request ${v.id} was denied${v.deniedBy ? ` by ${v.deniedBy}` : ''}${v.denialReason ? `: ${v.denialReason}` : ''}`, {
+      details: { id: v.id, status: v.status },
+    });
+  }
+  return new JitError('policy_denied', `request ${v.id} is ${v.status}; no certificate was issued`, { details: { id: v.id, status: v.status } });
+}
+
+function reportPending(ctx: ClientContext, v: PendingRequest): void {
+  if (ctx.json) {
+    printJson({ ...v, resume: `jit-ssh login --resume ${v.id}` });
+    return;
+  }
+  ctx.print(v.id);
+  process.stderr.write(
+    `${v.id} is pending: needs ${v.approvalsNeeded} approval${v.approvalsNeeded === 1 ? '' : 's'} from ${v.approvers.join(', ')}` +
+      `${v.expiresAt ? ` before ${localTime(v.expiresAt)}` : ''}\ncollect it with: jit-ssh login --resume ${v.id}\n`,
+  );
+}
+
+export function sshCommandFor(meta: CertMeta, files: CertFiles): string[] {
+  return ['ssh', '-i', files.keyFile, '-o', `CertificateFile=${files.certFile}`, '-o', 'IdentitiesOnly=yes', `${meta.account ?? 'USER'}@${meta.host ?? 'HOST'}`];
+}
+
+function report(ctx: ClientContext, got: Obtained): void {
+  const { meta, files } = got;
+  const left = Math.floor((Date.parse(meta.validBefore) - Date.now()) / 1000);
+  const ssh = sshCommandFor(meta, files);
+  if (ctx.json) {
+    printJson({
+      id: meta.id,
+      status: 'issued',
+      target: meta.target,
+      task: meta.task,
+      account: meta.account,
+      principals: meta.principals,
+      serial: meta.serial,
+      keyId: meta.keyId,
+      validAfter: meta.validAfter,
+      validBefore: meta.validBefore,
+      keyFile: files.keyFile,
+      certFile: files.certFile,
+      agent: got.agentLifetime !== undefined,
+      host: meta.host,
+      sshCommand: ssh,
+    });
+    return;
+  }
+  if (got.agentNote) process.stderr.write(`warning: ${got.agentNote}\n`);
+  ctx.print(`certificate for ${meta.target} issued (${meta.id}${meta.task ? `, task ${meta.task}` : ''})`);
+  ctx.print(`  principals  ${meta.principals.join(', ')}`);
+  ctx.print(`  expires     ${localTime(meta.validBefore)} (in ${humanDuration(left)})`);
+  ctx.print(`  key         ${files.keyFile}  (certificate ${files.certFile})`);
+  ctx.print(`  ssh-agent   ${got.agentLifetime !== undefined ? `added for ${humanDuration(got.agentLifetime)}` : 'not added'}`);
+  ctx.print(`  connect     jit-ssh ssh ${meta.target}`);
+  ctx.print(`          or  ${ssh.join(' ')}`);
+  ctx.print(`  when done   jit-ssh done ${meta.target}`);
+}
+
