@@ -4,7 +4,7 @@
  * sshd on loopback, and the real ssh client. Every refusal is checked in sshd's own log, so a
  * test cannot pass because ssh failed for an unrelated reason.
  */
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import { issueCert, makeE2eEnv, type IssuedCert } from './helpers/policy.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const JIT_SSHD = join(REPO, 'dist/cli/jit-sshd.js');
+const JIT_SSH = join(REPO, 'dist/cli/jit-ssh.js');
 
 describeWithTools(['sshd', 'ssh', 'ssh-keygen', 'curl'], 'e2e: hosts configured by host-setup.sh enforce jit-ssh certificates', () => {
   let env: TestEnv;
@@ -31,6 +32,21 @@ describeWithTools(['sshd', 'ssh', 'ssh-keygen', 'curl'], 'e2e: hosts configured 
   const servers: Server[] = [];
 
   const admin = (...args: string[]) => run(process.execPath, [JIT_SSHD, ...args, '--config', env.configPath]);
+  /** The engineer's command as alice would run it: her key file, no agent, files in `out`. */
+  const jitSsh = (out: string, ...args: string[]) => {
+    const { SSH_AUTH_SOCK: _sock, ...rest } = process.env;
+    return run(process.execPath, [JIT_SSH, ...args, '--server', d.url, '--user', 'alice', '--identity', env.keys.alice.path, '--out', out, '--json'], {
+      env: { ...rest, HOME: env.dir },
+    });
+  };
+  /** `jit-ssh login` into a fresh dir; the certificate as the other cases see it. */
+  async function cliLogin(target: string, task: string): Promise<IssuedCert & { out: string }> {
+    const out = mkdtempSync(join(env.dir, 'jit-'));
+    const r = await jitSsh(out, 'login', target, '--task', task, '--no-agent');
+    if (r.code !== 0) throw new Error(`jit-ssh login: ${r.code} ${r.stderr}`);
+    const j = JSON.parse(r.stdout);
+    return { id: j.id, serial: String(j.serial), keyId: j.keyId, key: j.keyFile, cert: j.certFile, validBefore: Date.parse(j.validBefore), out };
+  }
   /** The fingerprint of the CA key that signed a certificate, as ssh-keygen -L shows it. */
   const signingCa = (cert: string) => /Signing CA: \S+ (SHA256:\S+)/.exec(sshKeygen(['-L', '-f', cert]))![1];
   const esc = (t: string) => t.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
@@ -101,8 +117,10 @@ describeWithTools(['sshd', 'ssh', 'ssh-keygen', 'curl'], 'e2e: hosts configured 
     expect(readFileSync(join(hostA.etc, 'ca.pub'), 'utf8')).toBe(d.deps.ca.publicLines().join('\n') + '\n');
   });
 
-  it('case 1: an auto-approved certificate runs a command; sshd logs our key ID and serial', async () => {
-    const c = await issueCert(d.url, env, token, 'e2e-a', 'e2e-shell');
+  it('case 1: `jit-ssh login` (auto rule) then ssh runs a command; sshd logs our key ID and serial', async () => {
+    const c = await cliLogin('e2e-a', 'e2e-shell');
+    expect(c.key).toBe(join(c.out, 'e2e-a'));
+    expect(statSync(c.key).mode & 0o777).toBe(0o600);
     const mark = sshdA.logs().length;
     const r = await sshdA.runSsh(c.key, c.cert, 'id -un; echo jit-ok');
     expect(r.stdout).toBe('root\njit-ok\n');
@@ -145,12 +163,21 @@ describeWithTools(['sshd', 'ssh', 'ssh-keygen', 'curl'], 'e2e: hosts configured 
     expect(r.stdout).toBe('forced-by-policy\n');
   });
 
-  it('case 6: a revoked certificate is refused once krl-sync ran; another certificate still works', async () => {
-    const doomed = await issueCert(d.url, env, token, 'e2e-a', 'e2e-shell');
-    const other = await issueCert(d.url, env, token, 'e2e-a', 'e2e-shell');
+  it('case 6: `jit-ssh done` → krl-sync → the certificate is refused; another certificate still works', async () => {
+    const doomed = await cliLogin('e2e-a', 'e2e-shell');
+    const other = await cliLogin('e2e-a', 'e2e-shell');
     await accepted(sshdA, doomed);
-    const rv = await api(d.url, 'POST', `/v1/requests/${doomed.id}/revoke`, { reason: 'task done' }, token);
-    expect(rv.status).toBe(200);
+    // Someone kept a copy: `done` deletes the files, but only the KRL makes the copy useless.
+    const keep = { ...doomed, key: join(env.dir, 'kept'), cert: join(env.dir, 'kept-cert.pub') };
+    copyFileSync(doomed.key, keep.key);
+    copyFileSync(doomed.cert, keep.cert);
+    const dn = await jitSsh(doomed.out, 'done', 'e2e-a');
+    expect(dn.code, dn.stderr).toBe(0);
+    expect(JSON.parse(dn.stdout)).toMatchObject({ id: doomed.id, server: 'revoked', filesRemoved: true });
+    expect(existsSync(doomed.key)).toBe(false);
+    const viewed = await api(d.url, 'GET', `/v1/requests/${doomed.id}`, undefined, token);
+    expect(viewed.body.status).toBe('revoked');
+    Object.assign(doomed, keep);
     // The host enforces what its KRL says: until the sync, the old KRL still lets it in.
     await accepted(sshdA, doomed);
     const sync = await hostSync(hostA);
