@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { RunningDaemon } from '../../src/daemon.js';
-import { startTestDaemon, type TestEnv } from '../helpers/daemon.js';
+import { REPO, startTestDaemon, type TestEnv } from '../helpers/daemon.js';
 import { generateKey, sshKeygen } from '../helpers/keys.js';
 import { describeWithTools, findTool } from '../helpers/tools.js';
 import { HOST_SETUP, KRL_SYNC, hostSetup, makeHostRoot, run, sha256File, treeSums, type TestHost } from './helpers/hosts.js';
@@ -109,6 +109,15 @@ describeWithTools(['sshd', 'ssh-keygen', 'curl'], 'e2e: host-setup.sh and krl-sy
     const timer = readFileSync(join(h.root, 'etc/systemd/system/jit-ssh-krl-sync.timer'), 'utf8');
     expect(timer).toMatch(/OnUnitActiveSec=60s/);
     expect(existsSync(join(h.root, 'etc/cron.d/jit-ssh-krl-sync'))).toBe(false);
+    // systemd's own parser, where this machine has it (an optional tool: CI images may not).
+    const analyze = findTool('systemd-analyze');
+    if (analyze) {
+      const units = [join(h.root, 'etc/systemd/system/jit-ssh-krl-sync.service'), join(h.root, 'etc/systemd/system/jit-ssh-krl-sync.timer')];
+      const v = await run(analyze, ['verify', ...units, join(REPO, 'scripts/jit-sshd.service')]);
+      // Only the absence of /opt/jit-ssh's node install on a test machine may be reported.
+      const problems = (v.stdout + v.stderr).split('\n').filter((l) => l.trim() && !/is not executable|Failed to prepare filename|\/opt\/jit-ssh|node/.test(l));
+      expect(problems).toEqual([]);
+    }
   });
 
   it('ok/an account dropped from the target loses its principals file on the next run', async () => {
