@@ -8,7 +8,6 @@ import { checkCertParams, encodeCertificate } from '../ca/cert.js';
 import { decide, type AccessRequest, type Identity, type Decision } from '../policy/decide.js';
 import type { RequestRecord } from '../store/types.js';
 import { newRequestId, nowSeconds, type ServiceDeps } from './deps.js';
-import { withRequestLock } from './locks.js';
 
 export interface RequestInput {
   target: string;
@@ -81,9 +80,34 @@ export async function createRequest(
     minRsaBits: config.minRsaBits,
     caKeys: deps.ca.trusted().map((s) => s.publicKeyBlob),
   });
-  // One request of a user at a time: counting live grants and storing the new one must not
-  // interleave, or parallel requests all see the same count and pass maxActive together.
-  return withRequestLock(`user:${identity.user}`, () => decideAndStore(deps, identity, input, sourceAddress, key.fingerprint));
+  // maxActive must hold under concurrency without serialising a user's requests (that would
+  // defeat the audit's group commit). Each request notes how many others of the same user are
+  // in flight *before* counting stored grants, then registers itself: of any two concurrent
+  // requests at least one counts the other. Overlap may count one twice, which only errs
+  // towards refusing.
+  const inFlight = inFlightFor(deps);
+  const others = inFlight.get(identity.user) ?? 0;
+  inFlight.set(identity.user, others + 1);
+  try {
+    return await decideAndStore(deps, identity, input, sourceAddress, key.fingerprint, others);
+  } finally {
+    const left = (inFlight.get(identity.user) ?? 1) - 1;
+    if (left > 0) inFlight.set(identity.user, left);
+    else inFlight.delete(identity.user);
+  }
+}
+
+/** Unexpired grants + live pending requests (a pending one holds a slot, or approvals could exceed maxActive) + in-flight ones. */
+async function countLiveGrants(deps: ServiceDeps, user: string, nowMs: number, othersInFlight: number): Promise<number> {
+  const pending = (await deps.state.listRequests({ user, status: 'pending' })).filter((r) => r.expiresAt > nowMs);
+  return (await deps.state.countActiveGrants(user, Math.floor(nowMs / 1000))) + pending.length + othersInFlight;
+}
+
+const inFlightByStore = new WeakMap<object, Map<string, number>>();
+function inFlightFor(deps: ServiceDeps): Map<string, number> {
+  let m = inFlightByStore.get(deps.state);
+  if (!m) inFlightByStore.set(deps.state, (m = new Map()));
+  return m;
 }
 
 async function decideAndStore(
@@ -92,6 +116,7 @@ async function decideAndStore(
   input: RequestInput,
   sourceAddress: string | undefined,
   keyFingerprint: string,
+  othersInFlight: number,
 ): Promise<IssuedView | PendingView> {
   const { config, state, audit, clock, metrics } = deps;
   const nowMs = clock.now();
@@ -104,10 +129,11 @@ async function decideAndStore(
     reason: input.reason,
     sourceAddress,
   };
-  // A pending request holds a slot too (decide's contract): otherwise approvals could exceed maxActive.
-  const pending = (await state.listRequests({ user: identity.user, status: 'pending' })).filter((r) => r.expiresAt > nowMs);
-  const activeGrants = (await state.countActiveGrants(identity.user, nowSeconds(clock))) + pending.length;
-  const decision: Decision = decide(request, identity, deps.policy(), new Date(nowMs), {
+  const policy = deps.policy();
+  const activeGrants = policy.rules.some((r) => r.maxActive !== undefined)
+    ? await countLiveGrants(deps, identity.user, nowMs, othersInFlight)
+    : 0; // no rule limits grants: skip the count (it is per-user work on the hot path)
+  const decision: Decision = decide(request, identity, policy, new Date(nowMs), {
     activeGrants,
     config: { maxTtl: config.maxTtl, backdate: config.backdate },
   });

@@ -133,7 +133,7 @@ class LowdbState implements OpenedState {
     if (data.version !== SCHEMA_VERSION) {
       throw new JitError('internal', `state file has schema version ${String(data.version)}; this jit-sshd reads ${SCHEMA_VERSION}`);
     }
-    for (const r of data.requests ?? []) this.requests.set(r.id, r);
+    for (const r of data.requests ?? []) this.setRequest(r);
     for (const r of data.revocations ?? []) this.revocations.set(revocationKey(r), r);
     for (const k of data.revokedKeys ?? []) this.revokedKeys.set(k.fingerprint, k);
     for (const { hash, ...t } of data.tokens ?? []) this.tokens.set(hash, t);
@@ -142,11 +142,43 @@ class LowdbState implements OpenedState {
 
   // ---- requests
 
+  /** Per-user index: counting one user's grants must not scan everyone's. */
+  private readonly byUser = new Map<string, Set<string>>();
+
+  private setRequest(r: RequestRecord): void {
+    const old = this.requests.get(r.id);
+    if (old && old.user !== r.user) this.byUser.get(old.user)?.delete(r.id);
+    this.requests.set(r.id, r);
+    let ids = this.byUser.get(r.user);
+    if (!ids) this.byUser.set(r.user, (ids = new Set()));
+    ids.add(r.id);
+  }
+
+  private deleteRequest(id: string): void {
+    const r = this.requests.get(id);
+    if (!r) return;
+    this.requests.delete(id);
+    const ids = this.byUser.get(r.user);
+    ids?.delete(id);
+    if (ids?.size === 0) this.byUser.delete(r.user);
+  }
+
+  private *candidates(user: string | undefined): Iterable<RequestRecord> {
+    if (user === undefined) {
+      yield* this.requests.values();
+      return;
+    }
+    for (const id of this.byUser.get(user) ?? []) {
+      const r = this.requests.get(id);
+      if (r) yield r;
+    }
+  }
+
   async putRequest(r: RequestRecord): Promise<void> {
     this.assertOpen();
     if (typeof r.id !== 'string' || r.id === '') throw new JitError('internal', 'request needs an id');
     if (!STATUSES.has(r.status)) throw new JitError('internal', `unknown request status ${String(r.status)}`);
-    this.requests.set(r.id, structuredClone(r));
+    this.setRequest(structuredClone(r));
     this.volatile.delete(r.id);
     return this.persist();
   }
@@ -155,7 +187,7 @@ class LowdbState implements OpenedState {
     this.assertOpen();
     if (r.status !== 'issued' || !r.cert) throw new JitError('internal', 'recordIssued takes an issued request');
     if (this.requests.has(r.id) && !this.volatile.has(r.id)) return; // a persisted record wins
-    this.requests.set(r.id, structuredClone(r));
+    this.setRequest(structuredClone(r));
     this.volatile.add(r.id);
   }
 
@@ -167,7 +199,7 @@ class LowdbState implements OpenedState {
   async listRequests(filter: RequestFilter = {}): Promise<RequestRecord[]> {
     const statuses = filter.status === undefined ? undefined : new Set<RequestStatus>(typeof filter.status === 'string' ? [filter.status] : filter.status);
     const out: RequestRecord[] = [];
-    for (const r of this.requests.values()) {
+    for (const r of this.candidates(filter.user)) {
       if (filter.user !== undefined && r.user !== filter.user) continue;
       if (filter.target !== undefined && r.target !== filter.target) continue;
       if (statuses && !statuses.has(r.status)) continue;
@@ -186,14 +218,14 @@ class LowdbState implements OpenedState {
     mutate(next); // a throw here leaves the stored record untouched
     if (next.id !== id) throw new JitError('internal', 'updateRequest may not change the id');
     if (!STATUSES.has(next.status)) throw new JitError('internal', `unknown request status ${String(next.status)}`);
-    this.requests.set(id, next);
+    this.setRequest(next);
     await this.persist();
     return structuredClone(next);
   }
 
   async countActiveGrants(user: string, nowSec: number): Promise<number> {
     let n = 0;
-    for (const r of this.requests.values()) {
+    for (const r of this.candidates(user)) {
       if (r.user === user && r.status === 'issued' && r.cert && r.cert.validBefore > nowSec) n++;
     }
     return n;
@@ -285,7 +317,7 @@ class LowdbState implements OpenedState {
       }
       const endSec = r.cert && r.status !== 'denied' && r.status !== 'expired' ? r.cert.validBefore : r.expiresAt / 1000;
       if (r.status !== 'pending' && endSec + this.requestGraceSec <= nowSec) {
-        this.requests.delete(id);
+        this.deleteRequest(id);
         this.volatile.delete(id);
         result.removedRequests++;
       }
