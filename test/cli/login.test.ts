@@ -290,6 +290,27 @@ describeWithTools(['ssh', 'sshd', 'ssh-keygen', 'ssh-agent', 'ssh-add'], 'jit-ss
     expect((await runCli(['login', 'prod-db', '--task', 'x', '--bogus'], e)).code).toBe(1);
     expect((await runCli(['approve', 'nope'], e)).code).toBe(1);
     expect((await runCli([], e)).code).toBe(1);
+    const help = await runCli(['login', '--help'], e);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('--no-wait');
+  });
+
+  it('ok/short and alias flags (-t, -i, --dir) parse like their long forms; done withdraws a pending request', async () => {
+    const h = home();
+    const dir = join(h, 'elsewhere');
+    const e = as(h, 'alice');
+    const r = await runCli(['login', 'prod-db', '-t', 'check-logs', '-i', env.keys.alice.path, '--dir', dir, '--no-agent', '--json'], e);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).keyFile).toBe(join(dir, 'prod-db'));
+
+    const p = await runCli(['login', 'prod-db', '--task', 'incident', '--ticket', 'INC-1', '--no-wait', '-i', env.keys.alice.path, '--out', dir], e);
+    const id = p.stdout.trim();
+    const w = await runCli(['done', id, '--out', dir, '-i', env.keys.alice.path], e);
+    expect(w.stderr).toBe('');
+    expect(w.stdout).toBe('prod-db: pending request withdrawn, files deleted\n');
+    expect(existsSync(join(dir, '.pending', id))).toBe(false);
+    const t = await login(d.url, 'alice', env.keys.alice);
+    expect((await api(d.url, 'GET', `/v1/requests/${id}`, undefined, t)).body.status).toBe('revoked');
   });
 
   it('ok/targets shows what alice may request and whether it auto-approves', async () => {
