@@ -109,8 +109,8 @@ export function humanDuration(seconds: number): string {
   const h = Math.floor((s % 86_400) / 3600);
   const m = Math.floor((s % 3600) / 60);
   if (d > 0) return `${d}d ${h}h`;
-  if (h > 0) return `${h}h ${m}m`;
-  return `${m}m ${s % 60}s`;
+  if (h > 0) return m ? `${h}h ${m}m` : `${h}h`;
+  return s % 60 ? `${m}m ${s % 60}s` : `${m}m`;
 }
 
 /** Local wall-clock time, e.g. '14:32:05' today or '2025-03-02 14:32' otherwise. */
