@@ -78,6 +78,11 @@ export interface CertDraft {
   ttlSeconds: number;
   /** policy defaults.backdate, else the server's */
   backdateSeconds: number;
+  /**
+   * capTtlToIdentity: the certificate must end by then (Unix seconds) even if its window starts
+   * later, at approval.
+   */
+  notAfter?: number;
   criticalOptions: Record<string, string>;
   extensions: Record<string, string>;
 }
@@ -387,6 +392,7 @@ export function decide(request: AccessRequest, identity: Identity, policy: Polic
     ...(ticket.value !== undefined ? { ticket: ticket.value } : {}),
     principals,
     ttlSeconds: capped.value,
+    ...(rule.capTtlToIdentity && identity.expiresAt !== undefined ? { notAfter: Math.floor(identity.expiresAt / 1000) } : {}),
     backdateSeconds: policy.defaults.backdate ?? ctx.config.backdate,
     criticalOptions: criticalOptions(task.value, source.value),
     extensions: Object.fromEntries(task.value.extensions.map((e) => [e, ''])),

@@ -200,7 +200,10 @@ export async function signRequest(deps: ServiceDeps, rec: RequestRecord, nowMs: 
   const serial = await deps.serials.next();
   const keyId = keyIdFor(rec);
   const validAfter = nowSec - (rec.draft.backdateSeconds ?? config.backdate);
-  const validBefore = nowSec + rec.draft.ttlSeconds;
+  const validBefore = Math.min(nowSec + rec.draft.ttlSeconds, rec.draft.notAfter ?? Infinity);
+  if (validBefore <= nowSec) {
+    throw new JitError('conflict', `request ${rec.id}: the requester's login session ended before it could be signed (the rule caps certificates to it); request again`);
+  }
   const params = {
     type: 'user' as const,
     publicKey: key.blob,

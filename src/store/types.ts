@@ -72,6 +72,8 @@ export interface CertDraftSnapshot {
   ttlSeconds: number;
   /** validAfter = window start − backdate (clock skew); absent in records from before it existed. */
   backdateSeconds?: number;
+  /** Unix seconds the certificate may not outlive (capTtlToIdentity), whenever it is signed. */
+  notAfter?: number;
   criticalOptions: Record<string, string>;
   extensions: Record<string, string>;
 }
