@@ -177,7 +177,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         server.close(() => res());
         server.closeAllConnections();
       });
-      await deps.notify.idle();
+      // Give webhooks in flight a moment, but a hanging receiver must not hold up shutdown.
+      await Promise.race([deps.notify.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
       await store.close();
     },
   };
