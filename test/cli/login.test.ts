@@ -236,6 +236,22 @@ describeWithTools(['ssh', 'sshd', 'ssh-keygen', 'ssh-agent', 'ssh-add'], 'jit-ss
     expect(r.stdout).toContain('postgres@prod-db');
   });
 
+  it('ok/Ctrl-C while waiting leaves the request pending and says how to --resume (exit 130)', async () => {
+    const h = home();
+    const alice = as(h, 'alice', { JITSSH_IDENTITY: env.keys.alice.path, JITSSH_POLL_MS: '150' });
+    const run = startCli(['login', 'prod-db', '--task', 'incident', '--ticket', 'INC-8'], alice);
+    const pendingDir = join(h, '.ssh', 'jit', '.pending');
+    for (let i = 0; i < 100 && !(existsSync(pendingDir) && readdirSync(pendingDir).some((n) => n.endsWith('.json'))); i++) await sleep(50);
+    run.child.kill('SIGINT');
+    const r = await run.done;
+    expect(r.code).toBe(130);
+    const id = /left (req_\S+) pending; collect it later with: jit-ssh login --resume \1/.exec(r.stderr)?.[1];
+    expect(id).toBeDefined();
+    expect(existsSync(join(pendingDir, id!))).toBe(true);
+    const t = await login(d.url, 'alice', env.keys.alice);
+    expect((await api(d.url, 'GET', `/v1/requests/${id}`, undefined, t)).body.status).toBe('pending');
+  });
+
   it('fail/a denied request ends --resume with exit 2 and one line naming the denial', async () => {
     const h = home();
     const alice = as(h, 'alice', { JITSSH_IDENTITY: env.keys.alice.path });
