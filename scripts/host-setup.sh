@@ -125,6 +125,15 @@ install_file() {
   CHANGES=$((CHANGES + 1))
 }
 
+# ensure_dir DIR: a system directory (/etc/ssh, /usr/local/sbin …): create if missing, never re-mode.
+ensure_dir() {
+  [ -d "$1" ] && return 0
+  mkdir -p "$1"
+  say "  created $1/"
+  CHANGES=$((CHANGES + 1))
+}
+
+# make_dir DIR MODE: a directory jit-ssh owns: created and kept at MODE, root-owned.
 make_dir() {
   if [ -d "$1" ]; then
     [ "$(stat -c '%a' "$1")" = "${2#0}" ] && return 0
@@ -158,7 +167,7 @@ while IFS="$(printf '\t')" read -r kind account principal rest; do
   printf '%s\n' "$principal" >>"$WORK/principals/$account"
 done <"$WORK/host-config"
 ls "$WORK/principals" | grep -q . || die "host config for $TARGET lists no principals (is the server a jit-sshd?)"
-make_dir "$ROOT/etc/ssh" 0755
+ensure_dir "$ROOT/etc/ssh"
 make_dir "$ETC" 0755
 make_dir "$PRINCIPALS_DIR" 0755
 for f in "$WORK/principals"/*; do
@@ -180,7 +189,7 @@ for f in "$PRINCIPALS_DIR"/*; do
 done
 
 # ---- 2. KRL sync: install, configure, first run ----
-make_dir "$ROOT/usr/local/sbin" 0755
+ensure_dir "$ROOT/usr/local/sbin"
 make_dir "$STATE_DIR" 0755
 install_file "$KRL_SYNC_SRC" "$SYNC_BIN" 0755
 cat >"$WORK/sync.conf" <<EOF
@@ -212,7 +221,7 @@ if [ "$SYNC" = auto ]; then
 fi
 case "$SYNC" in
   systemd)
-    make_dir "$ROOT/etc/systemd/system" 0755
+    ensure_dir "$ROOT/etc/systemd/system"
     cat >"$WORK/jit-ssh-krl-sync.service" <<EOF
 [Unit]
 Description=jit-ssh: sync the revocation list and CA keys for sshd
@@ -261,7 +270,7 @@ EOF
     fi
     ;;
   cron)
-    make_dir "$ROOT/etc/cron.d" 0755
+    ensure_dir "$ROOT/etc/cron.d"
     cat >"$WORK/cron" <<EOF
 # jit-ssh: sync the revocation list and CA keys for sshd every minute (written by host-setup.sh).
 # Errors (CA unreachable, stale KRL) go to stderr → cron mail, and to syslog.
