@@ -34,7 +34,7 @@ loud() {
   fi
 }
 die() { loud "$*"; exit 1; }
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -eu/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
 read_config() {
   [ -r "$1" ] || die "config file $1 is not readable"
