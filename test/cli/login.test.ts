@@ -12,11 +12,12 @@ import { api, login, makeEnv, startTestDaemon, type TestEnv } from '../helpers/d
 import { generateKey, sshKeygen } from '../helpers/keys.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 import { describeWithTools } from '../helpers/tools.js';
-import { baseEnv, ensureBuilt, runCli, startAgent, startCli } from './run-cli.js';
+import { baseEnv, ensureBuilt, runCli, spawnScript, startAgent, startCli } from './run-cli.js';
+import { REPO as REPO_DIR } from '../helpers/daemon.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describeWithTools(['ssh', 'sshd', 'ssh-keygen', 'ssh-agent', 'ssh-add'], 'jit-ssh CLI end to end', () => {
+describeWithTools(['ssh', 'sshd', 'ssh-keygen', 'ssh-agent', 'ssh-add', 'script'], 'jit-ssh CLI end to end', () => {
   let env: TestEnv;
   let d: RunningDaemon;
   let sshd: Sshd;
@@ -250,6 +251,45 @@ describeWithTools(['ssh', 'sshd', 'ssh-keygen', 'ssh-agent', 'ssh-add'], 'jit-ss
     expect(existsSync(join(pendingDir, id!))).toBe(true);
     const t = await login(d.url, 'alice', env.keys.alice);
     expect((await api(d.url, 'GET', `/v1/requests/${id}`, undefined, t)).body.status).toBe('pending');
+  });
+
+  it('ok/on a terminal: a live status line while waiting, and a passphrase prompt for an encrypted key', async () => {
+    // script(1) gives the CLI a pseudo-terminal; its transcript is what the person would see.
+    const h = home();
+    const q = (x: string) => `'${x.replace(/'/g, `'\\''`)}'`;
+    const cmd = [process.execPath, join(REPO_DIR, 'dist/cli/jit-ssh.js'), 'login', 'prod-db', '--task', 'incident', '--ticket', 'INC-99', '--identity', env.keys.alice.path]
+      .map(q)
+      .join(' ');
+    const run = spawnScript(cmd, as(h, 'alice', { JITSSH_POLL_MS: '150', SHELL: '/bin/sh' }));
+    const bobToken = await login(d.url, 'bob', env.keys.bob);
+    let id: string | undefined;
+    for (let i = 0; i < 100 && !id; i++) {
+      await sleep(100);
+      const p = await api(d.url, 'GET', '/v1/requests?status=pending', undefined, bobToken);
+      id = p.body.requests.find((x: { ticket?: string }) => x.ticket === 'INC-99')?.id;
+    }
+    expect(id).toBeDefined();
+    await sleep(1300); // let the ticker redraw at least once
+    await api(d.url, 'POST', `/v1/requests/${id}/approve`, {}, bobToken);
+    const r = await run.done;
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(new RegExp(`waiting for 1 approval from sre-leads · ${id} · 0:0\\d · Ctrl-C leaves it pending`));
+    expect(r.out).toContain('\r\x1b[2K'); // redrawn in place, then cleared
+    expect(r.out).toContain('postgres@prod-db');
+
+    // The passphrase is asked on the terminal (and accepted): the refusal is by the server,
+    // because this key is not registered for alice, not by the CLI. A fresh HOME: no cached token.
+    const h2 = home();
+    const enc = generateKey(h2, 'alice_tty', 'ed25519', 'tty words');
+    const pw = spawnScript(
+      [process.execPath, join(REPO_DIR, 'dist/cli/jit-ssh.js'), 'targets', '--identity', enc.path].map(q).join(' '),
+      as(h2, 'alice', { SHELL: '/bin/sh' }),
+      'tty words\n',
+    );
+    const pr = await pw.done;
+    expect(pr.out).toContain(`Enter passphrase for ${enc.path}: `);
+    expect(pr.out).toMatch(/jit-sshd refused .*alice_tty for user alice/);
+    expect(pr.code).toBe(2);
   });
 
   it('fail/a denied request ends --resume with exit 2 and one line naming the denial', async () => {

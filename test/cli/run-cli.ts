@@ -85,3 +85,21 @@ export async function startAgent(dir: string): Promise<{ sock: string; add(keyFi
     },
   };
 }
+
+/** Runs a shell command under script(1), i.e. on a pseudo-terminal; `out` is the transcript. */
+export function spawnScript(command: string, env: NodeJS.ProcessEnv, input?: string): { done: Promise<{ code: number | null; out: string }> } {
+  const child = spawn(findTool('script')!, ['-qefc', command, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  if (input !== undefined) setTimeout(() => child.stdin!.write(input), 700);
+  const done = new Promise<{ code: number | null; out: string }>((resolve, reject) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 25_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
+  return { done };
+}
