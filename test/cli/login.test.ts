@@ -104,6 +104,19 @@ describeWithTools(['ssh', 'sshd', 'ssh-keygen', 'ssh-agent', 'ssh-add', 'script'
     expect(certs[0].remainingSeconds).toBeGreaterThan(800);
   });
 
+  it('ok/a second login for the same target revokes the certificate it replaces', async () => {
+    const h = home();
+    const first = await runCli(['login', 'prod-db', '--task', 'check-logs', '--identity', env.keys.alice.path, '--no-agent', '--json'], as(h, 'alice'));
+    expect(first.code).toBe(0);
+    const firstId = JSON.parse(first.stdout).id;
+    const second = await runCli(['login', 'prod-db', '--task', 'check-logs', '--identity', env.keys.alice.path, '--no-agent', '--json'], as(h, 'alice'));
+    expect(second.code).toBe(0);
+    expect(JSON.parse(second.stdout).id).not.toBe(firstId);
+    const token = await login(d.url, 'alice', env.keys.alice);
+    expect((await api(d.url, 'GET', `/v1/requests/${firstId}`, undefined, token)).body.status).toBe('revoked');
+    expect((await api(d.url, 'GET', `/v1/requests/${JSON.parse(second.stdout).id}`, undefined, token)).body.status).toBe('issued');
+  });
+
   it('ok/login through ssh-agent; `jit-ssh ssh` runs a command; `done` revokes, the agent forgets, sshd refuses', async () => {
     const h = home();
     const agent = await startAgent(h);

@@ -15,7 +15,9 @@ import {
   type CertFiles,
   type CertMeta,
   pruneExpired,
+  readMeta,
   readPending,
+  remainingSeconds,
   removePending,
   writeCert,
   writePending,
@@ -177,7 +179,19 @@ export async function obtainCertificate(ctx: ClientContext, a: LoginArgs): Promi
       agentNote = `not added to ssh-agent (${(e as Error).message}); the key files below still work`;
     }
   }
+  const superseded = readMeta(ctx.dir, target);
   const files = writeCert(ctx.dir, meta, key, certLine);
+  // The new certificate replaces the files and agent entry of an older one for this target;
+  // revoke the older grant too, so no valid certificate is left that `done` can no longer reach.
+  if (superseded && superseded.id !== meta.id && remainingSeconds(superseded) > 0) {
+    try {
+      await ctx.api.revokeRequest(superseded.id, `superseded by ${meta.id}`);
+    } catch (e) {
+      agentNote = [agentNote, `could not revoke the previous certificate ${superseded.id} (${(e as Error).message}); run: jit-ssh revoke ${superseded.id}`]
+        .filter(Boolean)
+        .join('; ');
+    }
+  }
   return { meta, files, agentLifetime, agentNote };
 }
 
