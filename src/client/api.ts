@@ -8,6 +8,8 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { ERROR_CODES, JitError, type ErrorCode } from '../errors.js';
+import type { IssuedView, PendingView } from '../service/issue.js';
+import type { AllowedTarget, AllowedTask } from '../policy/explain.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:7422';
 
@@ -35,27 +37,9 @@ export interface TokenResponse {
   expiresAt: string;
 }
 
-export interface IssuedRequest {
-  id: string;
-  status: 'issued';
-  certificate: string;
-  serial: string;
-  keyId: string;
-  principals: string[];
-  validAfter: string;
-  validBefore: string;
-  account?: string;
-  target?: string;
-  task?: string;
-}
-
-export interface PendingRequest {
-  id: string;
-  status: 'pending';
-  approvalsNeeded: number;
-  approvers: string[];
-  expiresAt: string;
-}
+/** The API's own response types (type-only imports: nothing of the server loads in the CLI). */
+export type IssuedRequest = IssuedView & { account?: string; target?: string; task?: string };
+export type PendingRequest = PendingView;
 
 /** GET /v1/requests/:id and list entries: the common fields plus status-specific ones. */
 export interface RequestView {
@@ -88,25 +72,7 @@ export interface RequestView {
   revokedBy?: string;
 }
 
-export interface AllowedTask {
-  task: string;
-  description?: string;
-  accounts: string[];
-  approval: 'auto' | 'approval';
-  approvers?: { approvers: string[]; count: number };
-  rule: string;
-  requireTicket?: string;
-  requireReason?: boolean;
-  maxTtl: number;
-  defaultTtl: number;
-}
-
-export interface AllowedTarget {
-  target: string;
-  description?: string;
-  hosts: string[];
-  tasks: AllowedTask[];
-}
+export type { AllowedTarget, AllowedTask };
 
 export interface NewRequest {
   target: string;
