@@ -16,7 +16,7 @@ import type { Signer } from '../../src/ca/types.js';
 import { api, makeEnv, type TestEnv } from '../helpers/daemon.js';
 import { generateKey } from '../helpers/keys.js';
 import { describeWithTools } from '../helpers/tools.js';
-import { captureLog, expectNoSecrets, freshPublicLine, readAudit, secretLinesOf, staticTokens, type Tokens } from './support.js';
+import { captureLog, expectNoSecrets, freshPublicLine, readAudit, privateKeySecrets, signatureSecrets, staticTokens, type Tokens } from './support.js';
 
 interface Outcome {
   status: number;
@@ -81,7 +81,7 @@ describeWithTools(['ssh-keygen'], 'reliability: hostile input (fast-check)', () 
     d = await startDaemon({ configPath: env.configPath, log: capture.log, clock });
     for (const [u, k] of Object.entries(env.keys)) {
       signers[u] = createSigner(decodeOpenSshPrivateKey(k.privateText));
-      secrets.push(...secretLinesOf(k.privateText));
+      secrets.push(...privateKeySecrets(k.privateText));
     }
     secrets.push(...Object.values(tokens.byUser));
     refusedKeys = [generateKey(env.dir, 'dsa', 'dsa').publicLine, generateKey(env.dir, 'rsa2k', 'rsa2048').publicLine];
@@ -252,7 +252,7 @@ describeWithTools(['ssh-keygen'], 'reliability: hostile input (fast-check)', () 
   };
   const sign = async (user: string, message: string, namespace = 'jit-ssh'): Promise<string> => {
     const s = await signSshSig(Buffer.from(message, 'utf8'), signers[user], namespace);
-    secrets.push(...s.split('\n').filter((l) => l.length > 20 && !l.startsWith('-----')));
+    secrets.push(...signatureSecrets(s));
     return s;
   };
   async function loginAs(user: string): Promise<string> {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { expect } from 'vitest';
+import { decodeOpenSshPrivateKey } from '../../src/ca/openssh-key.js';
 import { publicKeyBlobOf } from '../../src/ca/signer.js';
 
 export interface Tokens {
@@ -136,15 +137,32 @@ export function expectNoSecrets(texts: Record<string, string>, secrets: string[]
     for (const s of secrets) {
       // A secret counts if any 24-char run of it shows up (catches truncated copies too).
       const probe = s.length > 24 ? s.slice(0, 24) : s;
-      if (probe.length >= 12 && text.includes(probe)) found.push(`${where} contains a known secret (${probe.slice(0, 6)}…)`);
+      if (probe.length >= 12 && text.includes(probe)) found.push(`${where} contains a known secret (${probe.slice(0, 6)}…): …${text.slice(Math.max(0, text.indexOf(probe) - 80), text.indexOf(probe) + 40)}…`);
     }
   }
   expect(found).toEqual([]);
 }
 
-/** The private key blocks and armored signatures in a text, for the list of known secrets. */
-export function secretLinesOf(privateText: string): string[] {
-  return privateText
-    .split('\n')
-    .filter((l) => l.length >= 40 && !l.startsWith('-----'));
+/**
+ * The private scalar of an OpenSSH private key file, in the encodings a leak would take
+ * (base64, base64url, hex). Not the file's lines: those also carry the public key, which
+ * certificates and the audit legitimately contain.
+ */
+export function privateKeySecrets(privateText: string): string[] {
+  const jwk = decodeOpenSshPrivateKey(privateText).export({ format: 'jwk' });
+  const d = Buffer.from(String(jwk.d), 'base64url');
+  return [d.toString('base64url'), d.toString('base64'), d.toString('hex')];
+}
+
+/** The signature bytes of an armored SSHSIG (its last 64 bytes for ed25519), in leak encodings. */
+export function signatureSecrets(armored: string): string[] {
+  const blob = Buffer.from(
+    armored
+      .split('\n')
+      .filter((l) => l && !l.startsWith('-----'))
+      .join(''),
+    'base64',
+  );
+  const sig = blob.subarray(blob.length - 64);
+  return [sig.toString('base64url'), sig.toString('base64'), sig.toString('hex')];
 }
