@@ -43,7 +43,7 @@ describeWithTools(['ssh-keygen'], 'reliability: hostile input (fast-check)', () 
     path: string,
     body: unknown,
     token: string | undefined,
-    want: { status: number[]; code: string[] },
+    want: { status: readonly number[]; code: readonly string[] },
     headers: Record<string, string> = {},
   ): Promise<void> {
     const res = await fetch(d.url + path, {
