@@ -70,8 +70,12 @@ const CONTROL = /[\x00-\x1f\x7f]/;
 const IPV4_CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/;
 const IPV6_CIDR = /^([0-9a-fA-F:.]+)(?:\/(\d{1,3}))?$/;
 
+/** Values already found valid: the same few source addresses recur on every issuance. */
+const validSourceAddresses = new Set<string>();
+
 /** source-address is a comma list of addresses/CIDRs (sshd's addr_match_cidr_list); no names. */
 function checkSourceAddress(value: string): void {
+  if (validSourceAddresses.has(value)) return;
   for (const entry of value.split(',')) {
     const v4 = IPV4_CIDR.exec(entry);
     if (v4) {
@@ -84,6 +88,8 @@ function checkSourceAddress(value: string): void {
     if (v6 && v6[1].includes(':') && (v6[2] === undefined || Number(v6[2]) <= 128)) continue;
     bad(`critical option source-address: '${entry.slice(0, 64)}' is not an address or CIDR`);
   }
+  if (validSourceAddresses.size >= 4096) validSourceAddresses.clear();
+  validSourceAddresses.add(value);
 }
 
 function checkOptionMap(
@@ -148,23 +154,26 @@ export function checkCertParams(p: CertParams): void {
   if (!Buffer.isBuffer(p.nonce) || p.nonce.length < 16 || p.nonce.length > 64) bad('nonce must be 16..64 bytes (OpenSSH uses 32)');
 }
 
-/** Options/extensions blob: sorted by name; a non-empty value is a string inside the data string. */
-function encodeOptions(map: Readonly<Record<string, string>>): Buffer {
+/** Options/extensions: sorted by name; a non-empty value is a string inside the data string. */
+function writeOptions(w: WireWriter, map: Readonly<Record<string, string>>): void {
   // Names are known ASCII names (checked), so UTF-16 order is OpenSSH's byte order.
   const names = Object.keys(map).sort();
-  const w = new WireWriter();
+  const outer = w.beginString();
   for (const name of names) {
     const value = map[name];
     w.string(name);
-    w.string(value === '' ? Buffer.alloc(0) : new WireWriter().string(value).toBuffer());
+    if (value === '') w.uint32(0);
+    else {
+      const inner = w.beginString();
+      w.string(value).endString(inner);
+    }
   }
-  return w.toBuffer();
+  w.endString(outer);
 }
 
 /** The CA key as a wire string, encoded once per signer (hot path). */
 const caKeyField = new WeakMap<Signer, Buffer>();
 
-/** Checks p, writes the certificate and signs it with ca. Returns the blob and the -cert.pub line. */
 export function encodeCertificate(p: CertParams, ca: Signer): { blob: Buffer; line: string } {
   checkCertParams(p);
   if (p.publicKey.equals(ca.publicKeyBlob)) bad('publicKey is the CA key itself');
@@ -173,26 +182,24 @@ export function encodeCertificate(p: CertParams, ca: Signer): { blob: Buffer; li
   const certType = certTypeName(keyReader.utf8('key type'));
   let caKey = caKeyField.get(ca);
   if (!caKey) caKeyField.set(ca, (caKey = new WireWriter().string(ca.publicKeyBlob).toBuffer()));
-  const principals = new WireWriter();
-  for (const pr of p.principals) principals.string(pr);
 
-  const body = new WireWriter()
+  // One buffer for the whole certificate: fields in wire order, then the signature over them.
+  const w = new WireWriter(1024)
     .string(certType)
     .string(p.nonce)
     .raw(keyReader.rest())
     .uint64(p.serial)
     .uint32(CERT_TYPE_CODE[p.type])
-    .string(p.keyId)
-    .string(principals.toBuffer())
-    .uint64(p.validAfter)
-    .uint64(p.validBefore)
-    .string(encodeOptions(p.criticalOptions))
-    .string(encodeOptions(p.extensions))
-    .string('') // reserved
-    .raw(caKey)
-    .toBuffer();
-  const signature = ca.sign(body);
-  const blob = new WireWriter().raw(body).string(signature).toBuffer();
+    .string(p.keyId);
+  const principals = w.beginString();
+  for (const pr of p.principals) w.string(pr);
+  w.endString(principals).uint64(p.validAfter).uint64(p.validBefore);
+  writeOptions(w, p.criticalOptions);
+  writeOptions(w, p.extensions);
+  w.string('') // reserved
+    .raw(caKey);
+  const signature = ca.sign(w.view());
+  const blob = w.string(signature).toBuffer();
   const line = `${certType} ${blob.toString('base64')}${p.keyId ? ` ${p.keyId}` : ''}`;
   return { blob, line };
 }

@@ -5,50 +5,97 @@
 import { JitError } from '../errors.js';
 
 export class WireWriter {
-  private chunks: Buffer[] = [];
+  // One growing buffer written in place: certificates are built on the issuance hot path, and
+  // a small allocation per field showed up in profiles.
+  private buf: Buffer;
   private size = 0;
 
-  raw(buf: Uint8Array): this {
-    const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-    this.chunks.push(b);
-    this.size += b.length;
+  constructor(initialCapacity = 256) {
+    this.buf = Buffer.allocUnsafe(initialCapacity);
+  }
+
+  private ensure(extra: number): void {
+    const need = this.size + extra;
+    if (need <= this.buf.length) return;
+    let cap = this.buf.length * 2;
+    while (cap < need) cap *= 2;
+    const next = Buffer.allocUnsafe(cap);
+    this.buf.copy(next, 0, 0, this.size);
+    this.buf = next;
+  }
+
+  raw(bytes: Uint8Array): this {
+    this.ensure(bytes.length);
+    this.buf.set(bytes, this.size);
+    this.size += bytes.length;
     return this;
   }
 
   byte(n: number): this {
-    return this.raw(Buffer.of(n & 0xff));
+    this.ensure(1);
+    this.buf[this.size++] = n & 0xff;
+    return this;
   }
 
   uint32(n: number): this {
-    const b = Buffer.allocUnsafe(4);
-    b.writeUInt32BE(n >>> 0, 0);
-    return this.raw(b);
+    this.ensure(4);
+    this.buf.writeUInt32BE(n >>> 0, this.size);
+    this.size += 4;
+    return this;
   }
 
   uint64(n: bigint): this {
-    const b = Buffer.allocUnsafe(8);
-    b.writeBigUInt64BE(BigInt.asUintN(64, n), 0);
-    return this.raw(b);
+    this.ensure(8);
+    this.buf.writeBigUInt64BE(BigInt.asUintN(64, n), this.size);
+    this.size += 8;
+    return this;
   }
 
   /** An SSH `string`: uint32 length + bytes. Strings are written as UTF-8. */
   string(s: Uint8Array | string): this {
-    const b = typeof s === 'string' ? Buffer.from(s, 'utf8') : s;
-    this.uint32(b.length);
-    return this.raw(b);
+    if (typeof s !== 'string') return this.uint32(s.length).raw(s);
+    const len = Buffer.byteLength(s, 'utf8');
+    this.uint32(len);
+    this.ensure(len);
+    this.buf.write(s, this.size, len, 'utf8');
+    this.size += len;
+    return this;
   }
 
   /** An mpint from unsigned big-endian magnitude bytes (leading zeros stripped, sign byte added). */
   mpint(magnitude: Uint8Array): this {
     let i = 0;
     while (i < magnitude.length && magnitude[i] === 0) i++;
-    let m = Buffer.from(magnitude.subarray(i));
-    if (m.length > 0 && (m[0] & 0x80) !== 0) m = Buffer.concat([Buffer.of(0), m]);
-    return this.string(m);
+    const m = magnitude.subarray(i);
+    const pad = m.length > 0 && (m[0] & 0x80) !== 0 ? 1 : 0;
+    this.uint32(m.length + pad);
+    if (pad) this.byte(0);
+    return this.raw(m);
   }
 
+  /** Starts an SSH `string` whose length is filled in by endString (no nested writer needed). */
+  beginString(): number {
+    const at = this.size;
+    return this.uint32(0), at;
+  }
+
+  endString(at: number): this {
+    this.buf.writeUInt32BE(this.size - at - 4, at);
+    return this;
+  }
+
+  get length(): number {
+    return this.size;
+  }
+
+  /** A view of bytes written so far; valid until the next write. */
+  view(start = 0, end = this.size): Buffer {
+    return this.buf.subarray(start, end);
+  }
+
+  /** A copy of what was written (the writer may be reused or dropped). */
   toBuffer(): Buffer {
-    return Buffer.concat(this.chunks, this.size);
+    return Buffer.from(this.buf.subarray(0, this.size));
   }
 }
 
