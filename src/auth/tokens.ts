@@ -57,15 +57,25 @@ export class SessionTokens {
   }
 }
 
+/** Configured hashes decoded once per policy (the list object changes only on reload). */
+const decodedHashes = new WeakMap<readonly StaticToken[], Buffer[]>();
+
+function hashesOf(tokens: readonly StaticToken[]): Buffer[] {
+  let hashes = decodedHashes.get(tokens);
+  if (!hashes) decodedHashes.set(tokens, (hashes = tokens.map((t) => Buffer.from(t.sha256, 'hex'))));
+  return hashes;
+}
+
 /** Finds the configured static token matching `token`, comparing every candidate in constant time. */
 export function matchStaticToken(token: string, tokens: readonly StaticToken[], now: number): StaticToken | undefined {
   if (token.length === 0 || token.length > MAX_BEARER_LENGTH) return undefined;
   const h = hashToken(token);
+  const hashes = hashesOf(tokens);
   let found: StaticToken | undefined;
-  for (const t of tokens) {
-    const want = Buffer.from(t.sha256, 'hex');
+  for (let i = 0; i < tokens.length; i++) {
+    const want = hashes[i];
     // Check every entry (no early exit) so timing does not depend on which one matched.
-    if (want.length === h.length && timingSafeEqual(want, h) && !found) found = t;
+    if (want.length === h.length && timingSafeEqual(want, h) && !found) found = tokens[i];
   }
   if (found && found.expires !== undefined && found.expires <= now) return undefined;
   return found;

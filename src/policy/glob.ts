@@ -16,7 +16,19 @@ export function globMatches(glob: string, name: string): boolean {
   return globToRegExp(glob).test(name);
 }
 
+/** Compiled globs: policies have few, and every request matches them. */
+const compiled = new Map<string, RegExp>();
+
 function globToRegExp(glob: string): RegExp {
+  let re = compiled.get(glob);
+  if (re) return re;
+  if (compiled.size > 10_000) compiled.clear();
+  re = compileGlob(glob);
+  compiled.set(glob, re);
+  return re;
+}
+
+function compileGlob(glob: string): RegExp {
   const body = glob
     .split('*')
     .map((part) => part.replace(/[.]/g, '\\.'))

@@ -42,6 +42,7 @@ export function createApp(deps: AppDeps): express.Express {
   };
 
   app.use((req, res, next) => {
+    if (!deps.log.isLevelEnabled('debug')) return next(); // per-request logging costs on the hot path
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       deps.log.debug({ method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'http');

@@ -3,7 +3,7 @@
  * The certificate leaves only after its audit record is durable.
  */
 import { JitError } from '../errors.js';
-import { parsePublicKey } from '../ca/keys.js';
+import { parsePublicKey, type ParsedKey } from '../ca/keys.js';
 import { checkCertParams, encodeCertificate } from '../ca/cert.js';
 import { decide, type AccessRequest, type Identity, type Decision } from '../policy/decide.js';
 import type { RequestRecord } from '../store/types.js';
@@ -89,7 +89,7 @@ export async function createRequest(
   const others = inFlight.get(identity.user) ?? 0;
   inFlight.set(identity.user, others + 1);
   try {
-    return await decideAndStore(deps, identity, input, sourceAddress, key.fingerprint, others);
+    return await decideAndStore(deps, identity, input, sourceAddress, key, others);
   } finally {
     const left = (inFlight.get(identity.user) ?? 1) - 1;
     if (left > 0) inFlight.set(identity.user, left);
@@ -115,7 +115,7 @@ async function decideAndStore(
   identity: Identity,
   input: RequestInput,
   sourceAddress: string | undefined,
-  keyFingerprint: string,
+  key: ParsedKey,
   othersInFlight: number,
 ): Promise<IssuedView | PendingView> {
   const { config, state, audit, clock, metrics } = deps;
@@ -156,7 +156,7 @@ async function decideAndStore(
     createdAt: nowMs,
     expiresAt: nowMs + config.pendingTtl * 1000,
     publicKey: input.publicKey.trim(),
-    keyFingerprint,
+    keyFingerprint: key.fingerprint,
     sourceAddress,
     draft: decision.certDraft,
     approval: decision.approval,
@@ -173,7 +173,7 @@ async function decideAndStore(
       approvers: rec.approval?.approvers,
       count: rec.approval?.count,
       reason: input.reason,
-      keyFingerprint,
+      keyFingerprint: key.fingerprint,
       sourceAddress,
     });
     await state.putRequest(rec);
@@ -182,7 +182,7 @@ async function decideAndStore(
     return pendingView(rec);
   }
 
-  const issued = await signRequest(deps, rec, nowMs);
+  const issued = await signRequest(deps, rec, nowMs, key);
   return issuedView(issued);
 }
 
@@ -190,13 +190,14 @@ async function decideAndStore(
  * Signs the certificate of an allowed request with the window starting now (auto: at request;
  * approval: at the final approval), makes the audit record durable, then stores the grant.
  */
-export async function signRequest(deps: ServiceDeps, rec: RequestRecord, nowMs: number): Promise<RequestRecord> {
+export async function signRequest(deps: ServiceDeps, rec: RequestRecord, nowMs: number, parsedKey?: ParsedKey): Promise<RequestRecord> {
   const { config, audit, state, metrics } = deps;
   const started = process.hrtime.bigint();
   deps.ca.refresh();
   const signer = deps.ca.active();
   const nowSec = Math.floor(nowMs / 1000);
-  const key = parsePublicKey(rec.publicKey, { minRsaBits: config.minRsaBits, caKeys: deps.ca.trusted().map((s) => s.publicKeyBlob) });
+  // Re-checked at signing (an approval may come after a CA rotation made it equal to a CA key).
+  const key = parsedKey ?? parsePublicKey(rec.publicKey, { minRsaBits: config.minRsaBits, caKeys: deps.ca.trusted().map((s) => s.publicKeyBlob) });
   const serial = await deps.serials.next();
   const keyId = keyIdFor(rec);
   const validAfter = nowSec - (rec.draft.backdateSeconds ?? config.backdate);

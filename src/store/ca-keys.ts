@@ -191,7 +191,12 @@ export function openKeyring(dataDir: string, onChange?: (entries: CaKeyEntry[]) 
     activeFp = active;
   };
 
+  let checkedAt = 0;
   const refresh = (): boolean => {
+    // At most two stats a second: refresh() runs on every issuance.
+    const now = Date.now();
+    if (now - checkedAt < 500) return false;
+    checkedAt = now;
     let m: number;
     try {
       m = statSync(manifestPath(dataDir)).mtimeMs;

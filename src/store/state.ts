@@ -187,7 +187,8 @@ class LowdbState implements OpenedState {
     this.assertOpen();
     if (r.status !== 'issued' || !r.cert) throw new JitError('internal', 'recordIssued takes an issued request');
     if (this.requests.has(r.id) && !this.volatile.has(r.id)) return; // a persisted record wins
-    this.setRequest(structuredClone(r));
+    // No copy: the caller hands the record over (this runs once per issued certificate).
+    this.setRequest(r);
     this.volatile.add(r.id);
   }
 

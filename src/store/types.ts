@@ -201,6 +201,7 @@ export interface StateStore {
    * record, from which openStore rebuilds it after a restart. This keeps the state file (which
    * lowdb rewrites whole on every change) off the issuance hot path and independent of how many
    * certificates are live. A later putRequest of the same id makes it a persisted record again.
+   * The store keeps `r` itself (no copy): the caller must not change it afterwards.
    */
   recordIssued(r: RequestRecord): void;
   getRequest(id: string): Promise<RequestRecord | undefined>;
