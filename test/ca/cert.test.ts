@@ -20,20 +20,11 @@ import type { CertParams, Signer } from '../../src/ca/types.js';
 import { WireReader, WireWriter } from '../../src/ca/wire.js';
 import { tempDir, type TempDir } from '../helpers/keys.js';
 import { describeWithTools, findTool } from '../helpers/tools.js';
+import { expectJitError } from '../helpers/errors.js';
 
 const VECTORS = join(import.meta.dirname, 'vectors');
 
-function expectCertError(fn: () => unknown, message: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(JitError);
-    expect((e as JitError).code).toBe('invalid_certificate');
-    expect((e as JitError).message).toMatch(message);
-    return;
-  }
-  throw new Error(`expected invalid_certificate matching ${message}`);
-}
+const expectCertError = (fn: () => unknown, message: RegExp): void => expectJitError(fn, 'invalid_certificate', message);
 
 const blobOf = (k: KeyObject) => createSigner(k).publicKeyBlob;
 

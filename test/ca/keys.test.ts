@@ -5,18 +5,9 @@ import { decodeKeyBlob, fingerprintOf, parsePublicKey, publicKeyLine } from '../
 import { WireReader, WireWriter } from '../../src/ca/wire.js';
 import { generateKey, sshKeygen, tempDir, type TempDir, type TestKey, type TestKeyType } from '../helpers/keys.js';
 import { describeWithTools } from '../helpers/tools.js';
+import { expectJitError } from '../helpers/errors.js';
 
-function expectKeyError(fn: () => unknown, message: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(JitError);
-    expect((e as JitError).code).toBe('invalid_key');
-    expect((e as JitError).message).toMatch(message);
-    return;
-  }
-  throw new Error(`expected invalid_key matching ${message}`);
-}
+const expectKeyError = (fn: () => unknown, message: RegExp): void => expectJitError(fn, 'invalid_key', message);
 
 const line = (blob: Buffer, type?: string) => `${type ?? new WireReader(blob).utf8()} ${blob.toString('base64')}`;
 

@@ -9,6 +9,7 @@ import { WireWriter } from '../../src/ca/wire.js';
 import { JitError } from '../../src/errors.js';
 import { generateKey, tempDir, type TempDir, type TestKeyType } from '../helpers/keys.js';
 import { describeWithTools, findTool } from '../helpers/tools.js';
+import { expectJitError } from '../helpers/errors.js';
 
 const blobOf = (publicLine: string) => Buffer.from(publicLine.split(' ')[1], 'base64');
 const ed25519Blob = (fill: number) => new WireWriter().string('ssh-ed25519').string(Buffer.alloc(32, fill)).toBuffer();
@@ -21,17 +22,7 @@ function expand(c: { serials: bigint[]; serialRanges: Array<[bigint, bigint]> })
   return [...all].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-function expectCode(fn: () => unknown, code: string, message: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(JitError);
-    expect((e as JitError).code).toBe(code);
-    expect((e as JitError).message).toMatch(message);
-    return;
-  }
-  throw new Error('expected a JitError');
-}
+const expectCode = expectJitError;
 
 describe('encodeKrl / parseKrl', () => {
   it('ok/header: magic, format 1, version, date, flags 0, reserved, comment', () => {

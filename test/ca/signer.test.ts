@@ -9,6 +9,7 @@ import { parsePublicKey } from '../../src/ca/keys.js';
 import { WireReader, WireWriter } from '../../src/ca/wire.js';
 import { generateKey, sshKeygen, tempDir, type TempDir } from '../helpers/keys.js';
 import { describeWithTools } from '../helpers/tools.js';
+import { expectJitError } from '../helpers/errors.js';
 
 /** Offset of the public-key blob bytes in an ed25519 openssh-key-v1 file body. */
 const PUB_AT = 15 + 8 + 8 + 4 + 4 + 4;
@@ -34,17 +35,7 @@ function makeKey(kind: Kind): KeyObject {
   }
 }
 
-function expectError(fn: () => unknown, code: string, message: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(JitError);
-    expect((e as JitError).code).toBe(code);
-    expect((e as JitError).message).toMatch(message);
-    return;
-  }
-  throw new Error(`expected ${code} matching ${message}`);
-}
+const expectError = expectJitError;
 
 const keys = Object.fromEntries(KINDS.map(([k]) => [k, makeKey(k)])) as Record<Kind, KeyObject>;
 const data = Buffer.from('the bytes a certificate signature covers');

@@ -10,6 +10,7 @@ import { WireReader, WireWriter } from '../../src/ca/wire.js';
 import { JitError } from '../../src/errors.js';
 import { generateKey, sshKeygen, tempDir, type TempDir, type TestKeyType } from '../helpers/keys.js';
 import { describeWithTools, findTool } from '../helpers/tools.js';
+import { expectJitError } from '../helpers/errors.js';
 
 const NS = 'jit-ssh';
 const MSG = Buffer.from('c2VydmVyLWNoYWxsZW5nZQ-1700000000', 'utf8');
@@ -128,17 +129,7 @@ function encode(f: SigFields, trailing = Buffer.alloc(0)): string {
   return `-----BEGIN SSH SIGNATURE-----\n${lines.join('\n')}\n-----END SSH SIGNATURE-----\n`;
 }
 
-function expectInvalid(fn: () => unknown, message: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(JitError);
-    expect((e as JitError).code).toBe('invalid_signature');
-    expect((e as JitError).message).toMatch(message);
-    return;
-  }
-  throw new Error('expected invalid_signature');
-}
+const expectInvalid = (fn: () => unknown, message: RegExp): void => expectJitError(fn, 'invalid_signature', message);
 
 async function expectRejects(p: Promise<unknown>, message: RegExp): Promise<void> {
   await expect(p).rejects.toMatchObject({ code: 'invalid_signature', message: expect.stringMatching(message) });
