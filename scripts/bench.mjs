@@ -101,7 +101,7 @@ async function main() {
   children.push(daemon.child);
   const subjects = Array.from({ length: CONCURRENCY }, (_, i) => ed25519(`subject${i}@bench`).publicLine);
   const issueBody = (c) => JSON.stringify({ target: 'prod-db', task: 'check-logs', publicKey: subjects[c] });
-  // One user per client: 32 engineers asking at once (one user's own requests are serialised by design).
+  // One user per client: 32 engineers asking at once, each with their own static token.
   const authFor = (c) => ({ authorization: `Bearer ${env.tokens[c]}` });
   let responseBytes = 0;
   const probe = await runLoad({
