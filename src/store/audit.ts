@@ -172,6 +172,21 @@ async function* readLines(fh: FileHandle, from = 0, to = Infinity): AsyncGenerat
   if (carry.length) yield { text: carry.toString('utf8'), start: carryStart, end: carryStart + carry.length, terminated: false };
 }
 
+const HASH_MEMBER = ',"hash":"';
+const HASH_SUFFIX_LENGTH = HASH_MEMBER.length + 64 + 2;
+
+/**
+ * Fast path: the writer emits each line as the record's canonical JSON with the hash member
+ * appended, so the hashed text is the line minus that member, and re-serialising is needed
+ * only for lines written otherwise. Accepting a hash over the line's own text proves no less:
+ * whoever could write a matching non-canonical line could as well write a canonical one.
+ */
+function lineHashMatches(text: string, prevHash: string, hash: string): boolean {
+  const at = text.length - HASH_SUFFIX_LENGTH;
+  if (at <= 0 || !text.startsWith(HASH_MEMBER, at)) return false;
+  return createHash('sha256').update(prevHash + text.slice(0, at) + '}').digest('hex') === hash;
+}
+
 /** Walks the chain one line at a time, remembering the last good record. */
 class ChainChecker {
   seq = 0;
@@ -202,7 +217,9 @@ class ChainChecker {
     if (seq > expected) return fail('seq_gap', `expected seq ${expected}, found ${seq}: records deleted or reordered`, seq);
     if (seq < expected) return fail('seq_out_of_order', `expected seq ${expected}, found ${seq}: records duplicated or reordered`, seq);
     if (prevHash !== this.hash) return fail('prev_hash_mismatch', `seq ${seq} does not chain to seq ${seq - 1}: an earlier record was changed`, seq);
-    if (recordHash(prevHash, rest) !== hash) return fail('hash_mismatch', `seq ${seq} was changed after it was written`, seq);
+    if (!lineHashMatches(text, prevHash, hash) && recordHash(prevHash, rest) !== hash) {
+      return fail('hash_mismatch', `seq ${seq} was changed after it was written`, seq);
+    }
     this.seq = seq;
     this.hash = hash;
     return { record: parsed as AuditRecord };
