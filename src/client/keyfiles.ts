@@ -6,7 +6,8 @@
  *   .pending/<id>       a pending request's private key (0600) and <id>.json, for --resume
  * Everything is written to a temp file and renamed, so a crash never leaves half a key.
  */
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { writeFileAtomicSync } from '../files.js';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -74,16 +75,7 @@ export function ensureDir(dir: string): void {
 /** Atomic write with the final mode from the start (no window where the key is readable). */
 export function writePrivateFile(path: string, content: string, mode = 0o600): void {
   ensureDir(dirname(path));
-  const tmp = `${path}.tmp-${randomBytes(4).toString('hex')}`;
-  const fd = openSync(tmp, 'wx', mode);
-  try {
-    writeSync(fd, content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  chmodSync(tmp, mode);
-  renameSync(tmp, path);
+  writeFileAtomicSync(path, content, mode);
 }
 
 export function certFiles(dir: string, target: string): CertFiles {

@@ -14,11 +14,13 @@ export interface KrlSnapshot {
   etag: string;
 }
 
-/** Pure: revocations + a CA lookup → KRL bytes. A retired CA key needs no entries (hosts no longer trust it). */
+/**
+ * Pure: live revocations (the store applies the expiry grace) + a CA lookup → KRL bytes. A
+ * retired CA key needs no entries (hosts no longer trust it).
+ */
 export function buildKrl(snapshot: RevocationSnapshot, caBlob: (fingerprint: string) => Buffer | undefined, nowSec: number): Buffer {
   const bySigner = new Map<string, bigint[]>();
   for (const r of snapshot.certificates) {
-    if (r.validBefore < nowSec - 300) continue;
     const list = bySigner.get(r.caFingerprint) ?? [];
     list.push(BigInt(r.serial));
     bySigner.set(r.caFingerprint, list);
@@ -31,7 +33,7 @@ export function buildKrl(snapshot: RevocationSnapshot, caBlob: (fingerprint: str
       const caKey = caBlob(fp);
       return caKey ? [{ caKey, serials }] : [];
     }),
-    explicitKeys: snapshot.keys.filter((k) => k.until >= nowSec).map((k) => parsePublicKey(k.publicKey, { minRsaBits: 1024 }).blob),
+    explicitKeys: snapshot.keys.map((k) => parsePublicKey(k.publicKey, { minRsaBits: 1024 }).blob),
   };
   return encodeKrl(input);
 }

@@ -5,7 +5,8 @@
  * reloads it when it changes, so `jit-sshd ca rotate` works while the daemon runs.
  */
 import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { writeFileAtomicSync } from '../files.js';
 import { join } from 'node:path';
 import { JitError } from '../errors.js';
 import { createSigner } from '../ca/signer.js';
@@ -59,20 +60,6 @@ function generateKey(type: CaKeyType): KeyObject {
   }
 }
 
-/** Writes a file atomically (temp + fsync + rename) with the given mode. */
-export function writeFileAtomic(path: string, data: string | Buffer, mode: number): void {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fd = openSync(tmp, 'wx', mode);
-  try {
-    writeFileSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  chmodSync(tmp, mode);
-  renameSync(tmp, path);
-}
-
 function readManifest(dataDir: string): Manifest {
   const p = manifestPath(dataDir);
   if (!existsSync(p)) return { keys: [] };
@@ -86,7 +73,7 @@ function readManifest(dataDir: string): Manifest {
 }
 
 function writeManifest(dataDir: string, m: Manifest): void {
-  writeFileAtomic(manifestPath(dataDir), JSON.stringify(m, null, 2) + '\n', 0o600);
+  writeFileAtomicSync(manifestPath(dataDir), JSON.stringify(m, null, 2) + '\n', 0o600);
 }
 
 /** Loads a CA private key file, refusing keys that group or others could read. */
@@ -107,7 +94,7 @@ function createKeyFile(dataDir: string, type: CaKeyType, now: Date): CaKeyEntry 
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
   const file = `ca-${stamp}-${randomBytes(3).toString('hex')}.key`;
   const text = encodeOpenSshPrivateKey(key, `jit-ssh-ca-${stamp}`, randomBytes(4).readUInt32BE(0));
-  writeFileAtomic(join(caDir(dataDir), file), text, 0o600);
+  writeFileAtomicSync(join(caDir(dataDir), file), text, 0o600);
   const signer = createSigner(key, `jit-ssh-ca-${stamp}`);
   return { file, fingerprint: signer.fingerprint, publicKey: signer.publicKeyLine, status: 'active', createdAt: now.toISOString() };
 }

@@ -128,7 +128,7 @@ class LowdbState implements OpenedState {
     opts: StateOptions,
   ) {
     this.requestGraceSec = opts.requestGraceSec ?? 3600;
-    this.krlGraceSec = opts.krlGraceSec ?? 300;
+    this.krlGraceSec = opts.krlGraceSec ?? KRL_GRACE_SEC;
     const data = db.data;
     if (data.version !== SCHEMA_VERSION) {
       throw new JitError('internal', `state file has schema version ${String(data.version)}; this jit-sshd reads ${SCHEMA_VERSION}`);
@@ -256,12 +256,7 @@ class LowdbState implements OpenedState {
   }
 
   async listRevocations(nowSec: number): Promise<RevocationSnapshot> {
-    const cutoff = nowSec - this.krlGraceSec;
-    return {
-      krlVersion: this.krl,
-      certificates: [...this.revocations.values()].filter((r) => r.validBefore > cutoff).map((r) => structuredClone(r)),
-      keys: [...this.revokedKeys.values()].filter((k) => k.until > cutoff).map((k) => structuredClone(k)),
-    };
+    return liveRevocations(this.krl, this.revocations.values(), this.revokedKeys.values(), nowSec - this.krlGraceSec);
   }
 
   async krlVersion(): Promise<number> {
@@ -425,6 +420,34 @@ class LowdbState implements OpenedState {
 }
 
 const revocationKey = (r: Pick<CertRevocation, 'caFingerprint' | 'serial'>) => `${r.caFingerprint} ${r.serial}`;
+
+/**
+ * Default time a revoked certificate stays in the KRL after its validBefore: a host whose clock
+ * runs behind the CA's still accepts a certificate the CA thinks expired.
+ */
+export const KRL_GRACE_SEC = 300;
+
+function liveRevocations(
+  krlVersion: number,
+  certs: Iterable<CertRevocation>,
+  keys: Iterable<KeyRevocation>,
+  cutoff: number,
+): RevocationSnapshot {
+  return {
+    krlVersion,
+    certificates: [...certs].filter((r) => r.validBefore > cutoff).map((r) => structuredClone(r)),
+    keys: [...keys].filter((k) => k.until > cutoff).map((k) => structuredClone(k)),
+  };
+}
+
+/**
+ * The revocations of a state file without opening it for writing (no lock): the file is only
+ * ever replaced whole, so reading it beside a running daemon is safe. For `jit-sshd krl`.
+ */
+export async function readRevocations(file: string, nowSec: number): Promise<RevocationSnapshot> {
+  const data = (await new DurableJsonFile(file).read()) ?? emptyState();
+  return liveRevocations(data.krlVersion ?? 0, data.revocations ?? [], data.revokedKeys ?? [], nowSec - KRL_GRACE_SEC);
+}
 
 /** Opens (or starts empty) the state file. One per process. */
 export async function openState(file: string, opts: StateOptions = {}): Promise<OpenedState> {
