@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { encodeCertificate, parseCertificate } from '../dist/ca/cert.js';
 import { createSigner } from '../dist/ca/signer.js';
 import { ed25519, makeBenchEnv, REPO, rssMb, spawnDaemon, spawnListening, stop } from './bench/fixture.mjs';
-import { median, percentile, runLoad } from './bench/load.mjs';
+import { median, pair, percentile, runLoad } from './bench/load.mjs';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const PRIOR = Number(process.env.BENCH_PRIOR ?? 100_000);
@@ -84,8 +84,7 @@ async function main() {
     for (let r = 0; r < rounds; r++) {
       const a = () => ours.push(rate((i) => encodeCertificate(params(i), signer), ms));
       const b = () => raw.push(rate(() => cryptoSign(null, payload, ca.privateKey), ms));
-      if (r % 2) (b(), a());
-      else (a(), b());
+      await pair(r, a, b);
       ratios.push(ours[r] / raw[r]);
     }
     result.core = { encode_per_s: Math.round(median(ours)), raw_sign_per_s: Math.round(median(raw)), payload_bytes: bodyLength };
@@ -153,13 +152,7 @@ async function main() {
         if (res.errors) bad += res.errors;
       };
       const b = async () => base.push((await load(bare.url, () => undefined)).rps);
-      if (r % 2) {
-        await b();
-        await a();
-      } else {
-        await a();
-        await b();
-      }
+      await pair(r, a, b);
       ratios.push(ours[r] / base[r]);
       progress(`http round ${r + 1}/${rounds}: issuance ${ours[r].toFixed(0)}/s, bare ${base[r].toFixed(0)}/s, p99 ${p99s[r].toFixed(1)} ms`);
     }
@@ -223,13 +216,7 @@ async function main() {
     for (let r = 0; r < rounds; r++) {
       const a = async () => fullMed.push(median(await sample(fullDaemon, full, per)));
       const b = async () => emptyMed.push(median(await sample(emptyDaemon, empty, per)));
-      if (r % 2) {
-        await b();
-        await a();
-      } else {
-        await a();
-        await b();
-      }
+      await pair(r, a, b);
       ratios.push(fullMed[r] / emptyMed[r]);
     }
     result.growth = {
@@ -277,8 +264,7 @@ async function main() {
             logins.push(t.ms);
           };
           const b = () => nodes.push(timed(['-e', '']).ms);
-          if (r % 2) (b(), a());
-          else (a(), b());
+          await pair(r, a, b);
         }
         result.login = { login_ms: round2(median(logins)), node_ms: round2(median(nodes)) };
         result.login_overhead_ms = round2(median(logins) - median(nodes));

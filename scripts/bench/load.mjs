@@ -95,3 +95,17 @@ export function percentile(values, p) {
 }
 
 export const median = (values) => percentile(values, 50);
+
+/**
+ * Runs subject and baseline once each in round r, alternating which goes first, so a
+ * neighbour's burst of CPU hits both sides of a pair alike. Works for sync and async steps.
+ */
+export async function pair(r, subject, baseline) {
+  if (r % 2) {
+    await baseline();
+    await subject();
+  } else {
+    await subject();
+    await baseline();
+  }
+}

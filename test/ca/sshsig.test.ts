@@ -129,6 +129,10 @@ function encode(f: SigFields, trailing = Buffer.alloc(0)): string {
   return `-----BEGIN SSH SIGNATURE-----\n${lines.join('\n')}\n-----END SSH SIGNATURE-----\n`;
 }
 
+/** What an SSHSIG over MSG in namespace NS signs, built from PROTOCOL.sshsig (not from our code). */
+const specSignedData = (): Buffer =>
+  new WireWriter().raw(Buffer.from('SSHSIG')).string(NS).string('').string('sha512').string(createHash('sha512').update(MSG).digest()).toBuffer();
+
 const expectInvalid = (fn: () => unknown, message: RegExp): void => expectJitError(fn, 'invalid_signature', message);
 
 async function expectRejects(p: Promise<unknown>, message: RegExp): Promise<void> {
@@ -165,13 +169,7 @@ describe('signSshSig / verifySshSig (node keys)', () => {
     await expectRejects(signSshSig(MSG, s, NS), /SHA-1/);
     // Build the SSHSIG by hand around a genuine SHA-1 signature.
     const good = decode(await signSshSig(MSG, nodeSigner('rsa'), NS));
-    const data = new WireWriter()
-      .raw(Buffer.from('SSHSIG'))
-      .string(NS)
-      .string('')
-      .string('sha512')
-      .string(createHash('sha512').update(MSG).digest())
-      .toBuffer();
+    const data = specSignedData();
     const forged = encode({ ...good, publicKey: s.publicKeyBlob, signature: s.sign(data) });
     expectInvalid(() => verifySshSig(forged, MSG, { namespace: NS }), /SHA-1/);
   });
@@ -210,13 +208,7 @@ describe('signSshSig / verifySshSig (node keys)', () => {
       const s = nodeSigner(kind, { sk: { ...sk, flags: 0x00 } });
       await expectRejects(signSshSig(MSG, s, NS), /user-presence/);
       const good = decode(await signSshSig(MSG, nodeSigner(kind, { sk }), NS));
-      const data = new WireWriter()
-        .raw(Buffer.from('SSHSIG'))
-        .string(NS)
-        .string('')
-        .string('sha512')
-        .string(createHash('sha512').update(MSG).digest())
-        .toBuffer();
+      const data = specSignedData();
       const forged = encode({ ...good, publicKey: s.publicKeyBlob, signature: s.sign(data) });
       expectInvalid(() => verifySshSig(forged, MSG, { namespace: NS }), /user-presence/);
     });
@@ -401,13 +393,7 @@ describeWithTools(['ssh-keygen'], 'SSHSIG interoperability with ssh-keygen -Y', 
       // have no touch-required option); we are stricter, as the brief asks.
       const noUp = nodeSigner(kind, { sk: { application: 'ssh:', flags: 0x00, counter: 1 } });
       const f = decode(armored);
-      const data = new WireWriter()
-        .raw(Buffer.from('SSHSIG'))
-        .string(NS)
-        .string('')
-        .string('sha512')
-        .string(createHash('sha512').update(MSG).digest())
-        .toBuffer();
+      const data = specSignedData();
       const forged = encode({ ...f, publicKey: noUp.publicKeyBlob, signature: noUp.sign(data) });
       expectInvalid(() => verifySshSig(forged, MSG, { namespace: NS }), /user-presence/);
     });
