@@ -8,6 +8,7 @@
  */
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { writeFileAtomicSync } from '../files.js';
+import { NAME_RE } from '../policy/names.js';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -53,8 +54,8 @@ export interface CertFiles {
   metaFile: string;
 }
 
-/** Target names are policy names ([A-Za-z0-9._-]); anything else must not become a path. */
-const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+/** Target names are policy names; anything else must not become a path. */
+const SAFE_NAME = NAME_RE;
 
 function checkName(name: string, what: string): void {
   if (!SAFE_NAME.test(name) || name.endsWith('.json') || name.endsWith('-cert.pub')) {

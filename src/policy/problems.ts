@@ -8,8 +8,8 @@ import YAML from 'yaml';
 import { JitError } from '../errors.js';
 import { tryParseDuration, type DurationOptions } from './duration.js';
 
-/** Names of users, groups, targets, accounts, tasks, rules: safe inside principals and key IDs. */
-export const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/i;
+import { NAME_RE } from './names.js';
+export { NAME_RE };
 export const NAME_HINT = 'must be 1–63 letters, digits, ".", "_" or "-", starting with a letter or digit';
 
 export const name = () => z.string().regex(NAME_RE, NAME_HINT);

@@ -1,8 +1,10 @@
 /** Request bodies, validated at the edge: strict (unknown fields refused), bounded, typed. */
 import { z } from 'zod';
 import { JitError } from '../errors.js';
+import { NAME_RE } from '../policy/names.js';
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+// The policy's own name rule: a name the policy could not define never reaches it.
+const NAME = NAME_RE;
 const NO_CONTROL = /^[^\u0000-\u001f\u007f]*$/;
 
 const name = (what: string) => z.string().regex(NAME, `${what} must be 1-63 letters, digits, '.', '_' or '-'`);
@@ -40,6 +42,8 @@ export const revocationBody = z
   .refine((b) => [b.user, b.fingerprint, b.serial].filter((x) => x !== undefined).length === 1, {
     message: 'give exactly one of user, fingerprint, serial',
   });
+
+export const targetName = name('target');
 
 export const requestIdParam = z.string().regex(/^req_[A-Za-z0-9_-]{16}$/, 'not a request id');
 

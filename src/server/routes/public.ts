@@ -5,6 +5,7 @@ import { currentKrl, etagMatches } from '../../service/krl.js';
 import { hostConfig, renderHostConfigPlain } from '../../service/host-config.js';
 import { listAllowed } from '../../policy/explain.js';
 import type { Ctx } from '../app.js';
+import { targetName } from '../schemas.js';
 
 export function publicRoutes(ctx: Ctx): Router {
   const r = Router();
@@ -28,10 +29,9 @@ export function publicRoutes(ctx: Ctx): Router {
   });
 
   r.get('/v1/host-config', (req, res) => {
-    const target = req.query.target;
-    if (typeof target !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(target)) {
-      throw new JitError('invalid_field', 'target: a target name is required (?target=NAME)');
-    }
+    const checked = targetName.safeParse(req.query.target);
+    if (!checked.success) throw new JitError('invalid_field', 'target: a target name is required (?target=NAME)');
+    const target = checked.data;
     // etcDir lets a host that keeps the files elsewhere (host-setup.sh --root) get matching lines.
     const etcDir = req.query.etcDir;
     if (etcDir !== undefined && (typeof etcDir !== 'string' || !/^\/[A-Za-z0-9._\/-]{0,200}$/.test(etcDir) || etcDir.includes('..'))) {
