@@ -67,7 +67,7 @@ export async function verify(a: VerifyArgs): Promise<void> {
     heads,
   });
   if (!r.ok) {
-    throw new JitError('conflict', `audit chain broken after ${r.records} good records: ${r.problem}.`, { details: r });
+    throw new JitError('conflict', `audit chain broken: ${r.problem}.`, { details: r });
   }
   const anchored = r.latest
     ? `; anchored by ${r.checkpoints} signed checkpoint(s) and ${r.external} outside anchor(s), the latest at seq ${r.latest.seq} (${r.latest.source})`
