@@ -7,7 +7,6 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { JitError } from '../errors.js';
-import type { Signer } from '../ca/types.js';
 import type { OpenedAuditLog } from './audit.js';
 import {
   appendCheckpoint,
@@ -18,6 +17,7 @@ import {
   repairCheckpointFile,
   signCheckpoint,
   type Checkpoint,
+  type CheckpointKey,
 } from './audit-checkpoints.js';
 
 export interface CheckpointLog {
@@ -46,7 +46,7 @@ export interface Checkpointer {
 }
 
 /** Why the log cannot be trusted against the last checkpoint, or undefined when it can. */
-async function checkAgainst(audit: OpenedAuditLog, last: Checkpoint, key: Signer): Promise<string | undefined> {
+async function checkAgainst(audit: OpenedAuditLog, last: Checkpoint, key: CheckpointKey): Promise<string | undefined> {
   if (!checkpointSignedBy(last, key.publicKeyBlob)) {
     return `the last checkpoint (seq ${last.seq}, ${last.time}) is not signed by this data dir's checkpoint key ${key.fingerprint}: the checkpoint file or the key was replaced`;
   }
@@ -86,7 +86,7 @@ export async function startCheckpointer(o: CheckpointerOptions): Promise<Checkpo
     const head = o.audit.head();
     if (head.seq <= lastSeq) return undefined;
     try {
-      const c = await signCheckpoint(key, head, clock());
+      const c = signCheckpoint(key, head, clock());
       await appendCheckpoint(file, o.dataDir, c);
       lastSeq = c.seq;
       o.log.info({ auditCheckpoint: c }, 'audit checkpoint');

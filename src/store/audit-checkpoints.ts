@@ -2,53 +2,52 @@
  * Signed checkpoints of the audit log's head, so that cutting records off the end, or rewriting
  * a record and recomputing the chain after it, is detectable (the chain alone proves neither).
  *
- * A checkpoint is one JSON line {seq, hash, time, sig}: `sig` is an SSHSIG (what `ssh-keygen -Y
- * sign` makes; base64 of the blob, no armor) with namespace "jit-ssh-audit-checkpoint" over
- * checkpointMessage(). The key is the daemon's own ed25519 key, never the CA key, in
- * <dataDir>/audit-checkpoint.key (OpenSSH format, 0600; created on first start) with its public
- * half in audit-checkpoint.pub. Checkpoints are appended to <dataDir>/audit-checkpoints.jsonl —
- * outside the log, so truncating the log leaves them — and emitted to the daemon log and
- * optionally syslog, so a copy off the box can catch someone who rewrites both files.
+ * A checkpoint is one JSON line {seq, hash, time, sig}: `sig` is the base64 Ed25519 signature
+ * of checkpointMessage(), checkable with `openssl pkeyutl -verify -rawin`. The key is the
+ * daemon's own ed25519 key, never the CA key: <dataDir>/audit-checkpoint.key (OpenSSH format,
+ * 0600, created on first start), public half in audit-checkpoint.pub (and .pub.pem for openssl).
+ * Checkpoints are appended to <dataDir>/audit-checkpoints.jsonl — outside the log, so truncating
+ * the log leaves them — and emitted to the daemon log and optionally syslog, so a copy off the
+ * box can catch someone who rewrites both files (and holds the key).
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, randomBytes, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { JitError } from '../errors.js';
 import { encodeOpenSshPrivateKey } from '../ca/openssh-key.js';
-import { parsePublicKey } from '../ca/keys.js';
-import { signSshSig, verifySshSig } from '../ca/sshsig.js';
-import { createSigner } from '../ca/signer.js';
-import type { Signer } from '../ca/types.js';
+import { fingerprintOf, parsePublicKey, publicKeyLine } from '../ca/keys.js';
+import { publicKeyBlobOf, publicKeyObjectFromBlob } from '../ca/signer.js';
 import { writeFileAtomicSync } from '../files.js';
 import { readLines, type AuditHead } from './audit.js';
 import { errorCode, fsyncDir } from './durable-file.js';
-import { loadCaKeyFile } from './ca-keys.js';
+import { readPrivateKeyFile } from './ca-keys.js';
 
 export const CHECKPOINT_FILES = {
   log: 'audit-checkpoints.jsonl',
   key: 'audit-checkpoint.key',
   pub: 'audit-checkpoint.pub',
+  /** The same public key as PEM (SPKI), for `openssl pkeyutl -verify`. */
+  pem: 'audit-checkpoint.pub.pem',
 } as const;
-export const CHECKPOINT_NAMESPACE = 'jit-ssh-audit-checkpoint';
 
 export interface Checkpoint {
   seq: number;
   hash: string;
   /** ISO time the checkpoint was signed. */
   time: string;
-  /** base64 SSHSIG blob over checkpointMessage(). */
+  /** base64 Ed25519 signature of checkpointMessage(). */
   sig: string;
 }
 
-/** The exact bytes signed; printf this and check `sig` with `ssh-keygen -Y check-novalidate`. */
+/** The exact bytes signed (what `openssl pkeyutl -verify -rawin` checks `sig` against). */
 export function checkpointMessage(c: Pick<Checkpoint, 'seq' | 'hash' | 'time'>): Buffer {
   return Buffer.from(`jit-ssh audit checkpoint v1\nseq ${c.seq}\nhash ${c.hash}\ntime ${c.time}\n`);
 }
 
 const HASH = /^[0-9a-f]{64}$/;
 const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?Z$/;
-const B64 = /^[A-Za-z0-9+/]{1,4096}={0,2}$/;
+const B64 = /^[A-Za-z0-9+/]{86}==$/; // 64 bytes
 
 /**
  * A checkpoint from one line: the daemon's file, or a line of the daemon log / syslog that
@@ -78,16 +77,31 @@ export function parseCheckpointLine(line: string): Checkpoint | undefined {
 // ---------------------------------------------------------------------------------------------
 // The key
 
+/** The daemon's checkpoint key: private half for signing, public half as SSH wire blob / line. */
+export interface CheckpointKey {
+  privateKey: KeyObject;
+  publicKeyBlob: Buffer;
+  publicKeyLine: string;
+  fingerprint: string;
+}
+
 /** The checkpoint key of a data dir, created (0600) on first use. Refuses a key others can read. */
-export function openCheckpointKey(dataDir: string, now = new Date()): Signer {
+export function openCheckpointKey(dataDir: string, now = new Date()): CheckpointKey {
   const file = join(dataDir, CHECKPOINT_FILES.key);
-  if (existsSync(file)) return loadCaKeyFile(file, 'jit-sshd-audit-checkpoint');
-  const key = generateKeyPairSync('ed25519').privateKey;
-  const comment = `jit-sshd-audit-checkpoint-${now.toISOString().slice(0, 10)}`;
-  writeFileAtomicSync(file, encodeOpenSshPrivateKey(key, comment, randomBytes(4).readUInt32BE(0)), 0o600);
-  const signer = createSigner(key, comment);
-  writeFileAtomicSync(join(dataDir, CHECKPOINT_FILES.pub), signer.publicKeyLine + '\n', 0o644);
-  return signer;
+  let privateKey: KeyObject;
+  if (existsSync(file)) {
+    privateKey = readPrivateKeyFile(file, 'audit checkpoint key');
+    if (privateKey.asymmetricKeyType !== 'ed25519') throw new JitError('invalid_config', `audit checkpoint key ${file} is not ed25519`);
+  } else {
+    privateKey = generateKeyPairSync('ed25519').privateKey;
+    const comment = `jit-sshd-audit-checkpoint-${now.toISOString().slice(0, 10)}`;
+    writeFileAtomicSync(file, encodeOpenSshPrivateKey(privateKey, comment, randomBytes(4).readUInt32BE(0)), 0o600);
+    writeFileAtomicSync(join(dataDir, CHECKPOINT_FILES.pub), publicKeyLine(publicKeyBlobOf(privateKey), comment) + '\n', 0o644);
+    const pem = createPublicKey(privateKey).export({ type: 'spki', format: 'pem' });
+    writeFileAtomicSync(join(dataDir, CHECKPOINT_FILES.pem), pem, 0o644);
+  }
+  const publicKeyBlob = publicKeyBlobOf(privateKey);
+  return { privateKey, publicKeyBlob, publicKeyLine: publicKeyLine(publicKeyBlob), fingerprint: fingerprintOf(publicKeyBlob) };
 }
 
 /** The public key blob from an OpenSSH public key line or a file holding one. */
@@ -106,22 +120,15 @@ export function readCheckpointPublicKey(lineOrFile: string): Buffer {
 // ---------------------------------------------------------------------------------------------
 // Signing and checking
 
-const ARMOR_BEGIN = '-----BEGIN SSH SIGNATURE-----';
-const ARMOR_END = '-----END SSH SIGNATURE-----';
-
-export async function signCheckpoint(signer: Signer, head: AuditHead, time: Date): Promise<Checkpoint> {
+export function signCheckpoint(key: CheckpointKey, head: AuditHead, time: Date): Checkpoint {
   const body = { seq: head.seq, hash: head.hash, time: time.toISOString() };
-  const armored = await signSshSig(checkpointMessage(body), signer, CHECKPOINT_NAMESPACE);
-  const sig = armored.replace(ARMOR_BEGIN, '').replace(ARMOR_END, '').replace(/\s+/g, '');
-  return { ...body, sig };
+  return { ...body, sig: cryptoSign(null, checkpointMessage(body), key.privateKey).toString('base64') };
 }
 
-/** True when sig is a valid SSHSIG by exactly this key over the checkpoint's message. */
+/** True when sig is this ed25519 key's signature over the checkpoint's message. */
 export function checkpointSignedBy(c: Checkpoint, publicKeyBlob: Buffer): boolean {
-  const armored = `${ARMOR_BEGIN}\n${c.sig.replace(/.{1,70}/g, '$&\n')}${ARMOR_END}\n`;
   try {
-    verifySshSig(armored, checkpointMessage(c), { namespace: CHECKPOINT_NAMESPACE, allowedKeys: [publicKeyBlob] });
-    return true;
+    return cryptoVerify(null, checkpointMessage(c), publicKeyObjectFromBlob(publicKeyBlob), Buffer.from(c.sig, 'base64'));
   } catch {
     return false;
   }
