@@ -100,7 +100,8 @@ export async function startCheckpointer(o: CheckpointerOptions): Promise<Checkpo
   };
   const checkpoint = (): Promise<Checkpoint | undefined> => (chain = chain.then(write));
 
-  await checkpoint();
+  // In the background: the head is already durable, and a restart should not wait for a sync.
+  void checkpoint();
   let queued = false;
   o.audit.onCommit((head) => {
     if (closed || queued || head.seq - lastSeq < o.everyRecords) return;
