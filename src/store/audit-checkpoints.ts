@@ -137,15 +137,20 @@ export function checkpointSignedBy(c: Checkpoint, publicKeyBlob: Buffer): boolea
 // ---------------------------------------------------------------------------------------------
 // The checkpoint file
 
+/** The file opened with flags, or undefined when it does not exist (yet). */
+async function openIfExists(file: string, flags: 'r' | 'r+'): Promise<FileHandle | undefined> {
+  try {
+    return await open(file, flags);
+  } catch (e) {
+    if (errorCode(e) === 'ENOENT') return undefined;
+    throw new JitError('unavailable', `cannot open ${file}: ${errorCode(e)}`, { cause: e });
+  }
+}
+
 /** Checkpoints of a file in order; a torn last line (a crash mid-write) is skipped. */
 export async function* readCheckpoints(file: string): AsyncGenerator<{ line: number; checkpoint: Checkpoint | undefined }> {
-  let fh: FileHandle;
-  try {
-    fh = await open(file, 'r');
-  } catch (e) {
-    if (errorCode(e) === 'ENOENT') return;
-    throw new JitError('unavailable', `cannot read ${file}: ${errorCode(e)}`, { cause: e });
-  }
+  const fh = await openIfExists(file, 'r');
+  if (!fh) return;
   try {
     let n = 0;
     for await (const l of readLines(fh)) {
@@ -161,13 +166,8 @@ export async function* readCheckpoints(file: string): AsyncGenerator<{ line: num
 
 /** The last checkpoint of the file (read from its tail: checkpoint lines are < 1 KiB). */
 export async function lastCheckpoint(file: string): Promise<Checkpoint | undefined> {
-  let fh: FileHandle;
-  try {
-    fh = await open(file, 'r');
-  } catch (e) {
-    if (errorCode(e) === 'ENOENT') return undefined;
-    throw new JitError('unavailable', `cannot read ${file}: ${errorCode(e)}`, { cause: e });
-  }
+  const fh = await openIfExists(file, 'r');
+  if (!fh) return undefined;
   try {
     const size = (await fh.stat()).size;
     let last: Checkpoint | undefined;
@@ -190,13 +190,8 @@ export async function lastCheckpoint(file: string): Promise<Checkpoint | undefin
 
 /** Cuts a torn last line (a crash mid-append) so the next checkpoint starts on a line of its own. */
 export async function repairCheckpointFile(file: string): Promise<void> {
-  let fh: FileHandle;
-  try {
-    fh = await open(file, 'r+');
-  } catch (e) {
-    if (errorCode(e) === 'ENOENT') return;
-    throw new JitError('unavailable', `cannot open ${file}: ${errorCode(e)}`, { cause: e });
-  }
+  const fh = await openIfExists(file, 'r+');
+  if (!fh) return;
   try {
     const size = (await fh.stat()).size;
     const window = Math.min(size, 64 * 1024);

@@ -5,7 +5,7 @@
  * the box and its checkpoint key, a head or checkpoints kept elsewhere) catch them.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { appendFileSync, copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -189,5 +189,37 @@ describeWithTools(['ssh-keygen', 'openssl'], 'audit checkpoints: truncation and 
     original = readFileSync(auditFile, 'utf8');
     originalCps = readFileSync(cpFile, 'utf8');
     copyFileSync(cpFile, join(env.dir, 'cp-after-crash.jsonl'));
+  });
+});
+
+describeWithTools(['ssh-keygen'], 'audit checkpoints: shipped to syslog when enabled', () => {
+  it('with syslog: true every checkpoint goes to `logger -p auth.notice`, and those lines anchor verify', async () => {
+    const env = makeEnv({ config: 'auditCheckpoints: { everyRecords: 2, interval: 1h, syslog: true }\n' });
+    // A stand-in logger on PATH records what would reach syslog.
+    const bin = join(env.dir, 'bin');
+    const sent = join(env.dir, 'syslog.txt');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'logger'), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${sent}'\n`, { mode: 0o755 });
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path}`;
+    try {
+      const d = await startDaemon({ configPath: env.configPath, log: pino({ level: 'silent' }) });
+      for (let n = 1; n <= 5; n++) await d.deps.audit.append({ type: 'test_event', n });
+      await d.close();
+      await new Promise((r) => setTimeout(r, 300)); // logger runs detached
+      const lines = readFileSync(sent, 'utf8').trim().split('\n');
+      expect(lines[0]).toMatch(/^-t jit-sshd -p auth\.notice -- audit checkpoint \{"seq":/);
+      expect(lines.map((l) => parseCheckpointLine(l)?.seq).at(-1)).toBe(5);
+      // Cut the log back to seq 3: the syslog copy proves seq 5 existed, even with the local checkpoints gone too.
+      const auditFile = join(env.dataDir, 'audit.jsonl');
+      writeFileSync(auditFile, readFileSync(auditFile, 'utf8').trim().split('\n').slice(0, 3).join('\n') + '\n');
+      writeFileSync(join(env.dataDir, CHECKPOINT_FILES.log), '');
+      const r = spawnSync(process.execPath, [BIN, 'audit', 'verify', '--config', env.configPath, '--checkpoint', sent], { encoding: 'utf8' });
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toMatch(/the log ends at seq 3, but the checkpoint from .*syslog\.txt:\d+ signed at .* says seq 5 existed/);
+    } finally {
+      process.env.PATH = path;
+      env.cleanup();
+    }
   });
 });
