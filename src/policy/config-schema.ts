@@ -40,6 +40,8 @@ export interface DaemonConfig {
   webhook?: { url: string; timeout: number; retries: number };
   rateLimit: { auth: { perMinute: number } };
   logLevel: LogLevel;
+  /** Signed audit-head checkpoints: every N records or `interval` seconds; optionally to syslog. */
+  auditCheckpoints: { everyRecords: number; interval: number; syslog: boolean };
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:7422';
@@ -102,6 +104,13 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   logLevel: z.enum(LOG_LEVELS).default('info'),
+  auditCheckpoints: z
+    .strictObject({
+      everyRecords: z.number().int().min(1).max(1_000_000).default(1000),
+      interval: duration({ maxSeconds: 86_400 }).prefault('60s'),
+      syslog: z.boolean().default(false),
+    })
+    .prefault({}),
 });
 
 type Problem = [readonly PropertyKey[], string];
