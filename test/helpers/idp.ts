@@ -41,7 +41,19 @@ export interface TestIdp {
   busyMs(): number;
   /** Requests to the JWKS endpoint so far. */
   jwksFetches(): number;
+  /**
+   * performance.now() when the last device authorization was answered and when its tokens were
+   * handed out: the span in between is the person's and the IdP's time, not the CLI's.
+   */
+  deviceWindow(): DeviceWindow;
   close(): Promise<void>;
+}
+
+export interface DeviceWindow {
+  started?: number;
+  tokens?: number;
+  /** ms spent answering requests outside such a window (discovery, the device request), cumulative */
+  busyOutside: number;
 }
 
 export const IDP_CLIENT_ID = 'jit-ssh-cli';
@@ -58,6 +70,7 @@ export async function startIdp(opts: { accounts: Record<string, IdpAccount>; por
   const clientId = opts.clientId ?? IDP_CLIENT_ID;
   let busy = 0;
   let jwksFetches = 0;
+  const device: DeviceWindow = { busyOutside: 0 };
   let keys = [await newSigningKey('RS256'), await newSigningKey('ES256')];
   const server: Server = createServer();
   await new Promise<void>((res, rej) => {
@@ -105,8 +118,16 @@ export async function startIdp(opts: { accounts: Record<string, IdpAccount>; por
     });
     // oidc-provider sends no polling interval (clients then wait 5 s); 1 s keeps tests short.
     provider.use(async (ctx, next) => {
+      const t0 = performance.now();
+      const inWindow = device.started !== undefined && device.tokens === undefined;
       await next();
-      if (ctx.path === '/device/auth' && ctx.body && typeof ctx.body === 'object') (ctx.body as Record<string, unknown>).interval = 1;
+      if (!inWindow) device.busyOutside += performance.now() - t0;
+      if (ctx.path === '/device/auth' && ctx.body && typeof ctx.body === 'object') {
+        (ctx.body as Record<string, unknown>).interval = 1;
+        device.started = performance.now();
+        device.tokens = undefined;
+      }
+      if (ctx.path === '/token' && ctx.status === 200) device.tokens = performance.now();
       if (ctx.path === '/jwks') jwksFetches++;
     });
     return provider.callback();
@@ -139,6 +160,7 @@ export async function startIdp(opts: { accounts: Record<string, IdpAccount>; por
     },
     busyMs: () => busy,
     jwksFetches: () => jwksFetches,
+    deviceWindow: () => ({ ...device }),
     async close() {
       await new Promise<void>((res) => {
         server.close(() => res());
