@@ -51,13 +51,19 @@ describeWithTools(
 
     const cliEnv = (home: string) => baseEnv(home, { JITSSH_SERVER: d.url, JITSSH_USER: 'zoe', JITSSH_BROWSER: 'none' });
 
-    it('authorization code + PKCE: the browser signs in, the CLI gets a certificate for an SSO-only user', async () => {
-      const home = join(env.dir, 'home-code');
+    /** `jit-ssh login prod-db --task check-logs <sso flag>` in its own HOME, stderr readable while it runs. */
+    function startSsoLogin(name: string, ssoFlag: string) {
+      const home = join(env.dir, name);
       const out = join(home, 'jit');
-      const run = startCli(['login', 'prod-db', '--task', 'check-logs', '--sso', '--no-agent', '--out', out], cliEnv(home));
+      const run = startCli(['login', 'prod-db', '--task', 'check-logs', ssoFlag, '--no-agent', '--out', out], cliEnv(home));
       let stderr = '';
       run.child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-      const [url] = await waitFor(() => stderr, /http:\/\/127\.0\.0\.1:\d+\/auth\?\S+/);
+      return { home, out, done: run.done, stderr: () => stderr };
+    }
+
+    it('authorization code + PKCE: the browser signs in, the CLI gets a certificate for an SSO-only user', async () => {
+      const { home, out, done, stderr } = startSsoLogin('home-code', '--sso');
+      const [url] = await waitFor(stderr, /http:\/\/127\.0\.0\.1:\d+\/auth\?\S+/);
       const authUrl = new URL(url);
       expect(authUrl.searchParams.get('code_challenge_method')).toBe('S256');
       expect(authUrl.searchParams.get('redirect_uri')).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/);
@@ -69,10 +75,10 @@ describeWithTools(
       await signInAtIdp(page, 'zoe', { done: async (p) => p.url().includes('/callback') && /Signed in to jit-ssh/.test((await p.textContent('body')) ?? '') });
       await page.close();
 
-      const r = await run.done;
+      const r = await done;
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toContain('certificate for prod-db issued');
-      expect(stderr).toContain('signed in with SSO as zoe (groups: oncall)');
+      expect(stderr()).toContain('signed in with SSO as zoe (groups: oncall)');
       const certFile = join(out, 'prod-db-cert.pub');
       expect(sshKeygen(['-L', '-f', certFile])).toMatch(/Key ID: "[^"]*zoe/);
 
@@ -89,17 +95,13 @@ describeWithTools(
     });
 
     it('device grant: the code is typed into the IdP page in the browser; the CLI polls and gets a certificate', async () => {
-      const home = join(env.dir, 'home-device');
-      const out = join(home, 'jit');
-      const run = startCli(['login', 'prod-db', '--task', 'check-logs', '--sso=device', '--no-agent', '--out', out], cliEnv(home));
-      let stderr = '';
-      run.child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-      const m = await waitFor(() => stderr, /open (http:\/\/127\.0\.0\.1:\d+\/\S+) on any device and enter the code (\S+)/);
+      const { out, done, stderr } = startSsoLogin('home-device', '--sso=device');
+      const m = await waitFor(stderr, /open (http:\/\/127\.0\.0\.1:\d+\/\S+) on any device and enter the code (\S+)/);
       const page = await browser.newPage();
       await page.goto(m[1], { waitUntil: 'domcontentloaded' });
       await signInAtIdp(page, 'zoe', { userCode: m[2], done: async (p) => /Sign-in Success|signed in|success/i.test((await p.textContent('body')) ?? '') && !(await p.locator('input').count()) });
       await page.close();
-      const r = await run.done;
+      const r = await done;
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toContain('certificate for prod-db issued');
       expect(sshKeygen(['-L', '-f', join(out, 'prod-db-cert.pub')])).toMatch(/Key ID: "[^"]*zoe/);
