@@ -16,6 +16,7 @@ import type { UsedTokenStore } from './oidc-replay.js';
 
 /** Real ID tokens are 1–4 KiB; anything far larger is refused before any parsing. */
 export const MAX_ID_TOKEN_LENGTH = 16 * 1024;
+const IDP_DOWN = 'the identity provider cannot be reached; SSO logins are unavailable, SSH-key logins still work';
 /** Clock skew allowed between us and the IdP for exp, nbf and iat. */
 const CLOCK_TOLERANCE_S = 30;
 
@@ -95,6 +96,11 @@ export class OidcVerifier {
         requiredClaims: ['iss', 'sub', 'aud', 'exp', 'iat'],
       }));
     } catch (e) {
+      // The IdP's key endpoint not answering is an outage (503), not a bad token (401).
+      if (e instanceof joseErrors.JWKSTimeout || !(e instanceof joseErrors.JOSEError)) {
+        this.deps.log.warn({ issuer: c.issuer, error: (e as Error)?.message }, 'OIDC key set could not be fetched');
+        throw new JitError('idp_unavailable', IDP_DOWN);
+      }
       throw new OidcRefusal(joseReason(e), unverifiedSubject(idToken));
     }
     const subject = payload.sub!;
@@ -111,7 +117,7 @@ export class OidcVerifier {
     // A login while the IdP was away: try again now rather than wait for the next retry.
     if (this.deps.now() - this.lastAttempt >= 1000 || this.discovering) await this.discover();
     if (this.keys) return this.keys;
-    throw new JitError('idp_unavailable', 'the identity provider cannot be reached; SSO logins are unavailable, SSH-key logins still work');
+    throw new JitError('idp_unavailable', IDP_DOWN);
   }
 
   private discover(): Promise<void> {

@@ -193,7 +193,7 @@ describeWithTools(['ssh-keygen'], 'SSO: the IdP is unreachable when the daemon s
   beforeAll(async () => {
     port = await freePort();
     env = makeEnv({ config: oidcConfig(`http://127.0.0.1:${port}`) });
-    d = await startDaemon({ configPath: env.configPath, log: pino({ level: 'silent' }) });
+    d = await startDaemon({ configPath: env.configPath, log: pino({ level: 'silent' }), jwksCooldownMs: 0 });
   });
   afterAll(async () => {
     await d?.close();
@@ -213,5 +213,13 @@ describeWithTools(['ssh-keygen'], 'SSO: the IdP is unreachable when the daemon s
     const up = await api(d.url, 'POST', '/v1/auth/oidc', { idToken: await idp.signIdToken({}) });
     expect(up.status).toBe(200);
     expect(up.body.user).toBe('alice');
+
+    // The IdP goes away again: cached keys keep working; a key the daemon has never seen is an outage, not a bad token.
+    await idp.close();
+    expect((await api(d.url, 'POST', '/v1/auth/oidc', { idToken: await idp.signIdToken({}) })).status).toBe(200);
+    const unknownKid = await api(d.url, 'POST', '/v1/auth/oidc', { idToken: await idp.signIdToken({}, { key: await newSigningKey('RS256') }) });
+    expect(unknownKid.status).toBe(503);
+    expect(unknownKid.body.error.code).toBe('idp_unavailable');
+    idp = undefined;
   });
 });

@@ -6,6 +6,7 @@
  *
  * Its dev login page accepts any password: the login name picks the account.
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
@@ -149,7 +150,8 @@ export async function startIdp(opts: { accounts: Record<string, IdpAccount>; por
     async signIdToken(claims, o = {}) {
       const key = o.key ?? keys[0];
       const now = Math.floor(Date.now() / 1000);
-      return new SignJWT({ iss: issuer, aud: clientId, sub: 'alice', iat: now, exp: now + 300, preferred_username: 'alice', ...claims })
+      // A fresh jti: two tokens with the same claims in the same second must still differ.
+      return new SignJWT({ iss: issuer, aud: clientId, sub: 'alice', iat: now, exp: now + 300, jti: randomUUID(), preferred_username: 'alice', ...claims })
         .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT', ...o.header })
         .sign(key.privateKey);
     },
