@@ -1,4 +1,4 @@
-/** `jit-sshd policy check --groups` decides for an SSO user as the daemon would. */
+/** `jit-sshd policy check --groups` decides for an SSO user as the daemon would; `policy validate` flags groups nobody has. */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -40,5 +40,47 @@ describeWithTools(['ssh-keygen'], 'jit-sshd policy check for SSO users', () => {
     const r = check('--user', 'zoe', '--groups', 'ok,/bad', '--target', 'prod-db', '--task', 'check-logs');
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/'\/bad' is not a group name/);
+  });
+});
+
+describeWithTools(['ssh-keygen'], 'jit-sshd policy validate: groups no user has', () => {
+  const rules = `
+  - name: contractors
+    groups: [contractors]
+    targets: [staging-*]
+    tasks: ["*"]
+    approval: auto
+`;
+  const validate = (env: TestEnv, json = false) => {
+    const r = spawnSync(process.execPath, [join(REPO, 'dist/cli/jit-sshd.js'), 'policy', 'validate', ...(json ? ['--json'] : []), '--config', env.configPath], { encoding: 'utf8', timeout: 20_000 });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  it('ok/without SSO: a warning that the rule never matches, exit 0', () => {
+    const env = makeEnv({ rules });
+    try {
+      const r = validate(env);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain('warning: rules[0].groups: no user has group contractors, and there is no SSO to provide it');
+    } finally {
+      env.cleanup();
+    }
+  });
+  it('ok/with SSO: says the group must come from the IdP; --json lists it', () => {
+    const env = makeEnv({ rules, config: 'oidc: { issuer: "https://idp.example.com", clientId: jit }\n' });
+    try {
+      const r = validate(env, true);
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout).warnings).toEqual(["rules[0].groups: no users: entry has group contractors; it can only come from the IdP's groups claim"]);
+    } finally {
+      env.cleanup();
+    }
+  });
+  it('ok/no warning when every named group has a user', () => {
+    const env = makeEnv();
+    try {
+      expect(validate(env).stderr).not.toContain('warning');
+    } finally {
+      env.cleanup();
+    }
   });
 });

@@ -4,15 +4,23 @@ import { explainDecision } from '../../policy/explain.js';
 import { JitError } from '../../errors.js';
 import { NAME_RE } from '../../policy/names.js';
 import { withPolicyGroups } from '../../auth/oidc-identity.js';
+import { groupsNoUserHas } from '../../policy/group-sources.js';
 import type { Identity } from '../../policy/decide.js';
 import { adminPolicy, print, type CommonArgs } from './settings.js';
 
 export async function validate(a: CommonArgs): Promise<void> {
-  const { policy, policyPath } = adminPolicy(a);
+  const { config, policy, policyPath } = adminPolicy(a);
   const rules = policy.rules.length;
+  const warnings = groupsNoUserHas(policy, config).map(({ path, group }) =>
+    config.oidc
+      ? `${path}: no users: entry has group ${group}; it can only come from the IdP's ${config.oidc.groupsClaim} claim`
+      : `${path}: no user has group ${group}, and there is no SSO to provide it: this never matches`,
+  );
+  if (!a.json) for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
   print(a, `ok: ${a.config} and ${policyPath} are valid (${Object.keys(policy.users).length} users, ${Object.keys(policy.targets).length} targets, ${rules} rules)`, {
     ok: true,
     policy: policyPath,
+    warnings,
   });
 }
 
