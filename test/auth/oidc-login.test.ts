@@ -39,6 +39,22 @@ function auditLines(env: TestEnv): Record<string, unknown>[] {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+/** A daemon with SSO on `issuer`; mallory is disabled in its policy (SSO must not bring her back). */
+async function ssoDaemon(issuer: string): Promise<{ env: TestEnv; d: RunningDaemon }> {
+  const env = makeEnv({ config: oidcConfig(issuer) });
+  const policy = readFileSync(env.policyPath, 'utf8');
+  writeFileSync(env.policyPath, policy.replace('  mallory:\n    groups: [interns]\n', '  mallory:\n    groups: [interns]\n    disabled: true\n'));
+  expect(readFileSync(env.policyPath, 'utf8')).toContain('disabled: true');
+  // No JWKS refetch cooldown: rotation and outage tests need the refetch at once.
+  return { env, d: await startDaemon({ configPath: env.configPath, log: pino({ level: 'silent' }), jwksCooldownMs: 0 }) };
+}
+
+async function stopAll(d?: RunningDaemon, idp?: TestIdp, env?: TestEnv): Promise<void> {
+  await d?.close();
+  await idp?.close();
+  env?.cleanup();
+}
+
 const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 
 describeWithTools(['ssh-keygen'], 'SSO: POST /v1/auth/oidc with a real IdP', () => {
@@ -48,17 +64,9 @@ describeWithTools(['ssh-keygen'], 'SSO: POST /v1/auth/oidc with a real IdP', () 
 
   beforeAll(async () => {
     idp = await startIdp({ accounts: ACCOUNTS });
-    env = makeEnv({ config: oidcConfig(idp.issuer) });
-    const policy = readFileSync(env.policyPath, 'utf8');
-    writeFileSync(env.policyPath, policy.replace('  mallory:\n    groups: [interns]\n', '  mallory:\n    groups: [interns]\n    disabled: true\n'));
-    expect(readFileSync(env.policyPath, 'utf8')).toContain('disabled: true');
-    d = await startDaemon({ configPath: env.configPath, log: pino({ level: 'silent' }), jwksCooldownMs: 0 });
+    ({ env, d } = await ssoDaemon(idp.issuer));
   });
-  afterAll(async () => {
-    await d?.close();
-    await idp?.close();
-    env?.cleanup();
-  });
+  afterAll(() => stopAll(d, idp, env));
 
   it('ok/methods: says which logins exist, without the client secret', async () => {
     const r = await api(d.url, 'GET', '/v1/auth/methods');
@@ -192,14 +200,9 @@ describeWithTools(['ssh-keygen'], 'SSO: the IdP is unreachable when the daemon s
 
   beforeAll(async () => {
     port = await freePort();
-    env = makeEnv({ config: oidcConfig(`http://127.0.0.1:${port}`) });
-    d = await startDaemon({ configPath: env.configPath, log: pino({ level: 'silent' }), jwksCooldownMs: 0 });
+    ({ env, d } = await ssoDaemon(`http://127.0.0.1:${port}`));
   });
-  afterAll(async () => {
-    await d?.close();
-    await idp?.close();
-    env?.cleanup();
-  });
+  afterAll(() => stopAll(d, idp, env));
 
   it('starts, serves SSH-key logins, answers SSO with 503 idp_unavailable, and recovers when the IdP is back', async () => {
     const token = await login(d.url, 'alice', env.keys.alice);
