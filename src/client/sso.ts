@@ -112,9 +112,12 @@ function idTokenOf(tokens: { id_token?: string }): string {
 
 function asSsoError(e: unknown): JitError {
   if (e instanceof JitError) return e;
-  const err = e as { name?: string; error?: string; error_description?: string; message?: string };
+  const err = e as { name?: string; error?: string; error_description?: string; message?: string; cause?: { message?: string } };
   if (err.name === 'TimeoutError' || err.name === 'AbortError') return new JitError('unauthenticated', 'SSO sign-in timed out; run the command again');
-  const why = err.error ? `${err.error}${err.error_description ? `: ${err.error_description}` : ''}` : (err.message ?? String(e));
+  // openid-client says "invalid response encountered" and puts the check that failed in `cause`.
+  const why = err.error
+    ? `${err.error}${err.error_description ? `: ${err.error_description}` : ''}`
+    : `${err.message ?? String(e)}${err.cause?.message ? ` (${err.cause.message})` : ''}`;
   return new JitError('unauthenticated', `SSO sign-in failed: ${why}`, { cause: e });
 }
 

@@ -3,7 +3,7 @@
  * headless Chromium in which the person signs in. Authorization code + PKCE through the CLI's
  * loopback redirect, and the device grant with the user code typed into the IdP's page.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { Browser } from 'playwright-core';
@@ -14,7 +14,7 @@ import { startIdp, type TestIdp } from '../helpers/idp.js';
 import { CHROMIUM_HINT, launchChromium, signInAtIdp } from '../helpers/browser.js';
 import { sshKeygen } from '../helpers/keys.js';
 import { describeWithTools } from '../helpers/tools.js';
-import { baseEnv, ensureBuilt, runCli, startCli } from '../cli/run-cli.js';
+import { baseEnv, CLI, ensureBuilt, runCli, spawnScript, startCli } from '../cli/run-cli.js';
 
 async function waitFor(get: () => string, re: RegExp, ms = 15_000): Promise<RegExpExecArray> {
   const end = Date.now() + ms;
@@ -27,7 +27,7 @@ async function waitFor(get: () => string, re: RegExp, ms = 15_000): Promise<RegE
 }
 
 describeWithTools(
-  ['chromium', 'ssh-keygen'],
+  ['chromium', 'ssh-keygen', 'script'],
   'SSO end to end: jit-ssh login --sso through headless Chromium',
   () => {
     let idp: TestIdp;
@@ -105,6 +105,36 @@ describeWithTools(
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toContain('certificate for prod-db issued');
       expect(sshKeygen(['-L', '-f', join(out, 'prod-db-cert.pub')])).toMatch(/Key ID: "[^"]*zoe/);
+    });
+
+    it('fallback: no key works, a person at a terminal → the CLI opens the browser for SSO by itself', async () => {
+      const home = join(env.dir, 'home-fallback');
+      const urlFile = join(env.dir, 'opened-url.txt');
+      const opener = join(env.dir, 'opener.sh');
+      writeFileSync(opener, `#!/bin/sh\nprintf %s "$1" > ${urlFile}\n`, { mode: 0o755 });
+      const cmd = [process.execPath, CLI, 'targets', '--json', '--out', join(home, 'jit')].join(' ');
+      const run = spawnScript(cmd, { ...cliEnv(home), JITSSH_BROWSER: opener });
+      const [url] = await waitFor(() => (existsSync(urlFile) ? readFileSync(urlFile, 'utf8') : ''), /^http\S+/);
+      const page = await browser.newPage();
+      await page.goto(url, { waitUntil: 'domcontentloaded' });
+      await signInAtIdp(page, 'zoe', { done: async (p) => /Signed in to jit-ssh/.test((await p.textContent('body')) ?? '') });
+      await page.close();
+      const r = await run.done;
+      expect(r.code, r.out).toBe(0);
+      expect(r.out).toContain('signing in with SSO instead');
+      expect(r.out).toContain('prod-db');
+    });
+
+    it('fail/a forged callback (wrong state) ends the sign-in; no session is cached', async () => {
+      const { out, done, stderr } = startSsoLogin('home-forged', '--sso');
+      const [url] = await waitFor(stderr, /http:\/\/127\.0\.0\.1:\d+\/auth\?\S+/);
+      const redirect = new URL(url).searchParams.get('redirect_uri')!;
+      const forged = await fetch(`${redirect}?code=stolen&state=not-the-one&iss=${encodeURIComponent(idp.issuer)}`);
+      expect(forged.status).toBe(400);
+      const r = await done;
+      expect(r.code).toBe(2);
+      expect(r.stderr, r.stderr).toMatch(/SSO sign-in failed: .*state/i);
+      expect(existsSync(out) ? readdirSync(out).filter((f) => f.startsWith('.token-')) : []).toEqual([]);
     });
 
     it('fail/no key works and no terminal: the CLI says SSO is offered instead of waiting for nobody', async () => {
