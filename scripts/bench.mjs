@@ -14,6 +14,7 @@
  *                                                                                    ≤ 1.15
  *   login_overhead_ms  median `jit-ssh login` wall time − median `node -e ''`.       ≤ 250
  *   rss_mb             the daemon's resident set after the load.
+ *   oidc_verify_us, sso_login_overhead_ms: SSO, see scripts/bench/sso.mjs.      ≤ 300 each
  *
  * Options (env): BENCH_QUICK=1 shortens every phase (smoke test; numbers are rougher),
  * BENCH_PRIOR=N changes the 100,000 prior issuances.
@@ -27,6 +28,7 @@ import { encodeCertificate, parseCertificate } from '../dist/ca/cert.js';
 import { createSigner } from '../dist/ca/signer.js';
 import { ed25519, makeBenchEnv, REPO, rssMb, spawnDaemon, spawnListening, stop } from './bench/fixture.mjs';
 import { median, pair, percentile, runLoad } from './bench/load.mjs';
+import { benchSso } from './bench/sso.mjs';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const PRIOR = Number(process.env.BENCH_PRIOR ?? 100_000);
@@ -274,6 +276,18 @@ async function main() {
     await stop(emptyDaemon.child);
   }
   await stop(daemon.child);
+
+  // ---------------------------------------------------------------- SSO (self-contained)
+  {
+    const { oidc_verify_us, sso_login_overhead_ms, sso, notes: ssoNotes } = await benchSso({ quick: QUICK, progress }).catch((e) => ({
+      oidc_verify_us: null,
+      sso_login_overhead_ms: null,
+      sso: {},
+      notes: [`SSO figures not measured: ${e.message}`],
+    }));
+    Object.assign(result, { oidc_verify_us, sso_login_overhead_ms, sso });
+    notes.push(...ssoNotes);
+  }
   result.seconds = Math.round((performance.now() - started) / 1000);
 
   // ---------------------------------------------------------------- report
@@ -283,6 +297,9 @@ async function main() {
     ['issue_p99_ms', result.issue_p99_ms, '≤ 25', (v) => v <= 25, `p50 ${result.http.issue_p50_ms} ms at ${CONCURRENCY} clients`],
     ['growth_ratio', result.growth_ratio, '≤ 1.15', (v) => v <= 1.15, `${result.growth.median_ms_full} ms after ${PRIOR} vs ${result.growth.median_ms_empty} ms empty; restart ${result.growth.start_ms_full} ms`],
     ['login_overhead_ms', result.login_overhead_ms, '≤ 250', (v) => v <= 250, result.login ? `login ${result.login.login_ms} ms − node ${result.login.node_ms} ms` : 'not measured'],
+    ['oidc_verify_us', result.oidc_verify_us, '≤ 300', (v) => v <= 300, `RS256, JWKS cached; ES256 ${result.sso.verify_es256_us} µs`],
+    ['sso_login_overhead_ms', result.sso_login_overhead_ms, '≤ 300', (v) => v <= 300,
+      `login --sso=device ${result.sso.login_wall_ms} ms wall − IdP time = ${result.sso.login_minus_idp_ms} ms − node ${result.sso.node_ms} ms`],
     ['rss_mb', result.rss_mb, '(report)', () => true, `daemon after the load; ${result.growth.rss_mb_full} MiB with ${PRIOR} prior`],
   ];
   result.goals_met = Object.fromEntries(rows.filter((r) => r[2] !== '(report)').map(([k, v, , ok]) => [k, v === null ? null : ok(v)]));

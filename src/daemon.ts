@@ -18,6 +18,8 @@ import { initKeyring, openKeyring } from './store/ca-keys.js';
 import { startCheckpointer } from './store/audit-checkpointer.js';
 import { ChallengeStore } from './auth/challenges.js';
 import { SessionTokens } from './auth/tokens.js';
+import { OidcVerifier } from './auth/oidc.js';
+import { MemoryUsedTokens } from './auth/oidc-replay.js';
 import { createApp, type AppDeps } from './server/app.js';
 import { createMetrics } from './service/metrics.js';
 import { createNotifier } from './service/notify.js';
@@ -55,6 +57,8 @@ export interface DaemonOptions {
   auditFs?: AuditFileOps;
   /** Print the CA line on first start (the CLI does; tests don't need it). */
   onFirstKey?: (publicLine: string) => void;
+  /** Tests only: minimum time between JWKS refetches on an unknown key id (default 5 s). */
+  jwksCooldownMs?: number;
 }
 
 export interface RunningDaemon {
@@ -153,7 +157,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     ),
     challenges: new ChallengeStore({ now: () => clock.now(), random: (n) => randomBytes(n), ttlMs: config.challengeTtl * 1000 }),
     tokens: new SessionTokens({ now: () => clock.now(), random: (n) => randomBytes(n), ttlMs: config.tokenTtl * 1000 }),
+    ...(config.oidc
+      ? { oidc: { verifier: new OidcVerifier(config.oidc, { now: () => clock.now(), log, jwksCooldownMs: opts.jwksCooldownMs }), used: new MemoryUsedTokens({ now: () => clock.now() }) } }
+      : {}),
   };
+  // In the background: an IdP that is down must not keep SSH-key logins from starting.
+  deps.oidc?.verifier.start();
 
   const reloadPolicy = (): void => {
     try {
@@ -194,6 +203,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   } catch (e) {
     clearInterval(pruneTimer);
     await checkpoints.close();
+    deps.oidc?.verifier.close();
     await store.close();
     throw new JitError('unavailable', `cannot listen on ${config.listen}: ${(e as Error).message}`);
   }
@@ -211,6 +221,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       if (closed) return;
       closed = true;
       clearInterval(pruneTimer);
+      deps.oidc?.verifier.close();
       process.off('SIGHUP', reloadPolicy);
       await new Promise<void>((res) => {
         server.close(() => res());

@@ -94,6 +94,7 @@ await runCli(async () => {
               .option('ticket', { type: 'string' })
               .option('source', { type: 'string', describe: 'requester address (for source-bound rules)' })
               .option('at', { type: 'string', describe: 'ISO time to decide at (default now)' })
+              .option('groups', { type: 'string', describe: 'decide for an SSO login whose IdP sends these groups (comma-separated)' })
               .option('policy', { type: 'string' }),
           async (a) => (await import('./commands/policy.js')).check(a),
         )
