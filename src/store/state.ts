@@ -21,9 +21,11 @@ import { readFile } from 'node:fs/promises';
 import { Low, type Adapter } from 'lowdb';
 import { JitError } from '../errors.js';
 import { errorCode, writeFileDurable } from './durable-file.js';
+import { compactGrant, expandGrant, type CompactGrant } from './grant-index.js';
 import type {
   CertRevocation,
   KeyRevocation,
+  RevocationMark,
   PruneResult,
   RequestFilter,
   RequestRecord,
@@ -84,6 +86,8 @@ export interface StateOptions {
 export interface OpenedState extends StateStore {
   /** Completed file writes, for metrics and for tests of write coalescing. */
   readonly stats: { writes: number };
+  /** For openStore: what the audit log says the KRL must list (see the method). */
+  restoreRevocations(certs: readonly CertRevocation[], keys: readonly KeyRevocation[], krlFloor: number): Promise<boolean>;
 }
 
 const STATUSES: ReadonlySet<RequestStatus> = new Set(['pending', 'issued', 'denied', 'expired', 'revoked']);
@@ -107,9 +111,10 @@ function deferred(): Deferred {
 
 class LowdbState implements OpenedState {
   readonly stats = { writes: 0 };
+  /** Requests the state file holds (pending ones, approved grants, anything updated). */
   private readonly requests = new Map<string, RequestRecord>();
-  /** Ids of requests held in memory only (see recordIssued). */
-  private readonly volatile = new Set<string>();
+  /** Auto-issued grants, in memory only and compact (see recordIssued). */
+  private readonly grants = new Map<string, CompactGrant>();
   /** Keyed by `${caFingerprint} ${serial}`: serials are unique per CA key. */
   private readonly revocations = new Map<string, CertRevocation>();
   private readonly revokedKeys = new Map<string, KeyRevocation>();
@@ -135,7 +140,9 @@ class LowdbState implements OpenedState {
     }
     for (const r of data.requests ?? []) this.setRequest(r);
     for (const r of data.revocations ?? []) this.revocations.set(revocationKey(r), r);
-    for (const k of data.revokedKeys ?? []) this.revokedKeys.set(k.fingerprint, k);
+    for (const { fingerprint, publicKey, revokedAt, by, reason } of data.revokedKeys ?? []) {
+      this.revokedKeys.set(fingerprint, { fingerprint, publicKey, revokedAt, by, reason });
+    }
     for (const { hash, ...t } of data.tokens ?? []) this.tokens.set(hash, t);
     this.krl = data.krlVersion ?? 0;
   }
@@ -145,33 +152,52 @@ class LowdbState implements OpenedState {
   /** Per-user index: counting one user's grants must not scan everyone's. */
   private readonly byUser = new Map<string, Set<string>>();
 
+  private indexUser(id: string, user: string): void {
+    const old = this.requests.get(id) ?? this.grants.get(id);
+    if (old && old.user !== user) this.unindexUser(id, old.user);
+    let ids = this.byUser.get(user);
+    if (!ids) this.byUser.set(user, (ids = new Set()));
+    ids.add(id);
+  }
+
+  private unindexUser(id: string, user: string): void {
+    const ids = this.byUser.get(user);
+    ids?.delete(id);
+    if (ids?.size === 0) this.byUser.delete(user);
+  }
+
+  /** Stores a persisted request; it replaces an in-memory grant of the same id. */
   private setRequest(r: RequestRecord): void {
-    const old = this.requests.get(r.id);
-    if (old && old.user !== r.user) this.byUser.get(old.user)?.delete(r.id);
+    this.indexUser(r.id, r.user);
+    this.grants.delete(r.id);
     this.requests.set(r.id, r);
-    let ids = this.byUser.get(r.user);
-    if (!ids) this.byUser.set(r.user, (ids = new Set()));
-    ids.add(r.id);
   }
 
   private deleteRequest(id: string): void {
-    const r = this.requests.get(id);
+    const r = this.requests.get(id) ?? this.grants.get(id);
     if (!r) return;
     this.requests.delete(id);
-    const ids = this.byUser.get(r.user);
-    ids?.delete(id);
-    if (ids?.size === 0) this.byUser.delete(r.user);
+    this.grants.delete(id);
+    this.unindexUser(id, r.user);
   }
 
-  private *candidates(user: string | undefined): Iterable<RequestRecord> {
-    if (user === undefined) {
-      yield* this.requests.values();
-      return;
-    }
-    for (const id of this.byUser.get(user) ?? []) {
+  /** Persisted records as they are, in-memory grants expanded (fresh objects). */
+  private *candidates(user: string | undefined): Iterable<{ rec: RequestRecord; own: boolean }> {
+    const ids = user === undefined ? [...this.requests.keys(), ...this.grants.keys()] : (this.byUser.get(user) ?? []);
+    for (const id of ids) {
       const r = this.requests.get(id);
-      if (r) yield r;
+      if (r) {
+        yield { rec: r, own: true };
+        continue;
+      }
+      const g = this.grants.get(id);
+      if (g) yield { rec: expandGrant(g), own: false };
     }
+  }
+
+  private get(id: string): RequestRecord | undefined {
+    const g = this.grants.get(id);
+    return this.requests.get(id) ?? (g && expandGrant(g));
   }
 
   async putRequest(r: RequestRecord): Promise<void> {
@@ -179,41 +205,42 @@ class LowdbState implements OpenedState {
     if (typeof r.id !== 'string' || r.id === '') throw new JitError('internal', 'request needs an id');
     if (!STATUSES.has(r.status)) throw new JitError('internal', `unknown request status ${String(r.status)}`);
     this.setRequest(structuredClone(r));
-    this.volatile.delete(r.id);
     return this.persist();
   }
 
   recordIssued(r: RequestRecord): void {
     this.assertOpen();
-    if (r.status !== 'issued' || !r.cert) throw new JitError('internal', 'recordIssued takes an issued request');
-    if (this.requests.has(r.id) && !this.volatile.has(r.id)) return; // a persisted record wins
-    // No copy: the caller hands the record over (this runs once per issued certificate).
-    this.setRequest(r);
-    this.volatile.add(r.id);
+    const g = r.status === 'issued' || r.status === 'revoked' ? compactGrant(r) : undefined;
+    if (!g) throw new JitError('internal', 'recordIssued takes an issued request');
+    if (this.requests.has(r.id)) return; // a persisted record wins
+    this.indexUser(g.id, g.user);
+    this.grants.set(g.id, g);
   }
 
   async getRequest(id: string): Promise<RequestRecord | undefined> {
     const r = this.requests.get(id);
-    return r && structuredClone(r);
+    if (r) return structuredClone(r);
+    const g = this.grants.get(id);
+    return g && expandGrant(g);
   }
 
   async listRequests(filter: RequestFilter = {}): Promise<RequestRecord[]> {
     const statuses = filter.status === undefined ? undefined : new Set<RequestStatus>(typeof filter.status === 'string' ? [filter.status] : filter.status);
     const out: RequestRecord[] = [];
-    for (const r of this.candidates(filter.user)) {
+    for (const { rec: r, own } of this.candidates(filter.user)) {
       if (filter.user !== undefined && r.user !== filter.user) continue;
       if (filter.target !== undefined && r.target !== filter.target) continue;
       if (statuses && !statuses.has(r.status)) continue;
       if (filter.serial !== undefined && r.cert?.serial !== filter.serial) continue;
       if (filter.keyFingerprint !== undefined && r.keyFingerprint !== filter.keyFingerprint) continue;
-      out.push(structuredClone(r));
+      out.push(own ? structuredClone(r) : r);
     }
     return out.sort((a, b) => b.createdAt - a.createdAt);
   }
 
   async updateRequest(id: string, mutate: (r: RequestRecord) => void): Promise<RequestRecord> {
     this.assertOpen();
-    const current = this.requests.get(id);
+    const current = this.get(id);
     if (!current) throw new JitError('not_found', `no request ${id}`);
     const next = structuredClone(current);
     mutate(next); // a throw here leaves the stored record untouched
@@ -226,8 +253,20 @@ class LowdbState implements OpenedState {
 
   async countActiveGrants(user: string, nowSec: number): Promise<number> {
     let n = 0;
-    for (const r of this.candidates(user)) {
-      if (r.user === user && r.status === 'issued' && r.cert && r.cert.validBefore > nowSec) n++;
+    for (const id of this.byUser.get(user) ?? []) {
+      const r = this.requests.get(id);
+      const g = r ? undefined : this.grants.get(id);
+      const validBefore = r ? r.cert?.validBefore : g?.validBefore;
+      if ((r ?? g)?.status === 'issued' && validBefore !== undefined && validBefore > nowSec) n++;
+    }
+    return n;
+  }
+
+  async countPending(user: string, nowMs: number): Promise<number> {
+    let n = 0;
+    for (const id of this.byUser.get(user) ?? []) {
+      const r = this.requests.get(id);
+      if (r?.status === 'pending' && r.expiresAt > nowMs) n++;
     }
     return n;
   }
@@ -247,9 +286,85 @@ class LowdbState implements OpenedState {
 
   async addKeyRevocation(rev: KeyRevocation): Promise<boolean> {
     this.assertOpen();
-    const old = this.revokedKeys.get(rev.fingerprint);
-    if (old && old.until >= rev.until) return false;
+    if (this.revokedKeys.has(rev.fingerprint)) return false;
     this.revokedKeys.set(rev.fingerprint, structuredClone(rev));
+    this.bumpKrl();
+    await this.persist();
+    return true;
+  }
+
+  async removeKeyRevocation(fingerprint: string): Promise<boolean> {
+    this.assertOpen();
+    if (!this.revokedKeys.delete(fingerprint)) return false;
+    this.bumpKrl();
+    await this.persist();
+    return true;
+  }
+
+  async keyRevocation(fingerprint: string): Promise<KeyRevocation | undefined> {
+    const k = this.revokedKeys.get(fingerprint);
+    return k && structuredClone(k);
+  }
+
+  async revokeGrants(ids: readonly string[], mark: RevocationMark): Promise<RequestRecord[]> {
+    this.assertOpen();
+    const changed: RequestRecord[] = [];
+    let persisted = false;
+    for (const id of new Set(ids)) {
+      const r = this.requests.get(id);
+      const g = r ? undefined : this.grants.get(id);
+      const status = (r ?? g)?.status;
+      if (status !== 'issued' && status !== 'pending') continue;
+      if (r) {
+        Object.assign(r, { status: 'revoked', revokedAt: mark.at, revokedBy: mark.by });
+        persisted = true;
+      } else if (g) {
+        Object.assign(g, { status: 'revoked', revokedAt: mark.at, revokedBy: mark.by });
+      }
+      const rec = r ? structuredClone(r) : expandGrant(g!);
+      if (rec.cert) {
+        const c = rec.cert;
+        this.revocations.set(revocationKey(c), { serial: c.serial, caFingerprint: c.caFingerprint, validBefore: c.validBefore, revokedAt: mark.at, by: mark.by, reason: mark.reason });
+      }
+      changed.push(rec);
+    }
+    if (changed.some((r) => r.cert)) this.bumpKrl();
+    // In-memory grants need no state write (their audit `revoke` records bring the mark back);
+    // the KRL entries and persisted records do.
+    if (persisted || changed.some((r) => r.cert)) await this.persist();
+    return changed;
+  }
+
+  /**
+   * Puts back what the audit log says the KRL must list (after a lost or restored state file):
+   * certificate revocations are added, the key revocations become exactly `keys`, and the KRL
+   * version is raised to at least `krlFloor`. One durable write, only if something changed.
+   */
+  async restoreRevocations(certs: readonly CertRevocation[], keys: readonly KeyRevocation[], krlFloor: number): Promise<boolean> {
+    this.assertOpen();
+    let changed = false;
+    for (const c of certs) {
+      if (this.revocations.has(revocationKey(c))) continue;
+      this.revocations.set(revocationKey(c), structuredClone(c));
+      changed = true;
+    }
+    const wanted = new Set(keys.map((k) => k.fingerprint));
+    for (const fp of this.revokedKeys.keys()) {
+      if (!wanted.has(fp)) {
+        this.revokedKeys.delete(fp);
+        changed = true;
+      }
+    }
+    for (const k of keys) {
+      if (this.revokedKeys.has(k.fingerprint)) continue;
+      this.revokedKeys.set(k.fingerprint, structuredClone(k));
+      changed = true;
+    }
+    if (this.krl < krlFloor) {
+      this.krl = krlFloor;
+      changed = true;
+    }
+    if (!changed) return false;
     this.bumpKrl();
     await this.persist();
     return true;
@@ -305,6 +420,14 @@ class LowdbState implements OpenedState {
     this.assertOpen();
     const nowMs = nowSec * 1000;
     const result: PruneResult = { expired: [], removedRequests: 0, removedRevocations: 0, removedTokens: 0 };
+    // An expired auto-issued grant is of no further use (the KRL keeps its own revocation
+    // entries): drop it at once, so memory never grows with certificates already expired.
+    for (const [id, g] of this.grants) {
+      if (g.validBefore <= nowSec) {
+        this.deleteRequest(id);
+        result.removedRequests++;
+      }
+    }
     for (const [id, r] of this.requests) {
       if (r.status === 'pending' && r.expiresAt <= nowMs) {
         r.status = 'expired';
@@ -314,7 +437,6 @@ class LowdbState implements OpenedState {
       const endSec = r.cert && r.status !== 'denied' && r.status !== 'expired' ? r.cert.validBefore : r.expiresAt / 1000;
       if (r.status !== 'pending' && endSec + this.requestGraceSec <= nowSec) {
         this.deleteRequest(id);
-        this.volatile.delete(id);
         result.removedRequests++;
       }
     }
@@ -322,12 +444,6 @@ class LowdbState implements OpenedState {
     for (const [key, r] of this.revocations) {
       if (r.validBefore <= krlCutoff) {
         this.revocations.delete(key);
-        result.removedRevocations++;
-      }
-    }
-    for (const [fp, k] of this.revokedKeys) {
-      if (k.until <= krlCutoff) {
-        this.revokedKeys.delete(fp);
         result.removedRevocations++;
       }
     }
@@ -339,6 +455,7 @@ class LowdbState implements OpenedState {
       }
     }
     if (result.expired.length + result.removedRequests + result.removedRevocations + result.removedTokens > 0) {
+      // (Dropping in-memory grants alone needs no write; it is harmless to write anyway.)
       try {
         await this.persist();
       } catch (e) {
@@ -411,7 +528,7 @@ class LowdbState implements OpenedState {
     return {
       version: SCHEMA_VERSION,
       krlVersion: this.krl,
-      requests: [...this.requests.values()].filter((r) => !this.volatile.has(r.id)),
+      requests: [...this.requests.values()],
       revocations: [...this.revocations.values()],
       revokedKeys: [...this.revokedKeys.values()],
       tokens: [...this.tokens].map(([hash, t]) => ({ hash, ...t })),
@@ -436,7 +553,7 @@ function liveRevocations(
   return {
     krlVersion,
     certificates: [...certs].filter((r) => r.validBefore > cutoff).map((r) => structuredClone(r)),
-    keys: [...keys].filter((k) => k.until > cutoff).map((k) => structuredClone(k)),
+    keys: [...keys].map((k) => structuredClone(k)),
   };
 }
 
