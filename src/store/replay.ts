@@ -16,7 +16,11 @@ export interface AuditReplay {
   grants(): RequestRecord[];
   certRevocations(): CertRevocation[];
   keyRevocations(): KeyRevocation[];
-  /** The KRL version may not fall below this: the time (s) of the last revocation change (each change set it ≥ that). */
+  /**
+   * The KRL version may not fall below this. The state steps the version once per KRL change to
+   * max(version + 1, now in seconds); replaying that rule over the audited changes gives at
+   * least the version they reached (a batch or a repeat counts more steps than it made: safe).
+   */
   krlFloor(): number;
 }
 
@@ -37,6 +41,10 @@ export function auditReplay(nowSec: number, krlGraceSec: number): AuditReplay {
   const keys = new Map<string, KeyRevocation>();
   let floor = 0;
   const krlCutoff = nowSec - krlGraceSec;
+  /** One KRL version step at `atMs`, by the state's rule (see krlFloor). */
+  const step = (atMs: number) => {
+    if (Number.isFinite(atMs)) floor = Math.max(floor + 1, Math.floor(atMs / 1000));
+  };
 
   function onIssue(r: AuditRecord): void {
     const id = str(r.id);
@@ -77,11 +85,11 @@ export function auditReplay(nowSec: number, krlGraceSec: number): AuditReplay {
     const at = Date.parse(r.time);
     const by = str(r.by) ?? '';
     const reason = str(r.reason);
-    floor = Math.max(floor, Math.floor(at / 1000));
     const fingerprint = str(r.keyFingerprint);
     const id = str(r.id);
     if (!id && fingerprint) {
       keys.set(fingerprint, { fingerprint, publicKey: str(r.publicKey), revokedAt: at, by, reason });
+      step(at);
       return;
     }
     if (!id) return;
@@ -90,6 +98,7 @@ export function auditReplay(nowSec: number, krlGraceSec: number): AuditReplay {
     // Newer revoke records carry the certificate's validBefore; older ones rely on its issue record.
     const serial = str(r.serial);
     const ca = str(r.ca);
+    if (serial && ca) step(at);
     const validBefore = num(r.validBefore) ?? g?.validBefore;
     if (!serial || !SERIAL.test(serial) || !ca || validBefore === undefined || validBefore <= krlCutoff) return;
     certs.set(`${ca} ${serial}`, { serial, caFingerprint: ca, validBefore, revokedAt: at, by, reason });
@@ -102,7 +111,7 @@ export function auditReplay(nowSec: number, krlGraceSec: number): AuditReplay {
       else if (r.type === UNREVOKE_KEY) {
         const fp = str(r.keyFingerprint);
         if (fp) keys.delete(fp);
-        floor = Math.max(floor, Math.floor(Date.parse(r.time) / 1000));
+        step(Date.parse(r.time));
       }
     },
     grants() {

@@ -328,7 +328,10 @@ class LowdbState implements OpenedState {
       }
       changed.push(rec);
     }
-    if (changed.some((r) => r.cert)) this.bumpKrl();
+    // One step per certificate, as if revoked one by one: the audit replay counts steps the same
+    // way to find the version's floor after a lost state file (see replay.ts krlFloor).
+    const added = changed.filter((r) => r.cert).length;
+    if (added > 0) this.bumpKrl(added);
     // In-memory grants need no state write (their audit `revoke` records bring the mark back);
     // the KRL entries and persisted records do.
     if (persisted || changed.some((r) => r.cert)) await this.persist();
@@ -382,8 +385,8 @@ class LowdbState implements OpenedState {
    * Never below the clock's seconds: if the state file is lost, versions still grow, so hosts
    * polling the KRL never see an older-looking one.
    */
-  private bumpKrl(): void {
-    this.krl = Math.max(this.krl + 1, Math.floor(this.clock().getTime() / 1000));
+  private bumpKrl(steps = 1): void {
+    this.krl = Math.max(this.krl + steps, Math.floor(this.clock().getTime() / 1000));
   }
 
   // ---- tokens
