@@ -1,7 +1,7 @@
 /**
  * The data dir: one lock, one audit log (the record), one state file (a cache of live state),
  * one serial reservation. Layout:
- *   <dataDir>/jit-sshd.lock  audit.jsonl  state.json  serial
+ *   <dataDir>/jit-sshd.lock  audit.jsonl  state.json (+ state.journal)  serial
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -82,7 +82,7 @@ export async function openStore(dataDir: string, opts: StoreOptions = {}): Promi
       state,
       audit: opened,
       serials,
-      warnings: [...opened.warnings],
+      warnings: [...opened.warnings, ...state.warnings],
       async close() {
         if (closed) return;
         closed = true;

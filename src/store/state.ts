@@ -1,8 +1,11 @@
 /**
- * Live state in one lowdb JSON file: pending and unexpired requests, revocations the KRL must
- * still list, bearer-token hashes. It is a cache of what is live now; the audit log is the
- * record. prune() keeps it small, which matters because lowdb rewrites the whole file on every
- * write.
+ * Live state: pending and unexpired requests, revocations the KRL must still list, bearer-token
+ * hashes. It is a cache of what is live now; the audit log is the record (auto-issued grants and
+ * revocations are rebuilt from it on start, see replay.ts).
+ *
+ * On disk: a snapshot in one lowdb JSON file plus a journal of the changes since
+ * (state-journal.ts). A write appends one line with what changed, so its cost does not grow with
+ * everyone else's pending requests; the snapshot is rewritten only once the journal outgrows it.
  *
  * - One instance per process (the data-dir lock enforces one process): two writers on one
  *   lowdb file lose updates.
@@ -22,6 +25,7 @@ import { Low, type Adapter } from 'lowdb';
 import { JitError } from '../errors.js';
 import { errorCode, writeFileDurable } from './durable-file.js';
 import { compactGrant, expandGrant, type CompactGrant } from './grant-index.js';
+import { JournalWriter, readJournal, TrackedMap, type JournalEntry } from './state-journal.js';
 import type {
   CertRevocation,
   KeyRevocation,
@@ -39,6 +43,8 @@ const SCHEMA_VERSION = 1;
 
 interface StateFile {
   version: number;
+  /** Journal lines of this epoch follow this snapshot; older ones are already in it. */
+  journalEpoch?: number;
   krlVersion: number;
   requests: RequestRecord[];
   revocations: CertRevocation[];
@@ -60,6 +66,7 @@ class DurableJsonFile implements Adapter<StateFile> {
       if (errorCode(e) === 'ENOENT') return null;
       throw new JitError('unavailable', `state file not readable: ${errorCode(e)}`, { cause: e });
     }
+    this.lastBytes = Buffer.byteLength(text);
     try {
       return JSON.parse(text) as StateFile;
     } catch (e) {
@@ -67,10 +74,20 @@ class DurableJsonFile implements Adapter<StateFile> {
     }
   }
 
+  /** Size of the last snapshot written, to know when the journal has outgrown it. */
+  lastBytes = 0;
+
   async write(data: StateFile): Promise<void> {
-    await writeFileDurable(this.file, JSON.stringify(data));
+    const text = JSON.stringify(data);
+    await writeFileDurable(this.file, text);
+    this.lastBytes = Buffer.byteLength(text);
   }
 }
+
+/** The journal is folded into a new snapshot once it is larger than this and than the snapshot. */
+const MIN_COMPACT_BYTES = 256 * 1024;
+
+export const journalFileOf = (stateFile: string) => stateFile.replace(/\.json$/, '') + '.journal';
 
 export interface StateOptions {
   clock?: () => Date;
@@ -85,7 +102,9 @@ export interface StateOptions {
 
 export interface OpenedState extends StateStore {
   /** Completed file writes, for metrics and for tests of write coalescing. */
-  readonly stats: { writes: number };
+  readonly stats: { writes: number; snapshots: number };
+  /** Repairs made while opening (a torn journal line dropped), for the daemon to log. */
+  readonly warnings: readonly string[];
   /** For openStore: what the audit log says the KRL must list (see the method). */
   restoreRevocations(certs: readonly CertRevocation[], keys: readonly KeyRevocation[], krlFloor: number): Promise<boolean>;
 }
@@ -110,16 +129,22 @@ function deferred(): Deferred {
 }
 
 class LowdbState implements OpenedState {
-  readonly stats = { writes: 0 };
+  readonly stats = { writes: 0, snapshots: 0 };
+  readonly warnings: string[] = [];
   /** Requests the state file holds (pending ones, approved grants, anything updated). */
-  private readonly requests = new Map<string, RequestRecord>();
+  private readonly requests = new TrackedMap<RequestRecord>();
   /** Auto-issued grants, in memory only and compact (see recordIssued). */
   private readonly grants = new Map<string, CompactGrant>();
   /** Keyed by `${caFingerprint} ${serial}`: serials are unique per CA key. */
-  private readonly revocations = new Map<string, CertRevocation>();
-  private readonly revokedKeys = new Map<string, KeyRevocation>();
-  private readonly tokens = new Map<string, TokenRecord>();
+  private readonly revocations = new TrackedMap<CertRevocation>();
+  private readonly revokedKeys = new TrackedMap<KeyRevocation>();
+  private readonly tokens = new TrackedMap<TokenRecord>();
   private krl = 0;
+  private writtenKrl = 0;
+  private epoch: number;
+  private journalBytes = 0;
+  /** Next write rewrites the snapshot: none on disk yet, a journal to fold in, or a failed write. */
+  private needSnapshot: boolean;
   /** The write that will carry changes made now; it has not started yet. */
   private nextWrite: Deferred | undefined;
   private inFlight: Promise<void> | undefined;
@@ -129,6 +154,10 @@ class LowdbState implements OpenedState {
 
   constructor(
     private readonly db: Low<StateFile>,
+    private readonly adapter: DurableJsonFile,
+    private readonly journal: JournalWriter,
+    journalRead: { entries: JournalEntry[]; bytes: number; warnings: string[] },
+    snapshotExists: boolean,
     private readonly clock: () => Date,
     opts: StateOptions,
   ) {
@@ -145,6 +174,36 @@ class LowdbState implements OpenedState {
     }
     for (const { hash, ...t } of data.tokens ?? []) this.tokens.set(hash, t);
     this.krl = data.krlVersion ?? 0;
+    this.epoch = data.journalEpoch ?? 0;
+    for (const e of journalRead.entries) this.applyJournal(e);
+    this.warnings.push(...journalRead.warnings);
+    this.writtenKrl = this.krl;
+    this.journalBytes = journalRead.bytes;
+    this.needSnapshot = !snapshotExists || journalRead.bytes > 0;
+    // From here on, every change is tracked for the journal.
+    for (const m of [this.requests, this.revocations, this.revokedKeys, this.tokens] as TrackedMap<unknown>[]) m.takeChanges();
+  }
+
+  private applyJournal(e: JournalEntry): void {
+    for (const [id, r] of e.req ?? []) {
+      if (r) this.setRequest(r);
+      else this.deleteRequest(id);
+    }
+    const apply = <V>(map: TrackedMap<V>, changes: Array<[string, V | null]> | undefined) => {
+      for (const [k, v] of changes ?? []) {
+        if (v) map.set(k, v);
+        else map.delete(k);
+      }
+    };
+    apply(this.revocations, e.rev);
+    apply(this.revokedKeys, e.key);
+    apply(this.tokens, e.tok);
+    if (typeof e.krl === 'number' && e.krl > this.krl) this.krl = e.krl;
+  }
+
+  /** At open: fold a leftover journal (and a torn tail) into a fresh snapshot before appending. */
+  async compactIfNeeded(): Promise<void> {
+    if (this.needSnapshot && this.journalBytes > 0) await this.persist();
   }
 
   // ---- requests
@@ -317,6 +376,7 @@ class LowdbState implements OpenedState {
       if (status !== 'issued' && status !== 'pending') continue;
       if (r) {
         Object.assign(r, { status: 'revoked', revokedAt: mark.at, revokedBy: mark.by });
+        this.requests.touch(id);
         persisted = true;
       } else if (g) {
         Object.assign(g, { status: 'revoked', revokedAt: mark.at, revokedBy: mark.by });
@@ -434,6 +494,7 @@ class LowdbState implements OpenedState {
     for (const [id, r] of this.requests) {
       if (r.status === 'pending' && r.expiresAt <= nowMs) {
         r.status = 'expired';
+        this.requests.touch(id);
         result.expired.push(structuredClone(r));
         continue; // kept until a later prune, after the caller has audited the expiry
       }
@@ -466,7 +527,10 @@ class LowdbState implements OpenedState {
         // reports them again instead of expiring them silently.
         for (const r of result.expired) {
           const cur = this.requests.get(r.id);
-          if (cur?.status === 'expired') cur.status = 'pending';
+          if (cur?.status === 'expired') {
+            cur.status = 'pending';
+            this.requests.touch(r.id);
+          }
         }
         throw e;
       }
@@ -484,6 +548,11 @@ class LowdbState implements OpenedState {
   async close(): Promise<void> {
     try {
       await this.flush();
+      // Leave one tidy snapshot for offline readers and the next start.
+      if (this.journalBytes > 0) {
+        this.needSnapshot = true;
+        await this.persist();
+      }
     } finally {
       this.closed = true;
     }
@@ -517,19 +586,51 @@ class LowdbState implements OpenedState {
 
   /** Never rejects: the outcome goes to the batch's waiters. */
   private async writeOnce(batch: Deferred): Promise<void> {
+    const entry: JournalEntry = { e: this.epoch };
+    const add = <K extends 'req' | 'rev' | 'key' | 'tok'>(k: K, changes: JournalEntry[K]) => {
+      if (changes && changes.length > 0) entry[k] = changes;
+    };
+    add('req', this.requests.takeChanges());
+    add('rev', this.revocations.takeChanges());
+    add('key', this.revokedKeys.takeChanges());
+    add('tok', this.tokens.takeChanges());
+    if (this.krl !== this.writtenKrl) entry.krl = this.krl;
+    const krl = this.krl;
     try {
-      this.db.data = this.snapshot();
-      await this.db.write();
+      if (this.needSnapshot || this.journalBytes > Math.max(MIN_COMPACT_BYTES, this.adapter.lastBytes)) {
+        await this.writeSnapshot();
+      } else {
+        const line = JSON.stringify(entry) + '\n';
+        await this.journal.append(line);
+        this.journalBytes += Buffer.byteLength(line);
+      }
+      this.writtenKrl = krl;
       this.stats.writes++;
       batch.resolve();
     } catch (e) {
+      // The changes taken above are in memory only now; a whole snapshot carries them next time
+      // (and cuts off whatever part of a journal line may have reached the disk).
+      this.needSnapshot = true;
       batch.reject(new JitError('unavailable', `state not writable: ${errorCode(e)}`, { cause: e }));
     }
   }
 
-  private snapshot(): StateFile {
+  /** Snapshot with the next epoch, then empty the journal (its lines are now older than it). */
+  private async writeSnapshot(): Promise<void> {
+    const epoch = this.epoch + 1;
+    this.db.data = this.snapshot(epoch);
+    await this.db.write();
+    this.epoch = epoch;
+    await this.journal.truncate();
+    this.journalBytes = 0;
+    this.needSnapshot = false;
+    this.stats.snapshots++;
+  }
+
+  private snapshot(epoch: number): StateFile {
     return {
       version: SCHEMA_VERSION,
+      journalEpoch: epoch,
       krlVersion: this.krl,
       requests: [...this.requests.values()],
       revocations: [...this.revocations.values()],
@@ -566,12 +667,28 @@ function liveRevocations(
  */
 export async function readRevocations(file: string, nowSec: number): Promise<RevocationSnapshot> {
   const data = (await new DurableJsonFile(file).read()) ?? emptyState();
-  return liveRevocations(data.krlVersion ?? 0, data.revocations ?? [], data.revokedKeys ?? [], nowSec - KRL_GRACE_SEC);
+  const revocations = new Map((data.revocations ?? []).map((r) => [revocationKey(r), r]));
+  const keys = new Map((data.revokedKeys ?? []).map((k) => [k.fingerprint, k]));
+  let krl = data.krlVersion ?? 0;
+  // Changes since the snapshot (lines of the snapshot's epoch; a torn last line is ignored).
+  for (const e of (await readJournal(journalFileOf(file), data.journalEpoch ?? 0)).entries) {
+    for (const [k, v] of e.rev ?? []) v ? revocations.set(k, v) : revocations.delete(k);
+    for (const [k, v] of e.key ?? []) v ? keys.set(k, v) : keys.delete(k);
+    if (typeof e.krl === 'number') krl = Math.max(krl, e.krl);
+  }
+  return liveRevocations(krl, revocations.values(), keys.values(), nowSec - KRL_GRACE_SEC);
 }
 
-/** Opens (or starts empty) the state file. One per process. */
+/** Opens (or starts empty) the state file and its journal. One per process. */
 export async function openState(file: string, opts: StateOptions = {}): Promise<OpenedState> {
-  const db = new Low<StateFile>(new DurableJsonFile(file), emptyState());
-  await db.read();
-  return new LowdbState(db, opts.clock ?? (() => new Date()), opts);
+  const adapter = new DurableJsonFile(file);
+  const db = new Low<StateFile>(adapter, emptyState());
+  const existing = await adapter.read();
+  if (existing) db.data = existing;
+  const journalRead = await readJournal(journalFileOf(file), existing?.journalEpoch ?? 0).catch((e: unknown) => {
+    throw new JitError('unavailable', `state journal not readable: ${errorCode(e)}`, { cause: e });
+  });
+  const state = new LowdbState(db, adapter, new JournalWriter(journalFileOf(file)), journalRead, existing !== null, opts.clock ?? (() => new Date()), opts);
+  await state.compactIfNeeded();
+  return state;
 }

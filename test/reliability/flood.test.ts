@@ -11,7 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningDaemon } from '../../src/daemon.js';
@@ -96,7 +96,10 @@ describeWithTools(['ssh-keygen'], 'reliability: per-user limits (defaults)', () 
     const audit = readFileSync(join(env.dataDir, 'audit.jsonl'), 'utf8');
     expect(audit).not.toContain(COMMENT_16K.slice(0, 64));
     for (const line of audit.trim().split('\n')) expect(line.length).toBeLessThan(4096);
-    expect(readFileSync(join(env.dataDir, 'state.json'), 'utf8')).not.toContain(COMMENT_16K.slice(0, 64));
+    await d.deps.state.flush();
+    const stateText = ['state.json', 'state.journal'].map((f) => (existsSync(join(env.dataDir, f)) ? readFileSync(join(env.dataDir, f), 'utf8') : '')).join('\n');
+    expect(stateText).toContain(pending.body.id); // the pending request is stored…
+    expect(stateText).not.toContain(COMMENT_16K.slice(0, 64)); // …without the comment
   });
 });
 
