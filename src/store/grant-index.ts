@@ -24,6 +24,8 @@ export interface CompactGrant {
   readonly validAfter: number;
   readonly validBefore: number;
   readonly keyFingerprint?: string;
+  /** The deciding rule's notification settings (shared with the policy, not a copy per grant). */
+  readonly webhook?: unknown;
   status: 'issued' | 'revoked';
   revokedAt?: number;
   revokedBy?: string;
@@ -47,6 +49,7 @@ export function compactGrant(r: RequestRecord): CompactGrant | undefined {
     validAfter: r.cert.validAfter,
     validBefore: r.cert.validBefore,
     keyFingerprint: r.keyFingerprint,
+    webhook: r.webhook,
     status: r.status,
     revokedAt: r.revokedAt,
     revokedBy: r.revokedBy,
@@ -76,6 +79,7 @@ export function expandGrant(g: CompactGrant): RequestRecord {
     approvals: [],
     publicKey: '',
     keyFingerprint: g.keyFingerprint,
+    webhook: g.webhook,
     cert: { serial: g.serial, keyId: g.keyId, validAfter: g.validAfter, validBefore: g.validBefore, caFingerprint: g.caFingerprint },
     revokedAt: g.revokedAt,
     revokedBy: g.revokedBy,
