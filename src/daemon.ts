@@ -15,6 +15,7 @@ import type { Policy } from './policy/schema.js';
 import { openStore } from './store/index.js';
 import type { AuditFileOps } from './store/audit.js';
 import { initKeyring, openKeyring } from './store/ca-keys.js';
+import { startCheckpointer } from './store/audit-checkpointer.js';
 import { ChallengeStore } from './auth/challenges.js';
 import { SessionTokens } from './auth/tokens.js';
 import { createApp, type AppDeps } from './server/app.js';
@@ -115,6 +116,23 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     throw e;
   }
 
+  let checkpoints;
+  try {
+    // Before anything is served: refuses to start if the log lost or changed signed records.
+    checkpoints = await startCheckpointer({
+      dataDir: config.dataDir,
+      audit: store.audit,
+      everyRecords: config.auditCheckpoints.everyRecords,
+      intervalSec: config.auditCheckpoints.interval,
+      syslog: config.auditCheckpoints.syslog,
+      log,
+      clock: () => new Date(clock.now()),
+    });
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+
   let policy = firstPolicy;
   const metrics = createMetrics({ defaults: true });
   const deps: AppDeps = {
@@ -175,6 +193,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
   } catch (e) {
     clearInterval(pruneTimer);
+    await checkpoints.close();
     await store.close();
     throw new JitError('unavailable', `cannot listen on ${config.listen}: ${(e as Error).message}`);
   }
@@ -199,6 +218,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       });
       // Give webhooks in flight a moment, but a hanging receiver must not hold up shutdown.
       await Promise.race([deps.notify.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
+      await checkpoints.close();
       await store.close();
     },
   };

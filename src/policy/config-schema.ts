@@ -42,6 +42,8 @@ export interface DaemonConfig {
   /** Per user: what one user can make the CA do or hold. */
   limits: { requestsPerMinute: number; liveCertificates: number; pendingRequests: number };
   logLevel: LogLevel;
+  /** Signed audit-head checkpoints: every N records or `interval` seconds; optionally to syslog. */
+  auditCheckpoints: { everyRecords: number; interval: number; syslog: boolean };
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:7422';
@@ -111,6 +113,13 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   logLevel: z.enum(LOG_LEVELS).default('info'),
+  auditCheckpoints: z
+    .strictObject({
+      everyRecords: z.number().int().min(1).max(1_000_000).default(1000),
+      interval: duration({ maxSeconds: 86_400 }).prefault('60s'),
+      syslog: z.boolean().default(false),
+    })
+    .prefault({}),
 });
 
 type Problem = [readonly PropertyKey[], string];

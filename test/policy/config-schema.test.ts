@@ -35,6 +35,7 @@ describe('validateConfig', () => {
       rateLimit: { auth: { perMinute: 30 } },
       limits: { requestsPerMinute: 30, liveCertificates: 50, pendingRequests: 5 },
       logLevel: 'info',
+      auditCheckpoints: { everyRecords: 1000, interval: 60, syslog: false },
     });
     expect(validateConfig(null)).toEqual(c);
     expect(DEFAULT_CONFIG).toEqual(c);
