@@ -216,11 +216,11 @@ export interface StateStore {
   /** Insert or replace by id. */
   putRequest(r: RequestRecord): Promise<void>;
   /**
-   * Keeps an auto-issued grant in memory only: its durable copy is the audit log's `issue`
-   * record, from which openStore rebuilds it after a restart. This keeps the state file (which
-   * lowdb rewrites whole on every change) off the issuance hot path and independent of how many
-   * certificates are live. A later putRequest of the same id makes it a persisted record again.
-   * The store keeps `r` itself (no copy): the caller must not change it afterwards.
+   * Keeps an auto-issued grant in memory only, as a compact index entry (no certificate text,
+   * key line or free text; see grant-index.ts): its durable copy is the audit log's `issue`
+   * record, from which openStore rebuilds it after a restart. This keeps the state file off the
+   * issuance hot path and memory small per live certificate; prune() drops it once expired. A
+   * later putRequest/updateRequest of the same id makes it a persisted record.
    */
   recordIssued(r: RequestRecord): void;
   getRequest(id: string): Promise<RequestRecord | undefined>;
