@@ -128,10 +128,10 @@ async function checkLiveCertificates(deps: ServiceDeps, user: string, nowMs: num
   throw limitExceeded('limits.liveCertificates', `${user} already holds ${max} unexpired certificates; revoke some (jit-ssh done) or wait`, Number.isFinite(soonest) ? soonest - nowSec : 60);
 }
 
-/** limits.pendingRequests: the user's requests waiting for approval stay below it. */
-async function checkPending(deps: ServiceDeps, user: string, nowMs: number): Promise<void> {
+/** limits.pendingRequests: the user's requests waiting for approval (+ concurrent requests) stay below it. */
+async function checkPending(deps: ServiceDeps, user: string, nowMs: number, othersInFlight: number): Promise<void> {
   const max = deps.config.limits.pendingRequests;
-  if ((await deps.state.countPending(user, nowMs)) < max) return;
+  if ((await deps.state.countPending(user, nowMs)) + othersInFlight < max) return;
   const pending = await deps.state.listRequests({ user, status: 'pending' });
   const soonest = Math.min(...pending.map((r) => r.expiresAt).filter((t) => t > nowMs));
   throw limitExceeded('limits.pendingRequests', `${user} already has ${max} requests waiting for approval; cancel one or wait`, Number.isFinite(soonest) ? (soonest - nowMs) / 1000 : 60);
@@ -191,7 +191,7 @@ async function decideAndStore(
     });
   }
 
-  if (decision.decision === 'approval') await checkPending(deps, identity.user, nowMs);
+  if (decision.decision === 'approval') await checkPending(deps, identity.user, nowMs, othersInFlight);
   else await checkLiveCertificates(deps, identity.user, nowMs, othersInFlight);
 
   const rec: RequestRecord = {

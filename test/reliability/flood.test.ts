@@ -131,6 +131,16 @@ describeWithTools(['ssh-keygen'], 'reliability: limits.liveCertificates', () => 
     expect((await api(d.url, 'POST', `/v1/requests/${one.body.id}/revoke`, {}, alice)).status).toBe(200);
     expect((await post(d.url, alice, auto())).status).toBe(201);
   });
+
+  it('fail/a concurrent burst of requests for approval still stops at limits.pendingRequests', async () => {
+    const alice = await login(d.url, 'alice', env.keys.alice);
+    const got = await Promise.all(Array.from({ length: 8 }, (_, i) => post(d.url, alice, needsApproval(100 + i))));
+    const statuses = got.map((a) => a.status);
+    expect(statuses.filter((s) => s === 202).length).toBeLessThanOrEqual(5);
+    expect(statuses.filter((s) => s === 202).length).toBeGreaterThan(0);
+    expect(statuses.filter((s) => s !== 202).every((s) => s === 429)).toBe(true);
+    expect(await d.deps.state.countPending('alice', Date.now())).toBeLessThanOrEqual(5);
+  });
 });
 
 describeWithTools(['ssh-keygen'], 'reliability: issuance flood against a 256 MiB heap', () => {
