@@ -66,7 +66,9 @@ rules:
   const configPath = join(dir, 'jit-sshd.yaml');
   writeFileSync(
     configPath,
-    `listen: 127.0.0.1:0\ndataDir: ${dataDir}\npolicy: ${policyPath}\nlogLevel: info\nrateLimit: { auth: { perMinute: 100000 } }\n`,
+    `listen: 127.0.0.1:0\ndataDir: ${dataDir}\npolicy: ${policyPath}\nlogLevel: info\nrateLimit: { auth: { perMinute: 100000 } }\n` +
+      // The bench issues thousands of certificates for one user, far beyond the per-user defaults.
+      `limits: { requestsPerMinute: 100000, liveCertificates: 1000000, pendingRequests: 10000 }\n`,
   );
   return {
     dir,

@@ -161,9 +161,12 @@ const COMMANDS: CommandSpec[] = [
   },
   {
     name: 'revoke',
-    describe: 'revoke an issued certificate by request id or serial',
-    positionals: [{ name: 'what', describe: 'request id or serial', required: true }],
-    options: { reason: { type: 'string', describe: 'kept in the audit log' } },
+    describe: 'revoke an issued certificate by request id or serial; admins: a public key by fingerprint (until lifted)',
+    positionals: [{ name: 'what', describe: 'request id, serial, or SHA256:… key fingerprint', required: true }],
+    options: {
+      reason: { type: 'string', describe: 'kept in the audit log' },
+      lift: { type: 'boolean', describe: 'admins: lift the revocation of the key SHA256:… (it may be certified again)' },
+    },
     run: async (a) => (await import('./commands/revoke.js')).revoke(a as never),
   },
 ];

@@ -154,6 +154,14 @@ export class ApiClient {
     return this.authed('POST', '/v1/revocations', stripUndefined({ serial, reason }));
   }
 
+  revokeKey(fingerprint: string, reason?: string): Promise<{ revoked: { id: string; serial: string | null }[] }> {
+    return this.authed('POST', '/v1/revocations', stripUndefined({ fingerprint, reason }));
+  }
+
+  liftKeyRevocation(fingerprint: string, reason?: string): Promise<{ lifted: { fingerprint: string } }> {
+    return this.authed('POST', '/v1/revocations/lift', stripUndefined({ fingerprint, reason }));
+  }
+
   targets(): Promise<AllowedTarget[]> {
     return this.authed('GET', '/v1/targets');
   }

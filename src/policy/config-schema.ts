@@ -39,6 +39,8 @@ export interface DaemonConfig {
   auditorGroups: string[];
   webhook?: { url: string; timeout: number; retries: number };
   rateLimit: { auth: { perMinute: number } };
+  /** Per user: what one user can make the CA do or hold. */
+  limits: { requestsPerMinute: number; liveCertificates: number; pendingRequests: number };
   logLevel: LogLevel;
   /** Signed audit-head checkpoints: every N records or `interval` seconds; optionally to syslog. */
   auditCheckpoints: { everyRecords: number; interval: number; syslog: boolean };
@@ -123,6 +125,13 @@ export const configSchema = z.strictObject({
   rateLimit: z
     .strictObject({
       auth: z.strictObject({ perMinute: z.number().int().min(1).max(100_000).default(30) }).prefault({}),
+    })
+    .prefault({}),
+  limits: z
+    .strictObject({
+      requestsPerMinute: z.number().int().min(1).max(100_000).default(30),
+      liveCertificates: z.number().int().min(1).max(1_000_000).default(50),
+      pendingRequests: z.number().int().min(1).max(10_000).default(5),
     })
     .prefault({}),
   logLevel: z.enum(LOG_LEVELS).default('info'),

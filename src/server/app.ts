@@ -88,6 +88,8 @@ export function errorHandler(deps: Pick<ServiceDeps, 'log'>) {
     if (res.headersSent) return;
     const body: { error: { code: string; message: string; details?: unknown } } = { error: { code: e.code, message: e.message } };
     if (e.details !== undefined) body.error.details = e.details;
+    const retryAfter = (e.details as { retryAfter?: unknown } | undefined)?.retryAfter;
+    if (e.code === 'rate_limited' && typeof retryAfter === 'number') res.setHeader('Retry-After', String(retryAfter));
     res.status(e.status).json(body);
   };
 }

@@ -32,16 +32,21 @@ export const approveBody = z.strictObject({ comment: text(500).optional() });
 export const denyBody = z.strictObject({ reason: text(500).min(1, 'a reason is required') });
 export const revokeBody = z.strictObject({ reason: text(500).optional() });
 
+const FINGERPRINT = z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'fingerprint must look like SHA256:…');
+
 export const revocationBody = z
   .strictObject({
     user: name('user').optional(),
-    fingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'fingerprint must look like SHA256:…').optional(),
+    fingerprint: FINGERPRINT.optional(),
     serial: z.string().regex(/^[0-9]{1,20}$/, 'serial must be a decimal number').optional(),
     reason: text(500).optional(),
   })
   .refine((b) => [b.user, b.fingerprint, b.serial].filter((x) => x !== undefined).length === 1, {
     message: 'give exactly one of user, fingerprint, serial',
   });
+
+/** Lifting a key revocation: the key may be certified again. */
+export const liftKeyBody = z.strictObject({ fingerprint: FINGERPRINT, reason: text(500).optional() });
 
 export const targetName = name('target');
 

@@ -3,11 +3,12 @@
  * The certificate leaves only after its audit record is durable.
  */
 import { JitError } from '../errors.js';
-import { parsePublicKey, type ParsedKey } from '../ca/keys.js';
+import { parsePublicKey, publicKeyLine, type ParsedKey } from '../ca/keys.js';
 import { checkCertParams, encodeCertificate } from '../ca/cert.js';
 import { decide, type AccessRequest, type Identity, type Decision } from '../policy/decide.js';
 import type { RequestRecord } from '../store/types.js';
-import { newRequestId, nowSeconds, type ServiceDeps } from './deps.js';
+import { newRequestId, type ServiceDeps } from './deps.js';
+import { limitExceeded, UserRateLimiter } from './user-limits.js';
 
 export interface RequestInput {
   target: string;
@@ -44,7 +45,18 @@ export function keyIdFor(rec: Pick<RequestRecord, 'id' | 'user' | 'task' | 'tick
 
 const iso = (sec: number) => new Date(sec * 1000).toISOString();
 
+/** The view of a stored grant. `certificate` is absent for an auto-issued grant read back
+ * later: it was handed out once, the CA keeps only a compact index (the audit has the text). */
+export type GrantView = Omit<IssuedView, 'certificate'> & { certificate?: string };
+
+/** The answer to the request that signed the certificate. */
 export function issuedView(rec: RequestRecord): IssuedView {
+  const certificate = rec.cert?.certificate;
+  if (certificate === undefined) throw new JitError('internal', `request ${rec.id} has no certificate`);
+  return { ...grantView(rec), certificate };
+}
+
+export function grantView(rec: RequestRecord): GrantView {
   if (!rec.cert) throw new JitError('internal', `request ${rec.id} has no certificate`);
   return {
     id: rec.id,
@@ -80,6 +92,8 @@ export async function createRequest(
     minRsaBits: config.minRsaBits,
     caKeys: deps.ca.trusted().map((s) => s.publicKeyBlob),
   });
+  await refuseRevokedKey(deps, key.fingerprint);
+  perStore(rateLimiters, deps, () => new UserRateLimiter(config.limits.requestsPerMinute)).take(identity.user, deps.clock.now());
   // maxActive must hold under concurrency without serialising a user's requests (that would
   // defeat the audit's group commit). Each request notes how many others of the same user are
   // in flight *before* counting stored grants, then registers itself: of any two concurrent
@@ -97,18 +111,47 @@ export async function createRequest(
   }
 }
 
+/** A key an admin revoked stays refused until an admin lifts the revocation. */
+async function refuseRevokedKey(deps: ServiceDeps, fingerprint: string): Promise<void> {
+  if (await deps.state.keyRevocation(fingerprint)) {
+    throw new JitError('forbidden', `public key ${fingerprint} is revoked; use another key, or ask an admin to lift the revocation`);
+  }
+}
+
+/** limits.liveCertificates: the user's unexpired certificates (+ concurrent requests) stay below it. */
+async function checkLiveCertificates(deps: ServiceDeps, user: string, nowMs: number, othersInFlight: number): Promise<void> {
+  const max = deps.config.limits.liveCertificates;
+  const nowSec = Math.floor(nowMs / 1000);
+  if ((await deps.state.countActiveGrants(user, nowSec)) + othersInFlight < max) return;
+  const live = await deps.state.listRequests({ user, status: 'issued' });
+  const soonest = Math.min(...live.map((r) => r.cert?.validBefore ?? Infinity).filter((vb) => vb > nowSec));
+  throw limitExceeded('limits.liveCertificates', `${user} already holds ${max} unexpired certificates; revoke some (jit-ssh done) or wait`, Number.isFinite(soonest) ? soonest - nowSec : 60);
+}
+
+/** limits.pendingRequests: the user's requests waiting for approval (+ concurrent requests) stay below it. */
+async function checkPending(deps: ServiceDeps, user: string, nowMs: number, othersInFlight: number): Promise<void> {
+  const max = deps.config.limits.pendingRequests;
+  if ((await deps.state.countPending(user, nowMs)) + othersInFlight < max) return;
+  const pending = await deps.state.listRequests({ user, status: 'pending' });
+  const soonest = Math.min(...pending.map((r) => r.expiresAt).filter((t) => t > nowMs));
+  throw limitExceeded('limits.pendingRequests', `${user} already has ${max} requests waiting for approval; cancel one or wait`, Number.isFinite(soonest) ? (soonest - nowMs) / 1000 : 60);
+}
+
 /** Unexpired grants + live pending requests (a pending one holds a slot, or approvals could exceed maxActive) + in-flight ones. */
 async function countLiveGrants(deps: ServiceDeps, user: string, nowMs: number, othersInFlight: number): Promise<number> {
   const pending = (await deps.state.listRequests({ user, status: 'pending' })).filter((r) => r.expiresAt > nowMs);
   return (await deps.state.countActiveGrants(user, Math.floor(nowMs / 1000))) + pending.length + othersInFlight;
 }
 
-const inFlightByStore = new WeakMap<object, Map<string, number>>();
-function inFlightFor(deps: ServiceDeps): Map<string, number> {
-  let m = inFlightByStore.get(deps.state);
-  if (!m) inFlightByStore.set(deps.state, (m = new Map()));
-  return m;
+/** Per-daemon (per-store) in-memory state of this module. */
+function perStore<T>(map: WeakMap<object, T>, deps: ServiceDeps, make: () => T): T {
+  let v = map.get(deps.state);
+  if (v === undefined) map.set(deps.state, (v = make()));
+  return v;
 }
+const inFlightByStore = new WeakMap<object, Map<string, number>>();
+const rateLimiters = new WeakMap<object, UserRateLimiter>();
+const inFlightFor = (deps: ServiceDeps) => perStore(inFlightByStore, deps, () => new Map<string, number>());
 
 async function decideAndStore(
   deps: ServiceDeps,
@@ -148,6 +191,9 @@ async function decideAndStore(
     });
   }
 
+  if (decision.decision === 'approval') await checkPending(deps, identity.user, nowMs, othersInFlight);
+  else await checkLiveCertificates(deps, identity.user, nowMs, othersInFlight);
+
   const rec: RequestRecord = {
     ...base,
     account: decision.certDraft.account,
@@ -155,7 +201,8 @@ async function decideAndStore(
     status: 'pending',
     createdAt: nowMs,
     expiresAt: nowMs + config.pendingTtl * 1000,
-    publicKey: input.publicKey.trim(),
+    // Canonical `type base64`: the comment is free text (up to kilobytes) nobody needs.
+    publicKey: publicKeyLine(key.blob),
     keyFingerprint: key.fingerprint,
     sourceAddress,
     draft: decision.certDraft,
@@ -198,6 +245,7 @@ export async function signRequest(deps: ServiceDeps, rec: RequestRecord, nowMs: 
   const nowSec = Math.floor(nowMs / 1000);
   // Re-checked at signing (an approval may come after a CA rotation made it equal to a CA key).
   const key = parsedKey ?? parsePublicKey(rec.publicKey, { minRsaBits: config.minRsaBits, caKeys: deps.ca.trusted().map((s) => s.publicKeyBlob) });
+  await refuseRevokedKey(deps, key.fingerprint); // revoked while the request waited for approval
   const serial = await deps.serials.next();
   const keyId = keyIdFor(rec);
   const validAfter = nowSec - (rec.draft.backdateSeconds ?? config.backdate);

@@ -33,7 +33,10 @@ export function buildKrl(snapshot: RevocationSnapshot, caBlob: (fingerprint: str
       const caKey = caBlob(fp);
       return caKey ? [{ caKey, serials }] : [];
     }),
-    explicitKeys: snapshot.keys.map((k) => parsePublicKey(k.publicKey, { minRsaBits: 1024 }).blob),
+    // A key the CA saw is listed whole (any OpenSSH reads that); one known only by its
+    // fingerprint by its SHA-256 hash (OpenSSH ≥ 7.9).
+    explicitKeys: snapshot.keys.flatMap((k) => (k.publicKey ? [parsePublicKey(k.publicKey, { minRsaBits: 1024 }).blob] : [])),
+    sha256Keys: snapshot.keys.flatMap((k) => (k.publicKey ? [] : [Buffer.from(k.fingerprint.slice('SHA256:'.length), 'base64')])),
   };
   return encodeKrl(input);
 }

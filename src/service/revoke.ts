@@ -1,47 +1,79 @@
 /**
  * Ending access early: revoke a request's certificate (requester, an approver of its rule, or an
- * admin), all of a user's grants, or every grant of a public key. Each revocation is audited
- * durably before the answer and shows in the KRL at once.
+ * admin), all of a user's grants, or every grant of a public key and the key itself. Each
+ * revocation is audited durably before the answer and shows in the KRL at once.
+ *
+ * Many grants at once (a user's, a key's) are one batch: their audit records are appended
+ * together (the audit's group commit makes that a few fsyncs), then one state write marks them
+ * all and adds their KRL entries. Revoking 10,000 grants costs about what revoking ten does.
  */
-import { JitError } from '../errors.js';
+import { isJitError, JitError } from '../errors.js';
+import { parsePublicKey, publicKeyLine } from '../ca/keys.js';
 import type { Identity } from '../policy/decide.js';
 import type { RequestRecord } from '../store/types.js';
+import { UNREVOKE_KEY } from '../store/replay.js';
 import { isAdmin, isApproverOf } from './approve.js';
-import { nowSeconds, type ServiceDeps } from './deps.js';
+import type { ServiceDeps } from './deps.js';
 import { withRequestLock } from './locks.js';
 
+const isLive = (r: RequestRecord) => r.status === 'issued' || r.status === 'pending';
+
+/** Audits then revokes `recs` (all live); returns the ones this call changed. */
+async function revokeBatch(deps: ServiceDeps, by: string, recs: readonly RequestRecord[], reason: string | undefined): Promise<RequestRecord[]> {
+  if (recs.length === 0) return [];
+  const at = deps.clock.now();
+  await Promise.all(
+    recs.map((r) =>
+      deps.audit.append({
+        type: 'revoke',
+        id: r.id,
+        user: r.user,
+        by,
+        reason,
+        serial: r.cert?.serial,
+        ca: r.cert?.caFingerprint,
+        // Lets a restart rebuild the KRL entry from this record alone (the audit is the record).
+        validBefore: r.cert?.validBefore,
+      }),
+    ),
+  );
+  const changed = await deps.state.revokeGrants(
+    recs.map((r) => r.id),
+    { at, by, reason },
+  );
+  for (const r of changed) deps.notify.send('revoked', r);
+  return changed;
+}
+
+/** A request that moved on meanwhile (approved and denied, expired) is no failure of the batch. */
+function unlessConflict(e: unknown): undefined {
+  if (isJitError(e) && e.code === 'conflict') return undefined;
+  throw e;
+}
+
+/** One request, under its lock (an approval of the same request may be running). */
 async function revokeOne(deps: ServiceDeps, by: string, rec: RequestRecord, reason: string | undefined): Promise<RequestRecord> {
   return withRequestLock(rec.id, async () => {
     const current = (await deps.state.getRequest(rec.id)) ?? rec;
     if (current.status === 'revoked') return current;
-    if (current.status !== 'issued' && current.status !== 'pending') {
-      throw new JitError('conflict', `request ${rec.id} is ${current.status}; nothing to revoke`);
-    }
-    const now = deps.clock.now();
-    await deps.audit.append({
-      type: 'revoke',
-      id: current.id,
-      user: current.user,
-      by,
-      reason,
-      serial: current.cert?.serial,
-      ca: current.cert?.caFingerprint,
-    });
-    if (current.cert) {
-      await deps.state.addRevocation({
-        serial: current.cert.serial,
-        caFingerprint: current.cert.caFingerprint,
-        validBefore: current.cert.validBefore,
-        revokedAt: now,
-        by,
-        reason,
-      });
-    }
-    const revoked: RequestRecord = { ...current, status: 'revoked', revokedAt: now, revokedBy: by };
-    await deps.state.putRequest(revoked);
-    deps.notify.send('revoked', revoked);
-    return revoked;
+    if (!isLive(current)) throw new JitError('conflict', `request ${rec.id} is ${current.status}; nothing to revoke`);
+    const [revoked] = await revokeBatch(deps, by, [current], reason);
+    return revoked ?? ((await deps.state.getRequest(rec.id)) as RequestRecord);
   });
+}
+
+/**
+ * Issued grants in one batch; pending requests one by one under their locks, concurrently
+ * (few: each user has a small pending cap), so an approval cannot sign one just revoked.
+ */
+async function revokeAll(deps: ServiceDeps, by: string, recs: readonly RequestRecord[], reason: string): Promise<RequestRecord[]> {
+  const live = recs.filter(isLive);
+  const pending = live.filter((r) => r.status === 'pending');
+  const [issued, fromPending] = await Promise.all([
+    revokeBatch(deps, by, live.filter((r) => r.status === 'issued'), reason),
+    Promise.all(pending.map((r) => revokeOne(deps, by, r, reason).catch(unlessConflict))),
+  ]);
+  return [...issued, ...fromPending.filter((r): r is RequestRecord => r?.status === 'revoked')];
 }
 
 export async function revokeRequest(deps: ServiceDeps, identity: Identity, id: string, reason?: string): Promise<RequestRecord> {
@@ -60,32 +92,32 @@ export async function revokeBySerial(deps: ServiceDeps, identity: Identity, seri
 /** Admin: every live grant of a user (their session tokens end too). */
 export async function revokeUser(deps: ServiceDeps, identity: Identity, user: string, reason?: string): Promise<RequestRecord[]> {
   if (!isAdmin(deps, identity)) throw new JitError('forbidden', 'revoking by user needs an admin group');
-  const live = (await deps.state.listRequests({ user })).filter((r) => r.status === 'issued' || r.status === 'pending');
-  const out: RequestRecord[] = [];
-  for (const r of live) out.push(await revokeOne(deps, identity.user, r, reason ?? `all grants of ${user}`));
-  return out;
+  return revokeAll(deps, identity.user, await deps.state.listRequests({ user }), reason ?? `all grants of ${user}`);
 }
 
-/** Admin: every grant whose subject key has this fingerprint, and the key itself in the KRL. */
-export async function revokeKey(
-  deps: ServiceDeps,
-  identity: Identity,
-  fingerprint: string,
-  reason?: string,
-): Promise<RequestRecord[]> {
+/**
+ * Admin: every grant whose subject key has this fingerprint, and the key itself: it stays in the
+ * KRL and the CA refuses to issue for it until an admin lifts the revocation (liftKeyRevocation).
+ * A key the CA never saw may be revoked too (e.g. reported stolen before first use).
+ */
+export async function revokeKey(deps: ServiceDeps, identity: Identity, fingerprint: string, reason?: string): Promise<RequestRecord[]> {
   if (!isAdmin(deps, identity)) throw new JitError('forbidden', 'revoking by key needs an admin group');
   const matching = await deps.state.listRequests({ keyFingerprint: fingerprint });
-  const out: RequestRecord[] = [];
-  for (const r of matching.filter((r) => r.status === 'issued' || r.status === 'pending')) {
-    out.push(await revokeOne(deps, identity.user, r, reason ?? `key ${fingerprint}`));
+  const known = matching.find((r) => r.publicKey)?.publicKey;
+  // Canonical `type base64` only: records from older versions may still carry the comment.
+  const publicKey = known ? publicKeyLine(parsePublicKey(known, { minRsaBits: 1024 }).blob) : undefined;
+  if (!(await deps.state.keyRevocation(fingerprint))) {
+    await deps.audit.append({ type: 'revoke', by: identity.user, keyFingerprint: fingerprint, publicKey, reason });
+    await deps.state.addKeyRevocation({ fingerprint, publicKey, revokedAt: deps.clock.now(), by: identity.user, reason });
   }
-  const withKey = matching.find((r) => r.publicKey);
-  if (withKey) {
-    const latest = Math.max(nowSeconds(deps.clock) + deps.config.maxTtl, ...matching.map((r) => r.cert?.validBefore ?? 0));
-    await deps.audit.append({ type: 'revoke', by: identity.user, keyFingerprint: fingerprint, reason });
-    await deps.state.addKeyRevocation({ fingerprint, publicKey: withKey.publicKey, until: latest, revokedAt: deps.clock.now(), by: identity.user });
-  } else if (out.length === 0) {
-    throw new JitError('not_found', `no grant with key ${fingerprint}`);
-  }
-  return out;
+  return revokeAll(deps, identity.user, matching, reason ?? `key ${fingerprint}`);
+}
+
+/** Admin: the key may be certified again and leaves the KRL (its revoked certificates stay in it). */
+export async function liftKeyRevocation(deps: ServiceDeps, identity: Identity, fingerprint: string, reason?: string): Promise<{ fingerprint: string }> {
+  if (!isAdmin(deps, identity)) throw new JitError('forbidden', 'lifting a key revocation needs an admin group');
+  if (!(await deps.state.keyRevocation(fingerprint))) throw new JitError('not_found', `key ${fingerprint} is not revoked`);
+  await deps.audit.append({ type: UNREVOKE_KEY, by: identity.user, keyFingerprint: fingerprint, reason });
+  await deps.state.removeKeyRevocation(fingerprint);
+  return { fingerprint };
 }

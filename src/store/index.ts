@@ -1,15 +1,17 @@
 /**
  * The data dir: one lock, one audit log (the record), one state file (a cache of live state),
  * one serial reservation. Layout:
- *   <dataDir>/jit-sshd.lock  audit.jsonl  state.json  serial
+ *   <dataDir>/jit-sshd.lock  audit.jsonl  state.json (+ state.journal)  serial
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openAuditLog, type AuditFileOps, type OpenedAuditLog } from './audit.js';
+import { checkDataDirTrust } from './data-dir.js';
 import { acquireDataDirLock, LOCK_FILE } from './lock.js';
 import { openSerialAllocator, type SerialAllocator } from './serials.js';
-import { openState, type OpenedState } from './state.js';
-import { grantReplay } from './replay.js';
+import { KRL_GRACE_SEC, openState, type OpenedState } from './state.js';
+import { auditReplay } from './replay.js';
+import { boundedAudit } from './bounded-audit.js';
 
 export * from './types.js';
 export { canonicalJson, verifyAuditFile, type VerifyResult, type ChainBreak } from './audit.js';
@@ -42,13 +44,15 @@ const SERIAL = /^\d{1,19}$/;
 
 export async function openStore(dataDir: string, opts: StoreOptions = {}): Promise<Store> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await checkDataDirTrust(dataDir);
   const lock = await acquireDataDirLock(dataDir);
   let audit: OpenedAuditLog | undefined;
   try {
     // Defence in depth for serial uniqueness: never start below a serial the audit has seen,
     // even if the reservation file was lost or restored from an old backup.
     let maxSerial = 0n;
-    const replay = grantReplay();
+    const nowSec = Math.floor((opts.clock?.() ?? new Date()).getTime() / 1000);
+    const replay = auditReplay(nowSec, opts.krlGraceSec ?? KRL_GRACE_SEC);
     audit = await openAuditLog(join(dataDir, STORE_FILES.audit), {
       clock: opts.clock,
       fs: opts.auditFs,
@@ -68,19 +72,17 @@ export async function openStore(dataDir: string, opts: StoreOptions = {}): Promi
       requestGraceSec: opts.requestGraceSec,
       krlGraceSec: opts.krlGraceSec,
     });
-    // Auto-issued grants live in memory only; their audit records bring them back.
-    const nowSec = Math.floor((opts.clock?.() ?? new Date()).getTime() / 1000);
-    for (const g of replay.grants(nowSec, opts.requestGraceSec ?? 3600)) {
-      if (g.status === 'issued') state.recordIssued(g);
-      else if (!(await state.getRequest(g.id))) await state.putRequest(g);
-    }
-    const opened = audit;
+    // Auto-issued grants live in memory only; their audit records bring them back. So do the
+    // revocations, whatever state file (lost, or restored from an old backup) we found.
+    for (const g of replay.grants()) state.recordIssued(g);
+    await state.restoreRevocations(replay.certRevocations(), replay.keyRevocations(), replay.krlFloor());
+    const opened = boundedAudit(audit);
     let closed = false;
     return {
       state,
       audit: opened,
       serials,
-      warnings: [...opened.warnings],
+      warnings: [...opened.warnings, ...state.warnings],
       async close() {
         if (closed) return;
         closed = true;

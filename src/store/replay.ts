@@ -1,69 +1,129 @@
 /**
- * Rebuilds live auto-issued grants from the audit log after a restart (they are kept in memory
- * only; the audit `issue` record is their durable copy). Reads only fields the issuer writes.
+ * What the audit log (the record) says about live state, rebuilt on every start:
+ *  - auto-issued grants still valid (kept in memory only, as a compact index; the audit `issue`
+ *    record is their durable copy), with revocations applied;
+ *  - the KRL: revoked certificates not yet expired, revoked keys not lifted, and a floor for the
+ *    KRL version. A lost or restored-from-backup state file must never un-revoke anything.
+ * Memory stays bounded by what is live: a record for a certificate already expired is dropped as
+ * it is read. Reads only fields the issuer and the revoker write, and checks their types.
  */
-import type { AuditRecord, RequestRecord } from './types.js';
+import { compactGrant, expandGrant, type CompactGrant } from './grant-index.js';
+import type { AuditRecord, CertRevocation, KeyRevocation, RequestRecord } from './types.js';
 
-export interface GrantReplay {
+export interface AuditReplay {
   onRecord(r: AuditRecord): void;
-  /** Issued grants still valid at nowSec minus graceSec, with revocations applied. */
-  grants(nowSec: number, graceSec: number): RequestRecord[];
+  /** Issued grants still valid at nowSec, with revocations applied (compact: no certificate text). */
+  grants(): RequestRecord[];
+  certRevocations(): CertRevocation[];
+  keyRevocations(): KeyRevocation[];
+  /**
+   * The KRL version may not fall below this. The state steps the version once per KRL change to
+   * max(version + 1, now in seconds); replaying that rule over the audited changes gives at
+   * least the version they reached (a batch or a repeat counts more steps than it made: safe).
+   */
+  krlFloor(): number;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+const SERIAL = /^\d{1,20}$/;
 
-export function grantReplay(): GrantReplay {
-  const issued = new Map<string, RequestRecord>();
-  const revoked = new Map<string, { at: number; by?: string }>();
+/** Audit record type of lifting a key revocation. */
+export const UNREVOKE_KEY = 'unrevoke_key';
+
+/**
+ * @param nowSec the present; grants with validBefore ≤ nowSec are dropped.
+ * @param krlGraceSec revoked certificates stay in the KRL this long after their validBefore.
+ */
+export function auditReplay(nowSec: number, krlGraceSec: number): AuditReplay {
+  const issued = new Map<string, CompactGrant>();
+  const certs = new Map<string, CertRevocation>();
+  const keys = new Map<string, KeyRevocation>();
+  let floor = 0;
+  const krlCutoff = nowSec - krlGraceSec;
+  /** One KRL version step at `atMs`, by the state's rule (see krlFloor). */
+  const step = (atMs: number) => {
+    if (Number.isFinite(atMs)) floor = Math.max(floor + 1, Math.floor(atMs / 1000));
+  };
+
+  function onIssue(r: AuditRecord): void {
+    const id = str(r.id);
+    const serial = str(r.serial);
+    const validAfter = num(r.validAfter);
+    const validBefore = num(r.validBefore);
+    const ca = str(r.ca);
+    if (!id || !serial || validAfter === undefined || validBefore === undefined || !ca) return;
+    if (validBefore <= krlCutoff) return; // expired long ago: nothing live, nothing for the KRL
+    const createdAt = Date.parse(r.time);
+    const g = compactGrant({
+      id,
+      user: str(r.user) ?? '',
+      target: str(r.target) ?? '',
+      task: str(r.task) ?? '',
+      account: str(r.account),
+      ticket: str(r.ticket),
+      rule: str(r.rule),
+      status: 'issued',
+      createdAt,
+      expiresAt: createdAt,
+      draft: {
+        account: str(r.account) ?? '',
+        principals: Array.isArray(r.principals) ? r.principals.filter((p): p is string => typeof p === 'string') : [],
+        ttlSeconds: validBefore - validAfter,
+        criticalOptions: {},
+        extensions: {},
+      },
+      approvals: [],
+      publicKey: '',
+      keyFingerprint: str(r.keyFingerprint),
+      cert: { serial, keyId: str(r.keyId) ?? '', validAfter, validBefore, caFingerprint: ca },
+    });
+    if (g) issued.set(id, g);
+  }
+
+  function onRevoke(r: AuditRecord): void {
+    const at = Date.parse(r.time);
+    const by = str(r.by) ?? '';
+    const reason = str(r.reason);
+    const fingerprint = str(r.keyFingerprint);
+    const id = str(r.id);
+    if (!id && fingerprint) {
+      keys.set(fingerprint, { fingerprint, publicKey: str(r.publicKey), revokedAt: at, by, reason });
+      step(at);
+      return;
+    }
+    if (!id) return;
+    const g = issued.get(id);
+    if (g) Object.assign(g, { status: 'revoked', revokedAt: at, revokedBy: by });
+    // Newer revoke records carry the certificate's validBefore; older ones rely on its issue record.
+    const serial = str(r.serial);
+    const ca = str(r.ca);
+    if (serial && ca) step(at);
+    const validBefore = num(r.validBefore) ?? g?.validBefore;
+    if (!serial || !SERIAL.test(serial) || !ca || validBefore === undefined || validBefore <= krlCutoff) return;
+    certs.set(`${ca} ${serial}`, { serial, caFingerprint: ca, validBefore, revokedAt: at, by, reason });
+  }
+
   return {
     onRecord(r) {
-      if (r.type === 'revoke' && typeof r.id === 'string') {
-        revoked.set(r.id, { at: Date.parse(r.time), by: str(r.by) });
-        return;
+      if (r.type === 'issue') onIssue(r);
+      else if (r.type === 'revoke') onRevoke(r);
+      else if (r.type === UNREVOKE_KEY) {
+        const fp = str(r.keyFingerprint);
+        if (fp) keys.delete(fp);
+        step(Date.parse(r.time));
       }
-      if (r.type !== 'issue') return;
-      const id = str(r.id);
-      const certificate = str(r.certificate);
-      const serial = str(r.serial);
-      const validAfter = num(r.validAfter);
-      const validBefore = num(r.validBefore);
-      const ca = str(r.ca);
-      if (!id || !certificate || !serial || validAfter === undefined || validBefore === undefined || !ca) return;
-      const draft = {
-        account: str(r.account) ?? '',
-        principals: Array.isArray(r.principals) ? (r.principals as string[]) : [],
-        ttlSeconds: validBefore - validAfter,
-        criticalOptions: (r.criticalOptions as Record<string, string>) ?? {},
-        extensions: (r.extensions as Record<string, string>) ?? {},
-      };
-      issued.set(id, {
-        id,
-        user: str(r.user) ?? '',
-        target: str(r.target) ?? '',
-        task: str(r.task) ?? '',
-        account: str(r.account),
-        ticket: str(r.ticket),
-        rule: str(r.rule),
-        status: 'issued',
-        createdAt: Date.parse(r.time),
-        expiresAt: Date.parse(r.time),
-        draft,
-        approvals: [],
-        publicKey: str(r.publicKey) ?? '',
-        keyFingerprint: str(r.keyFingerprint),
-        sourceAddress: str(r.sourceAddress),
-        cert: { serial, keyId: str(r.keyId) ?? '', validAfter, validBefore, caFingerprint: ca, certificate },
-      });
     },
-    grants(nowSec, graceSec) {
+    grants() {
       const out: RequestRecord[] = [];
       for (const g of issued.values()) {
-        if (g.cert!.validBefore + graceSec <= nowSec) continue;
-        const rv = revoked.get(g.id);
-        out.push(rv ? { ...g, status: 'revoked', revokedAt: rv.at, revokedBy: rv.by } : g);
+        if (g.validBefore <= nowSec) continue;
+        out.push(expandGrant(g));
       }
       return out;
     },
+    certRevocations: () => [...certs.values()],
+    keyRevocations: () => [...keys.values()],
+    krlFloor: () => floor,
   };
 }

@@ -1,8 +1,11 @@
 /**
- * Live state in one lowdb JSON file: pending and unexpired requests, revocations the KRL must
- * still list, bearer-token hashes. It is a cache of what is live now; the audit log is the
- * record. prune() keeps it small, which matters because lowdb rewrites the whole file on every
- * write.
+ * Live state: pending and unexpired requests, revocations the KRL must still list, bearer-token
+ * hashes. It is a cache of what is live now; the audit log is the record (auto-issued grants and
+ * revocations are rebuilt from it on start, see replay.ts).
+ *
+ * On disk: a snapshot in one lowdb JSON file plus a journal of the changes since
+ * (state-journal.ts). A write appends one line with what changed, so its cost does not grow with
+ * everyone else's pending requests; the snapshot is rewritten only once the journal outgrows it.
  *
  * - One instance per process (the data-dir lock enforces one process): two writers on one
  *   lowdb file lose updates.
@@ -21,9 +24,12 @@ import { readFile } from 'node:fs/promises';
 import { Low, type Adapter } from 'lowdb';
 import { JitError } from '../errors.js';
 import { errorCode, writeFileDurable } from './durable-file.js';
+import { compactGrant, expandGrant, type CompactGrant } from './grant-index.js';
+import { JournalWriter, readJournal, TrackedMap, type JournalEntry } from './state-journal.js';
 import type {
   CertRevocation,
   KeyRevocation,
+  RevocationMark,
   PruneResult,
   RequestFilter,
   RequestRecord,
@@ -37,6 +43,8 @@ const SCHEMA_VERSION = 1;
 
 interface StateFile {
   version: number;
+  /** Journal lines of this epoch follow this snapshot; older ones are already in it. */
+  journalEpoch?: number;
   krlVersion: number;
   requests: RequestRecord[];
   revocations: CertRevocation[];
@@ -58,6 +66,7 @@ class DurableJsonFile implements Adapter<StateFile> {
       if (errorCode(e) === 'ENOENT') return null;
       throw new JitError('unavailable', `state file not readable: ${errorCode(e)}`, { cause: e });
     }
+    this.lastBytes = Buffer.byteLength(text);
     try {
       return JSON.parse(text) as StateFile;
     } catch (e) {
@@ -65,10 +74,20 @@ class DurableJsonFile implements Adapter<StateFile> {
     }
   }
 
+  /** Size of the last snapshot written, to know when the journal has outgrown it. */
+  lastBytes = 0;
+
   async write(data: StateFile): Promise<void> {
-    await writeFileDurable(this.file, JSON.stringify(data));
+    const text = JSON.stringify(data);
+    await writeFileDurable(this.file, text);
+    this.lastBytes = Buffer.byteLength(text);
   }
 }
+
+/** The journal is folded into a new snapshot once it is larger than this and than the snapshot. */
+const MIN_COMPACT_BYTES = 256 * 1024;
+
+export const journalFileOf = (stateFile: string) => stateFile.replace(/\.json$/, '') + '.journal';
 
 export interface StateOptions {
   clock?: () => Date;
@@ -83,7 +102,11 @@ export interface StateOptions {
 
 export interface OpenedState extends StateStore {
   /** Completed file writes, for metrics and for tests of write coalescing. */
-  readonly stats: { writes: number };
+  readonly stats: { writes: number; snapshots: number };
+  /** Repairs made while opening (a torn journal line dropped), for the daemon to log. */
+  readonly warnings: readonly string[];
+  /** For openStore: what the audit log says the KRL must list (see the method). */
+  restoreRevocations(certs: readonly CertRevocation[], keys: readonly KeyRevocation[], krlFloor: number): Promise<boolean>;
 }
 
 const STATUSES: ReadonlySet<RequestStatus> = new Set(['pending', 'issued', 'denied', 'expired', 'revoked']);
@@ -106,15 +129,22 @@ function deferred(): Deferred {
 }
 
 class LowdbState implements OpenedState {
-  readonly stats = { writes: 0 };
-  private readonly requests = new Map<string, RequestRecord>();
-  /** Ids of requests held in memory only (see recordIssued). */
-  private readonly volatile = new Set<string>();
+  readonly stats = { writes: 0, snapshots: 0 };
+  readonly warnings: string[] = [];
+  /** Requests the state file holds (pending ones, approved grants, anything updated). */
+  private readonly requests = new TrackedMap<RequestRecord>();
+  /** Auto-issued grants, in memory only and compact (see recordIssued). */
+  private readonly grants = new Map<string, CompactGrant>();
   /** Keyed by `${caFingerprint} ${serial}`: serials are unique per CA key. */
-  private readonly revocations = new Map<string, CertRevocation>();
-  private readonly revokedKeys = new Map<string, KeyRevocation>();
-  private readonly tokens = new Map<string, TokenRecord>();
+  private readonly revocations = new TrackedMap<CertRevocation>();
+  private readonly revokedKeys = new TrackedMap<KeyRevocation>();
+  private readonly tokens = new TrackedMap<TokenRecord>();
   private krl = 0;
+  private writtenKrl = 0;
+  private epoch: number;
+  private journalBytes = 0;
+  /** Next write rewrites the snapshot: none on disk yet, a journal to fold in, or a failed write. */
+  private needSnapshot: boolean;
   /** The write that will carry changes made now; it has not started yet. */
   private nextWrite: Deferred | undefined;
   private inFlight: Promise<void> | undefined;
@@ -124,6 +154,10 @@ class LowdbState implements OpenedState {
 
   constructor(
     private readonly db: Low<StateFile>,
+    private readonly adapter: DurableJsonFile,
+    private readonly journal: JournalWriter,
+    journalRead: { entries: JournalEntry[]; bytes: number; warnings: string[] },
+    snapshotExists: boolean,
     private readonly clock: () => Date,
     opts: StateOptions,
   ) {
@@ -135,9 +169,41 @@ class LowdbState implements OpenedState {
     }
     for (const r of data.requests ?? []) this.setRequest(r);
     for (const r of data.revocations ?? []) this.revocations.set(revocationKey(r), r);
-    for (const k of data.revokedKeys ?? []) this.revokedKeys.set(k.fingerprint, k);
+    for (const { fingerprint, publicKey, revokedAt, by, reason } of data.revokedKeys ?? []) {
+      this.revokedKeys.set(fingerprint, { fingerprint, publicKey, revokedAt, by, reason });
+    }
     for (const { hash, ...t } of data.tokens ?? []) this.tokens.set(hash, t);
     this.krl = data.krlVersion ?? 0;
+    this.epoch = data.journalEpoch ?? 0;
+    for (const e of journalRead.entries) this.applyJournal(e);
+    this.warnings.push(...journalRead.warnings);
+    this.writtenKrl = this.krl;
+    this.journalBytes = journalRead.bytes;
+    this.needSnapshot = !snapshotExists || journalRead.bytes > 0;
+    // From here on, every change is tracked for the journal.
+    for (const m of [this.requests, this.revocations, this.revokedKeys, this.tokens] as TrackedMap<unknown>[]) m.takeChanges();
+  }
+
+  private applyJournal(e: JournalEntry): void {
+    for (const [id, r] of e.req ?? []) {
+      if (r) this.setRequest(r);
+      else this.deleteRequest(id);
+    }
+    const apply = <V>(map: TrackedMap<V>, changes: Array<[string, V | null]> | undefined) => {
+      for (const [k, v] of changes ?? []) {
+        if (v) map.set(k, v);
+        else map.delete(k);
+      }
+    };
+    apply(this.revocations, e.rev);
+    apply(this.revokedKeys, e.key);
+    apply(this.tokens, e.tok);
+    if (typeof e.krl === 'number' && e.krl > this.krl) this.krl = e.krl;
+  }
+
+  /** At open: fold a leftover journal (and a torn tail) into a fresh snapshot before appending. */
+  async compactIfNeeded(): Promise<void> {
+    if (this.needSnapshot && this.journalBytes > 0) await this.persist();
   }
 
   // ---- requests
@@ -145,33 +211,52 @@ class LowdbState implements OpenedState {
   /** Per-user index: counting one user's grants must not scan everyone's. */
   private readonly byUser = new Map<string, Set<string>>();
 
+  private indexUser(id: string, user: string): void {
+    const old = this.requests.get(id) ?? this.grants.get(id);
+    if (old && old.user !== user) this.unindexUser(id, old.user);
+    let ids = this.byUser.get(user);
+    if (!ids) this.byUser.set(user, (ids = new Set()));
+    ids.add(id);
+  }
+
+  private unindexUser(id: string, user: string): void {
+    const ids = this.byUser.get(user);
+    ids?.delete(id);
+    if (ids?.size === 0) this.byUser.delete(user);
+  }
+
+  /** Stores a persisted request; it replaces an in-memory grant of the same id. */
   private setRequest(r: RequestRecord): void {
-    const old = this.requests.get(r.id);
-    if (old && old.user !== r.user) this.byUser.get(old.user)?.delete(r.id);
+    this.indexUser(r.id, r.user);
+    this.grants.delete(r.id);
     this.requests.set(r.id, r);
-    let ids = this.byUser.get(r.user);
-    if (!ids) this.byUser.set(r.user, (ids = new Set()));
-    ids.add(r.id);
   }
 
   private deleteRequest(id: string): void {
-    const r = this.requests.get(id);
+    const r = this.requests.get(id) ?? this.grants.get(id);
     if (!r) return;
     this.requests.delete(id);
-    const ids = this.byUser.get(r.user);
-    ids?.delete(id);
-    if (ids?.size === 0) this.byUser.delete(r.user);
+    this.grants.delete(id);
+    this.unindexUser(id, r.user);
   }
 
-  private *candidates(user: string | undefined): Iterable<RequestRecord> {
-    if (user === undefined) {
-      yield* this.requests.values();
-      return;
-    }
-    for (const id of this.byUser.get(user) ?? []) {
+  /** Persisted records as they are, in-memory grants expanded (fresh objects). */
+  private *candidates(user: string | undefined): Iterable<{ rec: RequestRecord; own: boolean }> {
+    const ids = user === undefined ? [...this.requests.keys(), ...this.grants.keys()] : (this.byUser.get(user) ?? []);
+    for (const id of ids) {
       const r = this.requests.get(id);
-      if (r) yield r;
+      if (r) {
+        yield { rec: r, own: true };
+        continue;
+      }
+      const g = this.grants.get(id);
+      if (g) yield { rec: expandGrant(g), own: false };
     }
+  }
+
+  private get(id: string): RequestRecord | undefined {
+    const g = this.grants.get(id);
+    return this.requests.get(id) ?? (g && expandGrant(g));
   }
 
   async putRequest(r: RequestRecord): Promise<void> {
@@ -179,41 +264,42 @@ class LowdbState implements OpenedState {
     if (typeof r.id !== 'string' || r.id === '') throw new JitError('internal', 'request needs an id');
     if (!STATUSES.has(r.status)) throw new JitError('internal', `unknown request status ${String(r.status)}`);
     this.setRequest(structuredClone(r));
-    this.volatile.delete(r.id);
     return this.persist();
   }
 
   recordIssued(r: RequestRecord): void {
     this.assertOpen();
-    if (r.status !== 'issued' || !r.cert) throw new JitError('internal', 'recordIssued takes an issued request');
-    if (this.requests.has(r.id) && !this.volatile.has(r.id)) return; // a persisted record wins
-    // No copy: the caller hands the record over (this runs once per issued certificate).
-    this.setRequest(r);
-    this.volatile.add(r.id);
+    const g = r.status === 'issued' || r.status === 'revoked' ? compactGrant(r) : undefined;
+    if (!g) throw new JitError('internal', 'recordIssued takes an issued request');
+    if (this.requests.has(r.id)) return; // a persisted record wins
+    this.indexUser(g.id, g.user);
+    this.grants.set(g.id, g);
   }
 
   async getRequest(id: string): Promise<RequestRecord | undefined> {
     const r = this.requests.get(id);
-    return r && structuredClone(r);
+    if (r) return structuredClone(r);
+    const g = this.grants.get(id);
+    return g && expandGrant(g);
   }
 
   async listRequests(filter: RequestFilter = {}): Promise<RequestRecord[]> {
     const statuses = filter.status === undefined ? undefined : new Set<RequestStatus>(typeof filter.status === 'string' ? [filter.status] : filter.status);
     const out: RequestRecord[] = [];
-    for (const r of this.candidates(filter.user)) {
+    for (const { rec: r, own } of this.candidates(filter.user)) {
       if (filter.user !== undefined && r.user !== filter.user) continue;
       if (filter.target !== undefined && r.target !== filter.target) continue;
       if (statuses && !statuses.has(r.status)) continue;
       if (filter.serial !== undefined && r.cert?.serial !== filter.serial) continue;
       if (filter.keyFingerprint !== undefined && r.keyFingerprint !== filter.keyFingerprint) continue;
-      out.push(structuredClone(r));
+      out.push(own ? structuredClone(r) : r);
     }
     return out.sort((a, b) => b.createdAt - a.createdAt);
   }
 
   async updateRequest(id: string, mutate: (r: RequestRecord) => void): Promise<RequestRecord> {
     this.assertOpen();
-    const current = this.requests.get(id);
+    const current = this.get(id);
     if (!current) throw new JitError('not_found', `no request ${id}`);
     const next = structuredClone(current);
     mutate(next); // a throw here leaves the stored record untouched
@@ -226,8 +312,20 @@ class LowdbState implements OpenedState {
 
   async countActiveGrants(user: string, nowSec: number): Promise<number> {
     let n = 0;
-    for (const r of this.candidates(user)) {
-      if (r.user === user && r.status === 'issued' && r.cert && r.cert.validBefore > nowSec) n++;
+    for (const id of this.byUser.get(user) ?? []) {
+      const r = this.requests.get(id);
+      const g = r ? undefined : this.grants.get(id);
+      const validBefore = r ? r.cert?.validBefore : g?.validBefore;
+      if ((r ?? g)?.status === 'issued' && validBefore !== undefined && validBefore > nowSec) n++;
+    }
+    return n;
+  }
+
+  async countPending(user: string, nowMs: number): Promise<number> {
+    let n = 0;
+    for (const id of this.byUser.get(user) ?? []) {
+      const r = this.requests.get(id);
+      if (r?.status === 'pending' && r.expiresAt > nowMs) n++;
     }
     return n;
   }
@@ -247,9 +345,89 @@ class LowdbState implements OpenedState {
 
   async addKeyRevocation(rev: KeyRevocation): Promise<boolean> {
     this.assertOpen();
-    const old = this.revokedKeys.get(rev.fingerprint);
-    if (old && old.until >= rev.until) return false;
+    if (this.revokedKeys.has(rev.fingerprint)) return false;
     this.revokedKeys.set(rev.fingerprint, structuredClone(rev));
+    this.bumpKrl();
+    await this.persist();
+    return true;
+  }
+
+  async removeKeyRevocation(fingerprint: string): Promise<boolean> {
+    this.assertOpen();
+    if (!this.revokedKeys.delete(fingerprint)) return false;
+    this.bumpKrl();
+    await this.persist();
+    return true;
+  }
+
+  async keyRevocation(fingerprint: string): Promise<KeyRevocation | undefined> {
+    const k = this.revokedKeys.get(fingerprint);
+    return k && structuredClone(k);
+  }
+
+  async revokeGrants(ids: readonly string[], mark: RevocationMark): Promise<RequestRecord[]> {
+    this.assertOpen();
+    const changed: RequestRecord[] = [];
+    let persisted = false;
+    for (const id of new Set(ids)) {
+      const r = this.requests.get(id);
+      const g = r ? undefined : this.grants.get(id);
+      const status = (r ?? g)?.status;
+      if (status !== 'issued' && status !== 'pending') continue;
+      if (r) {
+        Object.assign(r, { status: 'revoked', revokedAt: mark.at, revokedBy: mark.by });
+        this.requests.touch(id);
+        persisted = true;
+      } else if (g) {
+        Object.assign(g, { status: 'revoked', revokedAt: mark.at, revokedBy: mark.by });
+      }
+      const rec = r ? structuredClone(r) : expandGrant(g!);
+      if (rec.cert) {
+        const c = rec.cert;
+        this.revocations.set(revocationKey(c), { serial: c.serial, caFingerprint: c.caFingerprint, validBefore: c.validBefore, revokedAt: mark.at, by: mark.by, reason: mark.reason });
+      }
+      changed.push(rec);
+    }
+    // One step per certificate, as if revoked one by one: the audit replay counts steps the same
+    // way to find the version's floor after a lost state file (see replay.ts krlFloor).
+    const added = changed.filter((r) => r.cert).length;
+    if (added > 0) this.bumpKrl(added);
+    // In-memory grants need no state write (their audit `revoke` records bring the mark back);
+    // the KRL entries and persisted records do.
+    if (persisted || changed.some((r) => r.cert)) await this.persist();
+    return changed;
+  }
+
+  /**
+   * Puts back what the audit log says the KRL must list (after a lost or restored state file):
+   * certificate revocations are added, the key revocations become exactly `keys`, and the KRL
+   * version is raised to at least `krlFloor`. One durable write, only if something changed.
+   */
+  async restoreRevocations(certs: readonly CertRevocation[], keys: readonly KeyRevocation[], krlFloor: number): Promise<boolean> {
+    this.assertOpen();
+    let changed = false;
+    for (const c of certs) {
+      if (this.revocations.has(revocationKey(c))) continue;
+      this.revocations.set(revocationKey(c), structuredClone(c));
+      changed = true;
+    }
+    const wanted = new Set(keys.map((k) => k.fingerprint));
+    for (const fp of this.revokedKeys.keys()) {
+      if (!wanted.has(fp)) {
+        this.revokedKeys.delete(fp);
+        changed = true;
+      }
+    }
+    for (const k of keys) {
+      if (this.revokedKeys.has(k.fingerprint)) continue;
+      this.revokedKeys.set(k.fingerprint, structuredClone(k));
+      changed = true;
+    }
+    if (this.krl < krlFloor) {
+      this.krl = krlFloor;
+      changed = true;
+    }
+    if (!changed) return false;
     this.bumpKrl();
     await this.persist();
     return true;
@@ -267,8 +445,8 @@ class LowdbState implements OpenedState {
    * Never below the clock's seconds: if the state file is lost, versions still grow, so hosts
    * polling the KRL never see an older-looking one.
    */
-  private bumpKrl(): void {
-    this.krl = Math.max(this.krl + 1, Math.floor(this.clock().getTime() / 1000));
+  private bumpKrl(steps = 1): void {
+    this.krl = Math.max(this.krl + steps, Math.floor(this.clock().getTime() / 1000));
   }
 
   // ---- tokens
@@ -305,16 +483,24 @@ class LowdbState implements OpenedState {
     this.assertOpen();
     const nowMs = nowSec * 1000;
     const result: PruneResult = { expired: [], removedRequests: 0, removedRevocations: 0, removedTokens: 0 };
+    // An expired auto-issued grant is of no further use (the KRL keeps its own revocation
+    // entries): drop it at once, so memory never grows with certificates already expired.
+    for (const [id, g] of this.grants) {
+      if (g.validBefore <= nowSec) {
+        this.deleteRequest(id);
+        result.removedRequests++;
+      }
+    }
     for (const [id, r] of this.requests) {
       if (r.status === 'pending' && r.expiresAt <= nowMs) {
         r.status = 'expired';
+        this.requests.touch(id);
         result.expired.push(structuredClone(r));
         continue; // kept until a later prune, after the caller has audited the expiry
       }
       const endSec = r.cert && r.status !== 'denied' && r.status !== 'expired' ? r.cert.validBefore : r.expiresAt / 1000;
       if (r.status !== 'pending' && endSec + this.requestGraceSec <= nowSec) {
         this.deleteRequest(id);
-        this.volatile.delete(id);
         result.removedRequests++;
       }
     }
@@ -322,12 +508,6 @@ class LowdbState implements OpenedState {
     for (const [key, r] of this.revocations) {
       if (r.validBefore <= krlCutoff) {
         this.revocations.delete(key);
-        result.removedRevocations++;
-      }
-    }
-    for (const [fp, k] of this.revokedKeys) {
-      if (k.until <= krlCutoff) {
-        this.revokedKeys.delete(fp);
         result.removedRevocations++;
       }
     }
@@ -339,6 +519,7 @@ class LowdbState implements OpenedState {
       }
     }
     if (result.expired.length + result.removedRequests + result.removedRevocations + result.removedTokens > 0) {
+      // (Dropping in-memory grants alone needs no write; it is harmless to write anyway.)
       try {
         await this.persist();
       } catch (e) {
@@ -346,7 +527,10 @@ class LowdbState implements OpenedState {
         // reports them again instead of expiring them silently.
         for (const r of result.expired) {
           const cur = this.requests.get(r.id);
-          if (cur?.status === 'expired') cur.status = 'pending';
+          if (cur?.status === 'expired') {
+            cur.status = 'pending';
+            this.requests.touch(r.id);
+          }
         }
         throw e;
       }
@@ -364,6 +548,11 @@ class LowdbState implements OpenedState {
   async close(): Promise<void> {
     try {
       await this.flush();
+      // Leave one tidy snapshot for offline readers and the next start.
+      if (this.journalBytes > 0) {
+        this.needSnapshot = true;
+        await this.persist();
+      }
     } finally {
       this.closed = true;
     }
@@ -397,21 +586,53 @@ class LowdbState implements OpenedState {
 
   /** Never rejects: the outcome goes to the batch's waiters. */
   private async writeOnce(batch: Deferred): Promise<void> {
+    const entry: JournalEntry = { e: this.epoch };
+    const add = <K extends 'req' | 'rev' | 'key' | 'tok'>(k: K, changes: JournalEntry[K]) => {
+      if (changes && changes.length > 0) entry[k] = changes;
+    };
+    add('req', this.requests.takeChanges());
+    add('rev', this.revocations.takeChanges());
+    add('key', this.revokedKeys.takeChanges());
+    add('tok', this.tokens.takeChanges());
+    if (this.krl !== this.writtenKrl) entry.krl = this.krl;
+    const krl = this.krl;
     try {
-      this.db.data = this.snapshot();
-      await this.db.write();
+      if (this.needSnapshot || this.journalBytes > Math.max(MIN_COMPACT_BYTES, this.adapter.lastBytes)) {
+        await this.writeSnapshot();
+      } else {
+        const line = JSON.stringify(entry) + '\n';
+        await this.journal.append(line);
+        this.journalBytes += Buffer.byteLength(line);
+      }
+      this.writtenKrl = krl;
       this.stats.writes++;
       batch.resolve();
     } catch (e) {
+      // The changes taken above are in memory only now; a whole snapshot carries them next time
+      // (and cuts off whatever part of a journal line may have reached the disk).
+      this.needSnapshot = true;
       batch.reject(new JitError('unavailable', `state not writable: ${errorCode(e)}`, { cause: e }));
     }
   }
 
-  private snapshot(): StateFile {
+  /** Snapshot with the next epoch, then empty the journal (its lines are now older than it). */
+  private async writeSnapshot(): Promise<void> {
+    const epoch = this.epoch + 1;
+    this.db.data = this.snapshot(epoch);
+    await this.db.write();
+    this.epoch = epoch;
+    await this.journal.truncate();
+    this.journalBytes = 0;
+    this.needSnapshot = false;
+    this.stats.snapshots++;
+  }
+
+  private snapshot(epoch: number): StateFile {
     return {
       version: SCHEMA_VERSION,
+      journalEpoch: epoch,
       krlVersion: this.krl,
-      requests: [...this.requests.values()].filter((r) => !this.volatile.has(r.id)),
+      requests: [...this.requests.values()],
       revocations: [...this.revocations.values()],
       revokedKeys: [...this.revokedKeys.values()],
       tokens: [...this.tokens].map(([hash, t]) => ({ hash, ...t })),
@@ -436,7 +657,7 @@ function liveRevocations(
   return {
     krlVersion,
     certificates: [...certs].filter((r) => r.validBefore > cutoff).map((r) => structuredClone(r)),
-    keys: [...keys].filter((k) => k.until > cutoff).map((k) => structuredClone(k)),
+    keys: [...keys].map((k) => structuredClone(k)),
   };
 }
 
@@ -446,12 +667,28 @@ function liveRevocations(
  */
 export async function readRevocations(file: string, nowSec: number): Promise<RevocationSnapshot> {
   const data = (await new DurableJsonFile(file).read()) ?? emptyState();
-  return liveRevocations(data.krlVersion ?? 0, data.revocations ?? [], data.revokedKeys ?? [], nowSec - KRL_GRACE_SEC);
+  const revocations = new Map((data.revocations ?? []).map((r) => [revocationKey(r), r]));
+  const keys = new Map((data.revokedKeys ?? []).map((k) => [k.fingerprint, k]));
+  let krl = data.krlVersion ?? 0;
+  // Changes since the snapshot (lines of the snapshot's epoch; a torn last line is ignored).
+  for (const e of (await readJournal(journalFileOf(file), data.journalEpoch ?? 0)).entries) {
+    for (const [k, v] of e.rev ?? []) v ? revocations.set(k, v) : revocations.delete(k);
+    for (const [k, v] of e.key ?? []) v ? keys.set(k, v) : keys.delete(k);
+    if (typeof e.krl === 'number') krl = Math.max(krl, e.krl);
+  }
+  return liveRevocations(krl, revocations.values(), keys.values(), nowSec - KRL_GRACE_SEC);
 }
 
-/** Opens (or starts empty) the state file. One per process. */
+/** Opens (or starts empty) the state file and its journal. One per process. */
 export async function openState(file: string, opts: StateOptions = {}): Promise<OpenedState> {
-  const db = new Low<StateFile>(new DurableJsonFile(file), emptyState());
-  await db.read();
-  return new LowdbState(db, opts.clock ?? (() => new Date()), opts);
+  const adapter = new DurableJsonFile(file);
+  const db = new Low<StateFile>(adapter, emptyState());
+  const existing = await adapter.read();
+  if (existing) db.data = existing;
+  const journalRead = await readJournal(journalFileOf(file), existing?.journalEpoch ?? 0).catch((e: unknown) => {
+    throw new JitError('unavailable', `state journal not readable: ${errorCode(e)}`, { cause: e });
+  });
+  const state = new LowdbState(db, adapter, new JournalWriter(journalFileOf(file)), journalRead, existing !== null, opts.clock ?? (() => new Date()), opts);
+  await state.compactIfNeeded();
+  return state;
 }

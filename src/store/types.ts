@@ -92,8 +92,11 @@ export interface IssuedCert {
   validAfter: number;
   validBefore: number;
   caFingerprint: string;
-  /** `…-cert-v01@openssh.com AAAA…` line. */
-  certificate: string;
+  /**
+   * `…-cert-v01@openssh.com AAAA…` line. Absent on auto-issued grants read back from the
+   * in-memory index: the certificate is handed out once, and the audit `issue` record keeps it.
+   */
+  certificate?: string;
 }
 
 /** One access request and, once issued, its certificate. The store interprets only
@@ -120,7 +123,11 @@ export interface RequestRecord {
   webhook?: unknown;
   approvals: Approval[];
   denial?: { by?: string; at: number; reason: string };
-  /** The requester's public key, authorized_keys line, and its 'SHA256:…' fingerprint. */
+  /**
+   * The requester's public key as canonical `type base64` (never the comment: it is free text
+   * of up to kilobytes) and its 'SHA256:…' fingerprint. Empty on auto-issued grants read back
+   * from the in-memory index.
+   */
   publicKey: string;
   keyFingerprint?: string;
   sourceAddress?: string;
@@ -151,16 +158,28 @@ export interface CertRevocation {
   reason?: string;
 }
 
-/** A revoked public key: every certificate for it is refused. */
+/**
+ * A revoked public key: every certificate for it is refused by hosts (KRL) and the CA refuses to
+ * issue for it, until an admin lifts the revocation.
+ */
 export interface KeyRevocation {
   /** 'SHA256:…' */
   fingerprint: string;
-  /** authorized_keys line of the key; the KRL lists its blob. */
-  publicKey: string;
-  /** Unix seconds: kept until every certificate that could carry this key has expired. */
-  until: number;
+  /**
+   * Canonical `type base64` of the key when the CA knew it: the KRL lists it as an explicit key.
+   * Otherwise the KRL lists the key by its SHA-256 hash (OpenSSH ≥ 7.9).
+   */
+  publicKey?: string;
   /** ms since the epoch. */
   revokedAt: number;
+  by: string;
+  reason?: string;
+}
+
+/** What a batch revocation records for each grant it ends. */
+export interface RevocationMark {
+  /** ms since the epoch. */
+  at: number;
   by: string;
   reason?: string;
 }
@@ -197,11 +216,11 @@ export interface StateStore {
   /** Insert or replace by id. */
   putRequest(r: RequestRecord): Promise<void>;
   /**
-   * Keeps an auto-issued grant in memory only: its durable copy is the audit log's `issue`
-   * record, from which openStore rebuilds it after a restart. This keeps the state file (which
-   * lowdb rewrites whole on every change) off the issuance hot path and independent of how many
-   * certificates are live. A later putRequest of the same id makes it a persisted record again.
-   * The store keeps `r` itself (no copy): the caller must not change it afterwards.
+   * Keeps an auto-issued grant in memory only, as a compact index entry (no certificate text,
+   * key line or free text; see grant-index.ts): its durable copy is the audit log's `issue`
+   * record, from which openStore rebuilds it after a restart. This keeps the state file off the
+   * issuance hot path and memory small per live certificate; prune() drops it once expired. A
+   * later putRequest/updateRequest of the same id makes it a persisted record.
    */
   recordIssued(r: RequestRecord): void;
   getRequest(id: string): Promise<RequestRecord | undefined>;
@@ -214,11 +233,23 @@ export interface StateStore {
   updateRequest(id: string, mutate: (r: RequestRecord) => void): Promise<RequestRecord>;
   /** Status 'issued' with cert.validBefore > nowSec. */
   countActiveGrants(user: string, nowSec: number): Promise<number>;
+  /** Status 'pending' with expiresAt > nowMs. */
+  countPending(user: string, nowMs: number): Promise<number>;
 
   /** Returns false (and changes nothing) if this serial of this CA is already revoked. */
   addRevocation(rev: CertRevocation): Promise<boolean>;
-  /** Returns false if this key fingerprint is already revoked until at least `until`. */
+  /** Returns false (and changes nothing) if this key fingerprint is already revoked. */
   addKeyRevocation(rev: KeyRevocation): Promise<boolean>;
+  /** Lifts a key revocation; false when the key was not revoked. */
+  removeKeyRevocation(fingerprint: string): Promise<boolean>;
+  /** The revocation of this key, if it is revoked. */
+  keyRevocation(fingerprint: string): Promise<KeyRevocation | undefined>;
+  /**
+   * Ends many grants at once: every listed request still issued or pending becomes 'revoked'
+   * and its certificate joins the KRL, in one durable write (one KRL version step). Returns the
+   * requests it changed; ids that are gone or already final are skipped.
+   */
+  revokeGrants(ids: readonly string[], mark: RevocationMark): Promise<RequestRecord[]>;
   /** Unexpired revocations only. */
   listRevocations(nowSec: number): Promise<RevocationSnapshot>;
   krlVersion(): Promise<number>;

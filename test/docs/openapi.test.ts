@@ -205,6 +205,15 @@ describeWithTools(['ssh-keygen'], 'docs/openapi.yaml against the real daemon', (
     expect((await call('POST', rv, rv, { body: { user: 'dave' } })).status).toBe(401);
     const all = await call('POST', rv, rv, { as: 'erin', body: { user: 'alice', reason: 'laptop lost' } });
     expect(all.body.revoked.length).toBeGreaterThan(0);
+
+    const fingerprint = 'SHA256:' + 'A'.repeat(43);
+    expect((await call('POST', rv, rv, { as: 'erin', body: { fingerprint, reason: 'stolen' } })).status).toBe(200);
+    const lift = '/v1/revocations/lift';
+    expect((await call('POST', lift, lift, { as: 'bob', body: { fingerprint } })).status).toBe(403);
+    expect((await call('POST', lift, lift, { as: 'erin', body: { fingerprint: 'nope' } })).status).toBe(400);
+    expect((await call('POST', lift, lift, { body: { fingerprint } })).status).toBe(401);
+    expect((await call('POST', lift, lift, { as: 'erin', body: { fingerprint, reason: 'found' } })).body).toEqual({ lifted: { fingerprint } });
+    expect((await call('POST', lift, lift, { as: 'erin', body: { fingerprint } })).status).toBe(404);
   });
 
   it('ok/what hosts fetch: CA lines, KRL with ETag, host config', async () => {

@@ -33,6 +33,7 @@ describe('validateConfig', () => {
       adminGroups: ['admins'],
       auditorGroups: ['auditors'],
       rateLimit: { auth: { perMinute: 30 } },
+      limits: { requestsPerMinute: 30, liveCertificates: 50, pendingRequests: 5 },
       logLevel: 'info',
       auditCheckpoints: { everyRecords: 1000, interval: 60, syslog: false },
     });

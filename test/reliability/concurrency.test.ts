@@ -37,6 +37,8 @@ describeWithTools(['ssh-keygen'], 'reliability: 1,000 concurrent requests', () =
         bob: ['sre-leads'],
       },
       tokens: tokens.yaml,
+      // Load, not per-user limits, is under test: each user sends far more than the defaults allow.
+      config: 'limits: { requestsPerMinute: 100000, liveCertificates: 100000, pendingRequests: 10000 }',
     });
     d = await startDaemon({ configPath: env.configPath, log: capture.log });
     const plan = Array.from({ length: TOTAL }, (_, i): { kind: Answer['kind']; user: string; body: object } => {

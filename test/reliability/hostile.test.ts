@@ -77,7 +77,8 @@ describeWithTools(['ssh-keygen'], 'reliability: hostile input (fast-check)', () 
 
   beforeAll(async () => {
     tokens = staticTokens(['alice', 'bob', 'carol', 'dave', 'erin', 'mallory']);
-    env = makeEnv({ tokens: tokens.yaml });
+    // Thousands of generated requests from one user: the per-user limits would answer 429 first.
+    env = makeEnv({ tokens: tokens.yaml, config: 'limits: { requestsPerMinute: 100000, liveCertificates: 100000, pendingRequests: 10000 }' });
     d = await startDaemon({ configPath: env.configPath, log: capture.log, clock });
     for (const [u, k] of Object.entries(env.keys)) {
       signers[u] = createSigner(decodeOpenSshPrivateKey(k.privateText));

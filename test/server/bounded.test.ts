@@ -15,7 +15,8 @@ describeWithTools(['ssh-keygen'], 'bounded state', () => {
   const clock = { now: () => now };
 
   beforeAll(async () => {
-    env = makeEnv();
+    // Far above the per-user defaults: this test is about state size, not about the limits.
+    env = makeEnv({ config: 'limits: { requestsPerMinute: 100000, liveCertificates: 100000 }' });
     d = await startTestDaemon(env, { clock });
   });
   afterAll(async () => {

@@ -32,7 +32,7 @@ describeWithTools(['ssh-keygen'], 'grants survive a restart', () => {
       const ga = await api(d.url, 'GET', `/v1/requests/${a.id}`, undefined, token);
       expect(ga.status).toBe(200);
       expect(ga.body.status).toBe('issued');
-      expect(ga.body.certificate).toBe(a.certificate);
+      expect(ga.body.serial).toBe(a.serial);
       const gb = await api(d.url, 'GET', `/v1/requests/${b.id}`, undefined, token);
       expect(gb.body.status).toBe('revoked');
       const krlAfter = await api(d.url, 'GET', '/v1/krl');

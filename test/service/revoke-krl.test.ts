@@ -4,11 +4,11 @@
  * admin revocation by user and by key fingerprint.
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningDaemon } from '../../src/daemon.js';
-import { api, login, makeEnv, startTestDaemon, type TestEnv } from '../helpers/daemon.js';
+import { api, login, makeEnv, startTestDaemon, subjectKey, type TestEnv } from '../helpers/daemon.js';
 import type { TestKey } from '../helpers/keys.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 import { describeWithTools, findTool } from '../helpers/tools.js';
@@ -257,9 +257,45 @@ describeWithTools(['ssh-keygen', 'sshd', 'ssh'], 'revocation and the KRL', () =>
       expect(after.status).toBe(200);
       const pub = `${c.key.path}.pub`;
       expect(krlQuery(krlFile, [c.certFile, pub])).toEqual({ [c.certFile]: 'REVOKED', [pub]: 'REVOKED' });
-      const unknown = await api(d.url, 'POST', '/v1/revocations', { fingerprint: 'SHA256:' + 'A'.repeat(43) }, await tok('erin'));
-      expect(unknown.status).toBe(404);
+      // A key the CA never saw (reported stolen before first use) is revoked by its SHA-256 hash.
+      const unseen = subjectKey(env, 'never-used');
+      const unseenFp = (await import('../../src/ca/keys.js')).parsePublicKey(unseen.publicLine).fingerprint;
+      const unknown = await api(d.url, 'POST', '/v1/revocations', { fingerprint: unseenFp }, await tok('erin'));
+      expect(unknown.status).toBe(200);
+      expect(unknown.body.revoked).toEqual([]);
+      await fetchKrl();
+      expect(krlQuery(krlFile, [unseen.path + '.pub'])).toEqual({ [unseen.path + '.pub']: 'REVOKED' });
       expect((await api(d.url, 'POST', '/v1/revocations', { fingerprint }, await tok('alice'))).status).toBe(403);
+    });
+
+    it('ok/a revoked key stays refused and in the KRL (past maxTtl) until an admin lifts it; lifting is admin-only and audited', async () => {
+      const c = await issued('alice');
+      const fingerprint = (await import('../../src/ca/keys.js')).parsePublicKey(c.key.publicLine).fingerprint;
+      const pub = `${c.key.path}.pub`;
+      expect((await api(d.url, 'POST', '/v1/revocations', { fingerprint, reason: 'lost' }, await tok('erin'))).status).toBe(200);
+      // The attack: ask for a new certificate for the revoked key.
+      const again = await api(d.url, 'POST', '/v1/requests', { target: 'prod-db', task: 'check-logs', publicKey: c.key.publicLine }, await tok('alice'));
+      expect(again.status).toBe(403);
+      expect(again.body.error).toMatchObject({ code: 'forbidden' });
+      expect(again.body.error.message).toContain(fingerprint);
+      // Long after every certificate could have expired, the pruner keeps the key in the KRL.
+      const later = Math.floor(Date.now() / 1000) + 10 * d.deps.config.maxTtl;
+      await d.deps.state.prune(later);
+      expect((await d.deps.state.listRevocations(later)).keys.map((k) => k.fingerprint)).toContain(fingerprint);
+      await fetchKrl();
+      expect(krlQuery(krlFile, [pub])).toEqual({ [pub]: 'REVOKED' });
+
+      expect((await api(d.url, 'POST', '/v1/revocations/lift', { fingerprint }, await tok('alice'))).status).toBe(403);
+      const lifted = await api(d.url, 'POST', '/v1/revocations/lift', { fingerprint, reason: 'found it' }, await tok('erin'));
+      expect(lifted.status).toBe(200);
+      expect(lifted.body).toEqual({ lifted: { fingerprint } });
+      expect((await api(d.url, 'POST', '/v1/revocations/lift', { fingerprint }, await tok('erin'))).status).toBe(404);
+      await fetchKrl();
+      expect(krlQuery(krlFile, [pub])).toEqual({ [pub]: 'ok' });
+      const after = await api(d.url, 'POST', '/v1/requests', { target: 'prod-db', task: 'check-logs', publicKey: c.key.publicLine }, await tok('alice'));
+      expect(after.status).toBe(201);
+      const records = readFileSync(join(env.dataDir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      expect(records.filter((r) => r.keyFingerprint === fingerprint && r.by === 'erin').map((r) => r.type)).toEqual(['revoke', 'unrevoke_key']);
     });
   });
 });

@@ -1,9 +1,9 @@
 /** The request lifecycle: create, list, view, approve, deny, revoke; admin revocations. */
 import { Router, type Response } from 'express';
 import { JitError } from '../../errors.js';
-import { createRequest, issuedView, pendingView } from '../../service/issue.js';
+import { createRequest, grantView, pendingView } from '../../service/issue.js';
 import { approveRequest, denyRequest, isAdmin, isApproverOf, viewRequest } from '../../service/approve.js';
-import { revokeBySerial, revokeKey, revokeRequest, revokeUser } from '../../service/revoke.js';
+import { liftKeyRevocation, revokeBySerial, revokeKey, revokeRequest, revokeUser } from '../../service/revoke.js';
 import type { RequestRecord } from '../../store/types.js';
 import {
   approveBody,
@@ -14,6 +14,7 @@ import {
   requestIdParam,
   revocationBody,
   revokeBody,
+  liftKeyBody,
 } from '../schemas.js';
 import type { Ctx } from '../app.js';
 
@@ -35,7 +36,7 @@ export function requestView(rec: RequestRecord): Record<string, unknown> {
   };
   switch (rec.status) {
     case 'issued':
-      return { ...common, ...issuedView(rec) };
+      return { ...common, ...grantView(rec) };
     case 'pending':
       return { ...common, ...pendingView(rec) };
     case 'revoked':
@@ -125,6 +126,13 @@ export function requestRoutes(ctx: Ctx): Router {
     else revoked = await revokeKey(deps, identity, body.fingerprint!, body.reason);
     if (body.user) deps.tokens.revokeUser(body.user);
     res.json({ revoked: revoked.map((rec) => ({ id: rec.id, serial: rec.cert?.serial ?? null })) });
+  });
+
+  // Admin: a revoked key may be certified again (and leaves the KRL). Audited.
+  r.post('/revocations/lift', async (req, res) => {
+    const identity = ctx.identify(req);
+    const body = parseBody(liftKeyBody, req.body);
+    res.json({ lifted: await liftKeyRevocation(deps, identity, body.fingerprint, body.reason) });
   });
 
   return r;
