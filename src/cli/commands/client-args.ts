@@ -15,6 +15,10 @@ export interface ClientArgs {
   identity?: string;
   json?: boolean;
   out?: string;
+  /** allow plain http to a server beyond loopback */
+  'insecure-http'?: boolean;
+  /** forget the pinned CA key of the server before logging in */
+  'reset-server-key'?: boolean;
 }
 
 export interface ClientContext {
@@ -59,6 +63,7 @@ export function clientContext(a: ClientArgs): ClientContext {
 
   const api = new ApiClient({
     server: s.server,
+    insecureHttp: Boolean(a['insecure-http']),
     token: s.token,
     authenticate: async (client) => {
       const [{ readCachedToken, writeCachedToken }, { identityCandidates, loginWithKeys }] = await Promise.all([
@@ -67,13 +72,16 @@ export function clientContext(a: ClientArgs): ClientContext {
       ]);
       // The cache is only consulted for the first login of a process; a refused cached token
       // (daemon restarted) falls through to a fresh signature on the retry.
-      if (!cacheTried) {
+      if (!cacheTried && !a['reset-server-key']) {
         cacheTried = true;
         const cached = readCachedToken(s.dir, s.server, s.user);
         if (cached) return cached;
       }
       const candidates = await identityCandidates({ identity: s.identity, agent: await agent() });
-      const { token, expiresAt } = await loginWithKeys(client, s.user, candidates);
+      const { checkChallengeBinding } = await import('../../client/known-servers.js');
+      const { token, expiresAt } = await loginWithKeys(client, s.user, candidates, (challenge) =>
+        checkChallengeBinding(challenge, { server: s.server, user: s.user, dir: s.dir, reset: Boolean(a['reset-server-key']) }),
+      );
       writeCachedToken(s.dir, s.server, s.user, token, expiresAt);
       return token;
     },
