@@ -21,7 +21,7 @@ import { fileSecretSource, type SecretSource } from './auth/secret.js';
 import { SessionTokens } from './auth/tokens.js';
 import { createApp, type AppDeps } from './server/app.js';
 import { buildBlockList } from './server/client-address.js';
-import { guardConnections } from './server/connection-limits.js';
+import { guardConnections, serverTimeouts } from './server/connection-limits.js';
 import { createMetrics } from './service/metrics.js';
 import { createNotifier } from './service/notify.js';
 import type { Clock } from './service/deps.js';
@@ -172,9 +172,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   pruneTimer.unref();
 
   const app = createApp(deps);
+  const timeouts = serverTimeouts(config.connections);
   const server: Server = config.tls
-    ? createHttpsServer({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) })
-    : createHttpServer();
+    ? createHttpsServer({ ...timeouts, cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) })
+    : createHttpServer(timeouts);
   const guard = guardConnections(server, {
     limits: config.connections,
     prefix: config.addressPrefix,

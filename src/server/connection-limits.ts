@@ -2,8 +2,10 @@
  * Connection caps, so half-sent requests cannot take the CA away from everyone else:
  * - per client address group (IPv6 by /64): one client cannot hold more than `perAddress`;
  *   a trusted proxy's own address is exempt (its clients are counted by the global cap);
- * - globally: above `max` connections only health checks are served (503 for the rest), and
- *   above `max + healthReserve` new connections are closed at once;
+ * - globally: above `max` connections only health checks are served (503 for the rest, and the
+ *   connection is closed after the answer); a connection let in above `max` that has not sent a
+ *   whole request within RESERVE_GRACE_MS is closed, so half-sent requests cannot sit in the
+ *   room kept for health checks; above `max + healthReserve` new connections are closed at once;
  * - headers and whole requests must arrive within headersTimeout / requestTimeout.
  */
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
@@ -23,6 +25,8 @@ export interface ConnectionLimitOptions {
 }
 
 const HEALTH_PATHS = new Set(['/healthz', '/metrics']);
+/** How long a connection admitted into the health-check reserve may take to send its request. */
+export const RESERVE_GRACE_MS = 1000;
 
 export interface ConnectionGuard {
   /** wraps the app: above `max` connections, only health checks reach it */
@@ -31,15 +35,21 @@ export interface ConnectionGuard {
   count(group?: string): number;
 }
 
+/**
+ * Options for createServer: the timeouts, and how often node checks them (default 30 s, which
+ * would let a half-sent request live 40 s; this option only works at construction).
+ */
+export function serverTimeouts(limits: ConnectionLimits): { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } {
+  return { headersTimeout: limits.headersTimeout * 1000, requestTimeout: limits.requestTimeout * 1000, connectionsCheckingInterval: 1000 };
+}
+
 export function guardConnections(server: Server, opts: ConnectionLimitOptions): ConnectionGuard {
   const { limits } = opts;
   let total = 0;
   const perGroup = new Map<string, number>();
-
-  server.headersTimeout = limits.headersTimeout * 1000;
-  server.requestTimeout = limits.requestTimeout * 1000;
-  // Node checks those timeouts on this interval (default 30 s): check often enough to matter.
-  (server as Server & { connectionsCheckingInterval?: number }).connectionsCheckingInterval = 1000;
+  /** remote address:port of connections that delivered a request (the same for TLS and TCP sockets) */
+  const served = new Set<string>();
+  const peer = (s: { remoteAddress?: string; remotePort?: number }) => `${s.remoteAddress}|${s.remotePort}`;
 
   server.on('connection', (socket: Socket) => {
     const addr = normalizeAddress(socket.remoteAddress) ?? 'unknown';
@@ -53,7 +63,16 @@ export function guardConnections(server: Server, opts: ConnectionLimitOptions): 
     }
     total++;
     if (group !== undefined) perGroup.set(group, mine + 1);
+    const key = peer(socket);
+    if (total > limits.max) {
+      const timer = setTimeout(() => {
+        if (!served.has(key)) socket.destroy();
+      }, RESERVE_GRACE_MS);
+      timer.unref();
+      socket.once('close', () => clearTimeout(timer));
+    }
     socket.once('close', () => {
+      served.delete(key);
       total--;
       if (group === undefined) return;
       const left = (perGroup.get(group) ?? 1) - 1;
@@ -64,7 +83,13 @@ export function guardConnections(server: Server, opts: ConnectionLimitOptions): 
 
   return {
     handler: (app) => (req: IncomingMessage, res: ServerResponse) => {
-      if (total > limits.max && !HEALTH_PATHS.has((req.url ?? '').split('?')[0])) {
+      served.add(peer(req.socket));
+      if (total <= limits.max) {
+        app(req, res);
+        return;
+      }
+      res.setHeader('connection', 'close'); // hand the slot back as soon as this answer is out
+      if (!HEALTH_PATHS.has((req.url ?? '').split('?')[0])) {
         res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '5', connection: 'close' });
         res.end(JSON.stringify({ error: { code: 'unavailable', message: `too many open connections (connections.max ${limits.max}); try again shortly` } }));
         return;
