@@ -103,7 +103,10 @@ ${opts.rules ?? ''}${DEFAULT_RULES}`,
   writeFileSync(
     configPath,
     `listen: 127.0.0.1:0\ndataDir: ${dataDir}\npolicy: ${policyPath}\nlogLevel: silent\nrateLimit: { auth: { perMinute: 100000, failuresPerUserPerMinute: 100000 } }\n` +
-      `hostTokens: [{ name: test-hosts, sha256: "${TEST_HOST_TOKEN_SHA256}" }]\n${opts.config ?? ''}`,
+      `hostTokens: [{ name: test-hosts, sha256: "${TEST_HOST_TOKEN_SHA256}" }]\n` +
+      // Every test client connects from 127.0.0.1 (the reliability suite runs 1,000 at once), so
+      // test daemons allow that unless a test sets its own connection limits.
+      `${/^connections:/m.test(opts.config ?? '') ? '' : 'connections: { max: 5000, perAddress: 5000 }\n'}${opts.config ?? ''}`,
   );
   return { dir: t.dir, dataDir, configPath, policyPath, keys, cleanup: t.cleanup };
 }
