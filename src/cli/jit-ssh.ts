@@ -11,6 +11,7 @@
  */
 import { parseArgs } from 'node:util';
 import { runCli } from './run.js';
+import { VERSION } from '../version.js';
 
 type Json = string | number | boolean | string[] | undefined;
 
@@ -273,7 +274,7 @@ async function parseWithYargs(argv: string[]): Promise<void> {
     .demandCommand(1, 'name a command')
     .strict()
     .help()
-    .version(false)
+    .version(VERSION)
     .fail((msg, err) => {
       throw err ?? new UsageError(msg.replace(/\s*\n\s*/g, ' '));
     })

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { runCli } from './run.js';
+import { VERSION } from '../version.js';
 
 const DEFAULT_CONFIG = process.env.JITSSHD_CONFIG ?? 'config/jit-sshd.yaml';
 
@@ -123,7 +124,7 @@ await runCli(async () => {
     )
     .strict()
     .help()
-    .version(false)
+    .version(VERSION)
     .fail((msg, err) => {
       throw err ?? new UsageError(msg);
     })

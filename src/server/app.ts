@@ -1,5 +1,5 @@
 /**
- * createApp(deps): the HTTP API of SPEC §3 as an express 5 app, without listen(). Handlers are
+ * createApp(deps): the HTTP API (docs/openapi.yaml) as an express 5 app, without listen(). Handlers are
  * thin: parse → validate → authenticate → service → JSON. Every error leaves through one
  * middleware that maps JitError codes to statuses and hides everything else.
  */
@@ -75,7 +75,7 @@ export function createApp(deps: AppDeps): express.Express {
   return app;
 }
 
-/** Maps any error to SPEC's JSON shape; internals go to the log only. */
+/** Maps any error to the API's JSON error shape; internals go to the log only. */
 export function errorHandler(deps: Pick<ServiceDeps, 'log'>) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     let e: JitError;
