@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { JitError } from './errors.js';
 import { loadDaemonConfig, loadPolicyFile } from './config-files.js';
-import { listenProblem, parseListen, type DaemonConfig } from './policy/config-schema.js';
+import { isLoopbackListen, listenProblem, parseListen, type DaemonConfig } from './policy/config-schema.js';
 import { canonicalServerUrl } from './policy/server-url.js';
 import type { Policy } from './policy/schema.js';
 import { openStore } from './store/index.js';
@@ -198,6 +198,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const actualPort = typeof addr === 'object' && addr ? addr.port : port;
   const url = `${config.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
   publicUrl ||= canonicalServerUrl(url) ?? url;
+  if (!config.publicUrl && !isLoopbackListen(config.listen)) {
+    log.warn({ publicUrl }, 'publicUrl is not set: login challenges name the listen address, and jit-ssh refuses them when it connects by another name; set publicUrl');
+  }
   log.info({ url, publicUrl, ca: ca.active().fingerprint, dataDir: config.dataDir }, 'jit-sshd listening');
 
   let closed = false;
