@@ -16,6 +16,7 @@ import type { Policy } from './policy/schema.js';
 import { openStore } from './store/index.js';
 import type { AuditFileOps } from './store/audit.js';
 import { initKeyring, openKeyring } from './store/ca-keys.js';
+import { startCheckpointer } from './store/audit-checkpointer.js';
 import { Challenges } from './auth/challenges.js';
 import { fileSecretSource, type SecretSource } from './auth/secret.js';
 import { SessionTokens } from './auth/tokens.js';
@@ -110,7 +111,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     throw e;
   }
 
-  let policy = firstPolicy;
   let challengeKey: Buffer;
   try {
     challengeKey = (opts.secret ?? fileSecretSource(config.dataDir)).challengeKey();
@@ -118,6 +118,25 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await store.close();
     throw e;
   }
+
+  let checkpoints;
+  try {
+    // Before anything is served: refuses to start if the log lost or changed signed records.
+    checkpoints = await startCheckpointer({
+      dataDir: config.dataDir,
+      audit: store.audit,
+      everyRecords: config.auditCheckpoints.everyRecords,
+      intervalSec: config.auditCheckpoints.interval,
+      syslog: config.auditCheckpoints.syslog,
+      log,
+      clock: () => new Date(clock.now()),
+    });
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+
+  let policy = firstPolicy;
   // The public URL the login challenges name: configured, or this listener's URL once bound.
   let publicUrl = config.publicUrl ?? '';
   const metrics = createMetrics({ defaults: true });
@@ -191,6 +210,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
   } catch (e) {
     clearInterval(pruneTimer);
+    await checkpoints.close();
     await store.close();
     throw new JitError('unavailable', `cannot listen on ${config.listen}: ${(e as Error).message}`);
   }
@@ -219,6 +239,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       });
       // Give webhooks in flight a moment, but a hanging receiver must not hold up shutdown.
       await Promise.race([deps.notify.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
+      await checkpoints.close();
       await store.close();
     },
   };

@@ -117,8 +117,16 @@ await runCli(async () => {
     )
     .command('audit', 'audit log tools', (y) =>
       y
-        .command('verify', 'check the hash chain and report the first break', (y2) => y2.option('data-dir', { type: 'string' }), async (a) =>
-          (await import('./commands/audit.js')).verify(a),
+        .command(
+          'verify',
+          'check the hash chain and its signed checkpoints; report the first break',
+          (y2) =>
+            y2
+              .option('data-dir', { type: 'string' })
+              .option('expect-head', { type: 'string', array: true, describe: 'SEQ:HASH of a head noted off this box (repeatable)' })
+              .option('checkpoint', { type: 'string', array: true, describe: 'file of checkpoint lines kept off this box, e.g. from syslog (repeatable)' })
+              .option('checkpoint-key', { type: 'string', describe: 'checkpoint public key (line or file) kept off this box' }),
+          async (a) => (await import('./commands/audit.js')).verify(a),
         )
         .demandCommand(1, 'name an audit command: verify'),
     )

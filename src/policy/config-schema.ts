@@ -53,6 +53,8 @@ export interface DaemonConfig {
   /** Clients are grouped by these prefixes for rate limits and connection caps. */
   addressPrefix: { ipv4: number; ipv6: number };
   connections: ConnectionLimits;
+  /** Signed audit-head checkpoints: every N records or `interval` seconds; optionally to syslog. */
+  auditCheckpoints: { everyRecords: number; interval: number; syslog: boolean };
 }
 
 export interface HostToken {
@@ -174,6 +176,13 @@ export const configSchema = z.strictObject({
       healthReserve: z.number().int().min(1).max(1000).default(10),
       headersTimeout: duration({ maxSeconds: 300 }).prefault('10s'),
       requestTimeout: duration({ maxSeconds: 600 }).prefault('30s'),
+    })
+    .prefault({}),
+  auditCheckpoints: z
+    .strictObject({
+      everyRecords: z.number().int().min(1).max(1_000_000).default(1000),
+      interval: duration({ maxSeconds: 86_400 }).prefault('60s'),
+      syslog: z.boolean().default(false),
     })
     .prefault({}),
 });

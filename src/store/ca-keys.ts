@@ -76,16 +76,21 @@ function writeManifest(dataDir: string, m: Manifest): void {
   writeFileAtomicSync(manifestPath(dataDir), JSON.stringify(m, null, 2) + '\n', 0o600);
 }
 
-/** Loads a CA private key file, refusing keys that group or others could read. */
-export function loadCaKeyFile(path: string, comment?: string): Signer {
+/** Reads an OpenSSH private key file, refusing one that group or others could read. */
+export function readPrivateKeyFile(path: string, what = 'CA key'): KeyObject {
   const st = statSync(path);
   if ((st.mode & 0o077) !== 0) {
     throw new JitError(
       'invalid_config',
-      `CA key ${path} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`,
+      `${what} ${path} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`,
     );
   }
-  return createSigner(decodeOpenSshPrivateKey(readFileSync(path, 'utf8')), comment);
+  return decodeOpenSshPrivateKey(readFileSync(path, 'utf8'));
+}
+
+/** Loads a CA private key file, refusing keys that group or others could read. */
+export function loadCaKeyFile(path: string, comment?: string): Signer {
+  return createSigner(readPrivateKeyFile(path), comment);
 }
 
 function createKeyFile(dataDir: string, type: CaKeyType, now: Date): CaKeyEntry {
