@@ -3,6 +3,7 @@
 #
 #   host-setup.sh --server URL --target T [--root DIR] [--sshd-config FILE] [--sync auto|systemd|cron|none]
 #                 [--max-age SECONDS] [--cacert FILE] [--allow-http] [--no-reload]
+#                 [--host-token-file FILE | --host-token TOKEN]
 #
 # What it does, in an order that never locks anyone out:
 #   1. fetches the target's principals (GET /v1/host-config) and writes one file per account
@@ -28,11 +29,15 @@
 #   --cacert FILE     CA bundle for an https server with a private CA
 #   --allow-http      allow plain http to a non-loopback server (only behind a trusted proxy)
 #   --no-reload       do not reload sshd after changing sshd_config
+#   --host-token-file FILE  the host token the CA admin gave you (hostTokens in jit-sshd.yaml),
+#                     sent as Authorization: Bearer to GET /v1/host-config; JITSSH_HOST_TOKEN
+#                     works too. --host-token TOKEN also, but shows the token to `ps`.
 set -eu
 umask 022
 
 PROG=host-setup.sh
 SERVER="" TARGET="" ROOT="" SSHD_CONFIG="" SYNC=auto MAX_AGE=900 CACERT="" ALLOW_HTTP=0 RELOAD=1
+HOST_TOKEN=${JITSSH_HOST_TOKEN:-}
 SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
 
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
@@ -50,6 +55,10 @@ while [ $# -gt 0 ]; do
     --cacert) CACERT=${2:?--cacert needs a file}; shift ;;
     --allow-http) ALLOW_HTTP=1 ;;
     --no-reload) RELOAD=0 ;;
+    --host-token) HOST_TOKEN=${2:?--host-token needs a token}; shift ;;
+    --host-token-file)
+      [ -r "${2:?--host-token-file needs a file}" ] || die "--host-token-file: cannot read $2"
+      HOST_TOKEN=$(head -n 1 "$2" | tr -d '\r\n'); shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
@@ -100,6 +109,13 @@ trap 'rm -rf "$WORK"' EXIT
 CURL_OPTS=(--silent --show-error --fail-with-body --max-time 30 --connect-timeout 10 --proto =http,https)
 [ -n "$CACERT" ] && CURL_OPTS+=(--cacert "$CACERT")
 curl --help all 2>/dev/null | grep -q -- --fail-with-body || CURL_OPTS=("${CURL_OPTS[@]/--fail-with-body/--fail}")
+# The host token goes to curl through a 0600 header file, never on its command line.
+HOST_AUTH=()
+if [ -n "$HOST_TOKEN" ]; then
+  printf '%s' "$HOST_TOKEN" | grep -Eq '^[!-~]{1,512}$' || die "host token: must be 1-512 printable characters without spaces"
+  (umask 077 && printf 'Authorization: Bearer %s\n' "$HOST_TOKEN" >"$WORK/auth.header")
+  HOST_AUTH=(-H "@$WORK/auth.header")
+fi
 
 say "jit-ssh host setup: target $TARGET, server $SERVER${ROOT:+, root $ROOT}"
 
@@ -148,16 +164,17 @@ make_dir() {
   CHANGES=$((CHANGES + 1))
 }
 
-fetch() { # fetch PATH OUT: GET SERVER/PATH into OUT or die with the server's message
-  local body
-  if ! curl "${CURL_OPTS[@]}" -o "$2" "$SERVER$1" 2>"$WORK/curl.err"; then
-    body=$(sed -n 's/.*"message":"\([^"]*\)".*/\1/p' "$2" 2>/dev/null | head -n 1)
-    die "GET $SERVER$1 failed: ${body:-$(head -c 300 "$WORK/curl.err")}"
+fetch() { # fetch PATH OUT [CURL ARGS…]: GET SERVER/PATH into OUT or die with the server's message
+  local body path=$1 out=$2
+  shift 2
+  if ! curl "${CURL_OPTS[@]}" "$@" -o "$out" "$SERVER$path" 2>"$WORK/curl.err"; then
+    body=$(sed -n 's/.*"message":"\([^"]*\)".*/\1/p' "$out" 2>/dev/null | head -n 1)
+    die "GET $SERVER$path failed: ${body:-$(head -c 300 "$WORK/curl.err")}"
   fi
 }
 
 # ---- 1. principals ----
-fetch "/v1/host-config?target=$TARGET&format=plain&etcDir=$ETC" "$WORK/host-config"
+fetch "/v1/host-config?target=$TARGET&format=plain&etcDir=$ETC" "$WORK/host-config" ${HOST_AUTH[@]+"${HOST_AUTH[@]}"}
 mkdir -p "$WORK/principals"
 while IFS="$(printf '\t')" read -r kind account principal rest; do
   [ "$kind" = principal ] || continue

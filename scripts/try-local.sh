@@ -51,7 +51,8 @@ echo "try-local: working in $TMP (removed at the end)"
 
 free_port() { "$NODE" -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 # GET URL > stdout (no curl needed); fails on any non-2xx answer.
-http_get() { "$NODE" -e 'fetch(process.argv[1]).then(async r=>{if(!r.ok){console.error(`${r.status} ${await r.text()}`);process.exit(1)}process.stdout.write(Buffer.from(await r.arrayBuffer()))})' "$1"; }
+# http_get URL [BEARER-TOKEN]
+http_get() { "$NODE" -e 'fetch(process.argv[1],{headers:process.argv[2]?{authorization:`Bearer ${process.argv[2]}`}:{}}).then(async r=>{if(!r.ok){console.error(`${r.status} ${await r.text()}`);process.exit(1)}process.stdout.write(Buffer.from(await r.arrayBuffer()))})' "$1" "${2:-}"; }
 wait_for() { # wait_for WHAT COMMAND… : up to 15 s
   local what=$1; shift
   for _ in $(seq 150); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
@@ -74,10 +75,14 @@ tasks:
 rules:
   - { name: try-auto, groups: [try], targets: [local], tasks: [try], approval: auto }
 EOF
+# The host token the local sshd's setup presents to GET /v1/host-config (the CA keeps its SHA-256).
+HOST_TOKEN=$("$NODE" -e 'console.log(require("crypto").randomBytes(32).toString("base64url"))')
+HOST_TOKEN_SHA256=$(printf %s "$HOST_TOKEN" | "$NODE" -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(require("crypto").createHash("sha256").update(s).digest("hex")))')
 cat >"$TMP/jit-sshd.yaml" <<EOF
 listen: 127.0.0.1:$CA_PORT
 dataDir: $TMP/data
 policy: $TMP/policy.yaml
+hostTokens: [{ name: try-local, sha256: "$HOST_TOKEN_SHA256" }]
 EOF
 JITSSHD=("$NODE" "$REPO/dist/cli/jit-sshd.js")
 "${JITSSHD[@]}" policy validate --config "$TMP/jit-sshd.yaml"
@@ -94,7 +99,7 @@ H=$TMP/host
 mkdir -p "$H/principals"
 http_get "$S/v1/ca" >"$H/ca.pub"
 http_get "$S/v1/krl" >"$H/revoked.krl"
-http_get "$S/v1/host-config?target=local&format=plain" | while IFS=$'\t' read -r kind account principal; do
+http_get "$S/v1/host-config?target=local&format=plain" "$HOST_TOKEN" | while IFS=$'\t' read -r kind account principal; do
   [ "$kind" = principal ] && echo "$principal" >>"$H/principals/$account"
 done
 echo "principals/$ME: $(cat "$H/principals/$ME")"

@@ -10,17 +10,21 @@ import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { JitError } from './errors.js';
 import { loadDaemonConfig, loadPolicyFile } from './config-files.js';
-import type { DaemonConfig } from './policy/config-schema.js';
+import { isLoopbackListen, listenProblem, parseListen, type DaemonConfig } from './policy/config-schema.js';
+import { canonicalServerUrl } from './policy/server-url.js';
 import type { Policy } from './policy/schema.js';
 import { openStore } from './store/index.js';
 import type { AuditFileOps } from './store/audit.js';
 import { initKeyring, openKeyring } from './store/ca-keys.js';
 import { startCheckpointer } from './store/audit-checkpointer.js';
-import { ChallengeStore } from './auth/challenges.js';
+import { Challenges } from './auth/challenges.js';
+import { fileSecretSource, type SecretSource } from './auth/secret.js';
 import { SessionTokens } from './auth/tokens.js';
 import { OidcVerifier } from './auth/oidc.js';
 import { MemoryUsedTokens } from './auth/oidc-replay.js';
 import { createApp, type AppDeps } from './server/app.js';
+import { buildBlockList } from './server/client-address.js';
+import { guardConnections, serverTimeouts } from './server/connection-limits.js';
 import { createMetrics } from './service/metrics.js';
 import { createNotifier } from './service/notify.js';
 import type { Clock } from './service/deps.js';
@@ -55,6 +59,8 @@ export interface DaemonOptions {
   clock?: Clock;
   /** Tests only: the audit log's file operations, to simulate a failing disk. */
   auditFs?: AuditFileOps;
+  /** Where the challenge HMAC key comes from (default: a 0600 file in the data dir). */
+  secret?: SecretSource;
   /** Print the CA line on first start (the CLI does; tests don't need it). */
   onFirstKey?: (publicLine: string) => void;
   /** Tests only: minimum time between JWKS refetches on an unknown key id (default 5 s). */
@@ -68,16 +74,6 @@ export interface RunningDaemon {
   close(): Promise<void>;
 }
 
-export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\]]+)):(\d{1,5})$/.exec(listen);
-  if (!m) throw new JitError('invalid_config', `listen: expected host:port, got ${listen}`);
-  return { host: m[1] ?? m[2], port: Number(m[3]) };
-}
-
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
-}
-
 export function loadSettings(opts: Pick<DaemonOptions, 'configPath' | 'listen' | 'dataDir' | 'policyPath'>): {
   config: DaemonConfig;
   policyPath: string;
@@ -89,10 +85,9 @@ export function loadSettings(opts: Pick<DaemonOptions, 'configPath' | 'listen' |
     ...(opts.listen ? { listen: opts.listen } : {}),
     ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
   };
-  const { host } = parseListen(config.listen);
-  if (!isLoopback(host) && !config.tls) {
-    throw new JitError('invalid_config', `listen: ${config.listen} is not loopback; configure tls.cert and tls.key first`);
-  }
+  // The --listen override gets the same check as the config file's listen.
+  const problem = listenProblem(config.listen, Boolean(config.tls));
+  if (problem) throw new JitError('invalid_config', `listen: ${problem}`);
   const policyPath = resolve(opts.policyPath ?? config.policy);
   return { config, policyPath, policy: loadPolicyFile(policyPath) };
 }
@@ -120,6 +115,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     throw e;
   }
 
+  let challengeKey: Buffer;
+  try {
+    challengeKey = (opts.secret ?? fileSecretSource(config.dataDir)).challengeKey();
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+
   let checkpoints;
   try {
     // Before anything is served: refuses to start if the log lost or changed signed records.
@@ -138,6 +141,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   }
 
   let policy = firstPolicy;
+  // The public URL the login challenges name: configured, or this listener's URL once bound.
+  let publicUrl = config.publicUrl ?? '';
   const metrics = createMetrics({ defaults: true });
   const deps: AppDeps = {
     config,
@@ -155,7 +160,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       store.audit,
       log,
     ),
-    challenges: new ChallengeStore({ now: () => clock.now(), random: (n) => randomBytes(n), ttlMs: config.challengeTtl * 1000 }),
+    challenges: new Challenges({
+      now: () => clock.now(),
+      random: (n) => randomBytes(n),
+      ttlMs: config.challengeTtl * 1000,
+      secret: challengeKey,
+      binding: () => ({ server: publicUrl, ca: ca.active().fingerprint }),
+    }),
     tokens: new SessionTokens({ now: () => clock.now(), random: (n) => randomBytes(n), ttlMs: config.tokenTtl * 1000 }),
     ...(config.oidc
       ? { oidc: { verifier: new OidcVerifier(config.oidc, { now: () => clock.now(), log, jwksCooldownMs: opts.jwksCooldownMs }), used: new MemoryUsedTokens({ now: () => clock.now() }) } }
@@ -189,12 +200,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   pruneTimer.unref();
 
   const app = createApp(deps);
+  const timeouts = serverTimeouts(config.connections);
   const server: Server = config.tls
-    ? createHttpsServer({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) }, app)
-    : createHttpServer(app);
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  const { host, port } = parseListen(config.listen);
+    ? createHttpsServer({ ...timeouts, cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) })
+    : createHttpServer(timeouts);
+  const guard = guardConnections(server, {
+    limits: config.connections,
+    prefix: config.addressPrefix,
+    trustedProxies: buildBlockList(config.trustedProxies),
+    onRefused: refusedLogger(log),
+  });
+  server.on('request', guard.handler(app));
+  const { host, port } = parseListen(config.listen)!;
   try {
     await new Promise<void>((res, rej) => {
       server.once('error', rej);
@@ -210,7 +227,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const addr = server.address();
   const actualPort = typeof addr === 'object' && addr ? addr.port : port;
   const url = `${config.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
-  log.info({ url, ca: ca.active().fingerprint, dataDir: config.dataDir }, 'jit-sshd listening');
+  publicUrl ||= canonicalServerUrl(url) ?? url;
+  if (!config.publicUrl && !isLoopbackListen(config.listen)) {
+    log.warn({ publicUrl }, 'publicUrl is not set: login challenges name the listen address, and jit-ssh refuses them when it connects by another name; set publicUrl');
+  }
+  log.info({ url, publicUrl, ca: ca.active().fingerprint, dataDir: config.dataDir }, 'jit-sshd listening');
 
   let closed = false;
   return {
@@ -232,5 +253,19 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       await checkpoints.close();
       await store.close();
     },
+  };
+}
+
+/** At most one log line per 10 s about refused connections, with how many since the last. */
+function refusedLogger(log: Logger): (why: string, group: string) => void {
+  let last = 0;
+  let since = 0;
+  return (why, group) => {
+    since++;
+    const t = Date.now();
+    if (t - last < 10_000) return;
+    log.warn({ why, group, refused: since }, 'connections refused (connection limits)');
+    last = t;
+    since = 0;
   };
 }

@@ -30,12 +30,15 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export class JitError extends Error {
   readonly code: ErrorCode;
   readonly details?: unknown;
+  /** For 429/503: when to try again, sent as the Retry-After header. */
+  readonly retryAfterSeconds?: number;
 
-  constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: unknown; retryAfterSeconds?: number } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'JitError';
     this.code = code;
     this.details = options.details;
+    if (options.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
   get status(): number {

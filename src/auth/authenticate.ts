@@ -7,7 +7,7 @@ import { fingerprintOf, parsePublicKey } from '../ca/keys.js';
 import { verifySshSig } from '../ca/sshsig.js';
 import type { Identity } from '../policy/decide.js';
 import type { Policy } from '../policy/schema.js';
-import type { ChallengeStore } from './challenges.js';
+import type { Challenges } from './challenges.js';
 import { matchStaticToken, type SessionTokens } from './tokens.js';
 
 export const SSHSIG_NAMESPACE = 'jit-ssh';
@@ -23,16 +23,22 @@ function groupsOf(policy: Policy, user: string): string[] | undefined {
   return [...u.groups];
 }
 
-/** Verifies an SSHSIG over a live challenge by one of the user's registered keys. */
+export type LoginResult = { ok: true; user: string; keyFingerprint: string } | { ok: false; why: string };
+
+/**
+ * Verifies an SSHSIG over a live challenge of this server by one of the user's registered keys.
+ * `why` is for the log only: the client always hears the same 'authentication failed'.
+ */
 export function loginWithSignature(
   policy: Policy,
-  challenges: ChallengeStore,
+  challenges: Challenges,
   body: { user: string; challenge: string; signature: string },
-): { user: string; keyFingerprint: string } {
+): LoginResult {
   // Consume first: a challenge is single-use even when the signature turns out bad.
   const live = challenges.consume(body.user, body.challenge);
+  if (!live.ok) return live;
   const u = policy.users[body.user];
-  if (!live || !u || u.disabled) throw unauthenticated();
+  if (!u || u.disabled) return { ok: false, why: 'unknown or disabled user' };
   const allowed = u.keys.flatMap((line) => {
     try {
       return [parsePublicKey(line, { minRsaBits: 2048 }).blob];
@@ -40,15 +46,15 @@ export function loginWithSignature(
       return [];
     }
   });
-  if (allowed.length === 0) throw unauthenticated();
+  if (allowed.length === 0) return { ok: false, why: 'user has no usable key' };
   try {
     const { publicKey } = verifySshSig(body.signature, Buffer.from(body.challenge, 'utf8'), {
       namespace: SSHSIG_NAMESPACE,
       allowedKeys: allowed,
     });
-    return { user: body.user, keyFingerprint: fingerprintOf(publicKey) };
+    return { ok: true, user: body.user, keyFingerprint: fingerprintOf(publicKey) };
   } catch {
-    throw unauthenticated();
+    return { ok: false, why: 'signature does not verify with a registered key' };
   }
 }
 

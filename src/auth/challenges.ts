@@ -1,48 +1,86 @@
 /**
- * Single-use login challenges for the SSH-key authenticator. In memory on purpose: a challenge
- * lives ≤ 60 s, and losing them on restart only means the client asks again.
+ * Login challenges that cost the server nothing until they are used: each challenge carries its
+ * own server binding, user, expiry and nonce under an HMAC (challenge-text.ts), so issuing one
+ * stores nothing. Only USED challenges are remembered (nonce → expiry) until they expire, which
+ * makes each single-use; that memory is bounded by the rate of token attempts, not of requests
+ * for challenges. Any replica holding the same secret can check a challenge another issued.
  */
-import { JitError } from '../errors.js';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { challengeBody, parseChallenge } from './challenge-text.js';
+
+export interface ServerBinding {
+  /** canonical public URL of this daemon */
+  server: string;
+  /** fingerprint of the active user-CA key */
+  ca: string;
+}
 
 export interface ChallengeDeps {
   now: () => number; // ms epoch
   random: (bytes: number) => Buffer;
   ttlMs: number;
-  maxOutstanding?: number;
+  /** the HMAC key (see secret.ts); the same for every replica */
+  secret: Buffer;
+  /** read at each use: the public URL is known after listen, the CA key may rotate */
+  binding: () => ServerBinding;
 }
 
-interface Pending {
-  user: string;
-  expiresAt: number;
-}
+export type ChallengeVerdict = { ok: true } | { ok: false; why: string };
 
-export class ChallengeStore {
-  private readonly pending = new Map<string, Pending>();
+export class Challenges {
+  /** nonce → expiry (ms) of challenges already presented; insertion order ≈ expiry order. */
+  private readonly used = new Map<string, number>();
 
   constructor(private readonly deps: ChallengeDeps) {}
 
   issue(user: string): { challenge: string; expiresAt: number } {
-    this.prune();
-    if (this.pending.size >= (this.deps.maxOutstanding ?? 10_000)) {
-      throw new JitError('rate_limited', 'too many outstanding challenges; try again shortly');
-    }
     const expiresAt = this.deps.now() + this.deps.ttlMs;
-    // The user name is part of the signed text, so a signature can never be replayed for another user.
-    const challenge = `jit-ssh-auth:${user}:${this.deps.random(32).toString('base64url')}`;
-    this.pending.set(challenge, { user, expiresAt });
-    return { challenge, expiresAt };
+    const body = challengeBody({
+      ...this.deps.binding(),
+      user,
+      exp: Math.floor(expiresAt / 1000),
+      nonce: this.deps.random(18).toString('base64url'),
+    });
+    return { challenge: `${body} mac=${this.mac(body)}`, expiresAt: Math.floor(expiresAt / 1000) * 1000 };
   }
 
-  /** True once for a live challenge issued to this user; the challenge is gone afterwards either way. */
-  consume(user: string, challenge: string): boolean {
-    const p = this.pending.get(challenge);
-    if (!p) return false;
-    this.pending.delete(challenge);
-    return p.user === user && p.expiresAt > this.deps.now();
-  }
-
-  private prune(): void {
+  /**
+   * Checks a presented challenge and uses it up: afterwards it is refused, whatever the verdict
+   * on the signature. Only a challenge this server made (valid mac) is remembered.
+   */
+  consume(user: string, challenge: string): ChallengeVerdict {
+    const c = parseChallenge(challenge);
+    if (!c) return { ok: false, why: 'not a challenge of this version' };
+    const want = Buffer.from(this.mac(c.signed));
+    const got = Buffer.from(c.mac);
+    if (want.length !== got.length || !timingSafeEqual(want, got)) return { ok: false, why: 'challenge not issued by this CA (bad mac)' };
     const now = this.deps.now();
-    for (const [c, p] of this.pending) if (p.expiresAt <= now) this.pending.delete(c);
+    this.prune(now);
+    const expMs = c.exp * 1000;
+    if (expMs <= now) return { ok: false, why: 'challenge expired' };
+    if (this.used.has(c.nonce)) return { ok: false, why: 'challenge already used' };
+    this.used.set(c.nonce, expMs);
+    const b = this.deps.binding();
+    if (c.server !== b.server) return { ok: false, why: `challenge bound to another server (${c.server})` };
+    if (c.ca !== b.ca) return { ok: false, why: 'challenge bound to another CA key' };
+    if (c.user !== user) return { ok: false, why: 'challenge issued for another user' };
+    return { ok: true };
+  }
+
+  /** How many used challenges are remembered (for tests and metrics). */
+  get remembered(): number {
+    return this.used.size;
+  }
+
+  private mac(body: string): string {
+    return createHmac('sha256', this.deps.secret).update(body, 'utf8').digest('base64url');
+  }
+
+  private prune(now: number): void {
+    // Expiries arrive in near order (fixed ttl): drop from the front until a live one.
+    for (const [nonce, exp] of this.used) {
+      if (exp > now) break;
+      this.used.delete(nonce);
+    }
   }
 }

@@ -60,20 +60,26 @@ export class SessionTokens {
 }
 
 /** Configured hashes decoded once per policy (the list object changes only on reload). */
-const decodedHashes = new WeakMap<readonly StaticToken[], Buffer[]>();
+const decodedHashes = new WeakMap<readonly HashedToken[], Buffer[]>();
 
-function hashesOf(tokens: readonly StaticToken[]): Buffer[] {
+/** Anything configured as the SHA-256 of a secret: automation tokens, host tokens. */
+export interface HashedToken {
+  sha256: string; // hex
+  expires?: number; // ms epoch
+}
+
+function hashesOf(tokens: readonly HashedToken[]): Buffer[] {
   let hashes = decodedHashes.get(tokens);
   if (!hashes) decodedHashes.set(tokens, (hashes = tokens.map((t) => Buffer.from(t.sha256, 'hex'))));
   return hashes;
 }
 
-/** Finds the configured static token matching `token`, comparing every candidate in constant time. */
-export function matchStaticToken(token: string, tokens: readonly StaticToken[], now: number): StaticToken | undefined {
+/** Finds the configured token matching `token`, comparing every candidate in constant time. */
+export function matchStaticToken<T extends HashedToken>(token: string, tokens: readonly T[], now: number): T | undefined {
   if (token.length === 0 || token.length > MAX_BEARER_LENGTH) return undefined;
   const h = hashToken(token);
   const hashes = hashesOf(tokens);
-  let found: StaticToken | undefined;
+  let found: T | undefined;
   for (let i = 0; i < tokens.length; i++) {
     const want = hashes[i];
     // Check every entry (no early exit) so timing does not depend on which one matched.

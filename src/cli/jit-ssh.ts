@@ -52,6 +52,12 @@ const GLOBAL_OPTIONS: Record<string, OptSpec> = {
   out: { type: 'string', alias: 'dir', describe: 'certificate dir (JITSSH_DIR; default ~/.ssh/jit)' },
   json: { type: 'boolean', default: false, describe: 'machine-readable output on stdout, no progress on stderr' },
   sso: { type: 'string', describe: 'sign in with the identity provider: --sso (browser) or --sso=device (a code for another device) (JITSSH_SSO)' },
+  'insecure-http': { type: 'boolean', default: false, describe: 'allow plain http to a server beyond loopback (logins and tokens in clear text)' },
+  'reset-server-key': {
+    type: 'boolean',
+    default: false,
+    describe: "accept a new CA key for this server (after an admin's ca rotate); otherwise a changed key is refused",
+  },
 };
 
 const REQUEST_OPTIONS: Record<string, OptSpec> = {

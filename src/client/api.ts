@@ -8,6 +8,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { ERROR_CODES, JitError, type ErrorCode } from '../errors.js';
+import { canonicalServerUrl, isLoopbackHttpUrl } from '../policy/server-url.js';
 import type { IssuedView, PendingView } from '../service/issue.js';
 import type { AllowedTarget, AllowedTask } from '../policy/explain.js';
 
@@ -18,6 +19,8 @@ const TIMEOUT_MS = 15_000;
 
 export interface ApiClientOptions {
   server: string;
+  /** allow plain http beyond loopback (--insecure-http): tokens and logins then cross the network in clear */
+  insecureHttp?: boolean;
   /** A fixed bearer token (--token / JITSSH_TOKEN): never refreshed. */
   token?: string;
   /**
@@ -105,6 +108,13 @@ export class ApiClient {
 
   constructor(opts: ApiClientOptions) {
     this.server = normaliseServer(opts.server);
+    if (this.server.startsWith('http:') && !isLoopbackHttpUrl(this.server) && !opts.insecureHttp) {
+      throw new JitError(
+        'invalid_field',
+        `--server: refusing plain http to ${this.server}: your login and tokens would cross the network in clear text. ` +
+          `Use https, or --insecure-http if you accept that risk`,
+      );
+    }
     this.token = opts.token || undefined;
     this.fixedToken = Boolean(opts.token);
     this.authenticate = opts.authenticate;
@@ -275,16 +285,11 @@ function unreachable(server: string, err: unknown): JitError {
 
 /** Checks the URL once, so a typo is a usage error and not "unreachable". */
 export function normaliseServer(server: string): string {
-  let url: URL;
-  try {
-    url = new URL(server);
-  } catch {
-    throw new JitError('invalid_field', `--server: '${server}' is not a URL (like ${DEFAULT_SERVER})`);
+  const canonical = canonicalServerUrl(server);
+  if (canonical === null) {
+    throw new JitError('invalid_field', `--server: '${server}' must be an http:// or https:// URL without query or credentials (like ${DEFAULT_SERVER})`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new JitError('invalid_field', `--server: '${server}' must be an http:// or https:// URL`);
-  }
-  return url.origin + url.pathname.replace(/\/+$/, '');
+  return canonical;
 }
 
 function stripUndefined<T extends object>(o: T): T {

@@ -166,12 +166,15 @@ export function promptHidden(prompt: string): Promise<string> {
 
 /**
  * Challenge → SSHSIG → token with each candidate in turn. A refused key costs one challenge;
- * the first accepted one wins. Connection failures end the loop at once.
+ * the first accepted one wins. Connection failures and a challenge that fails `checkChallenge`
+ * end the loop at once.
  */
 export async function loginWithKeys(
   api: ApiClient,
   user: string,
   candidates: LazyCandidate[],
+  /** throws when the challenge is not one to sign (wrong server or CA key): checked before signing */
+  checkChallenge: (challenge: string) => void,
 ): Promise<TokenResponse> {
   if (candidates.length === 0) {
     throw new JitError(
@@ -185,6 +188,7 @@ export async function loginWithKeys(
   for (const c of candidates) {
     const signer = await c.load();
     const { challenge } = await api.challenge(user);
+    checkChallenge(challenge);
     const signature = await signSshSig(Buffer.from(challenge, 'utf8'), signer, 'jit-ssh');
     try {
       return await api.exchangeSignature(user, challenge, signature);

@@ -5,7 +5,8 @@
  * `npm start` from the repo root finds config/policy.yaml and ./data.
  */
 import { z } from 'zod';
-import { cidrProblem, isLoopback, parseIp } from './ip.js';
+import { cidrProblem, isLoopbackHost, parseIp } from './ip.js';
+import { canonicalServerUrl } from './server-url.js';
 import { checkWith, duration, name, parseYamlText, valueOrThrow, type Checked } from './problems.js';
 
 export const CA_KEY_TYPES = ['ed25519', 'ecdsa-p256', 'ecdsa-p384', 'ecdsa-p521', 'rsa'] as const;
@@ -38,10 +39,22 @@ export interface DaemonConfig {
   adminGroups: string[];
   auditorGroups: string[];
   webhook?: { url: string; timeout: number; retries: number };
-  rateLimit: { auth: { perMinute: number } };
+  rateLimit: { auth: { perMinute: number; failuresPerUserPerMinute: number } };
   /** Per user: what one user can make the CA do or hold. */
   limits: { requestsPerMinute: number; liveCertificates: number; pendingRequests: number };
   logLevel: LogLevel;
+  /**
+   * The daemon's external base URL, canonical (see canonicalServerUrl); login challenges are
+   * bound to it. Unset: the http(s) URL of `listen` (with the real port once listening).
+   */
+  publicUrl?: string;
+  /** Credentials hosts present to GET /v1/host-config (sha256 of the token, hex). */
+  hostTokens: HostToken[];
+  /** Serve GET /v1/host-config to anyone (an explicit opt-in: it lists targets and accounts). */
+  publicHostConfig: boolean;
+  /** Clients are grouped by these prefixes for rate limits and connection caps. */
+  addressPrefix: { ipv4: number; ipv6: number };
+  connections: ConnectionLimits;
   /** Signed audit-head checkpoints: every N records or `interval` seconds; optionally to syslog. */
   auditCheckpoints: { everyRecords: number; interval: number; syslog: boolean };
   /** SSO with an OpenID Connect provider; absent = SSH-key logins only. */
@@ -68,6 +81,25 @@ export interface OidcConfig {
   emailDomains?: string[];
 }
 
+export interface HostToken {
+  name: string;
+  sha256: string;
+  /** Targets the token may read; unset: every target. */
+  targets?: string[];
+}
+
+export interface ConnectionLimits {
+  /** connections from all clients together (beyond it only health checks get in) */
+  max: number;
+  /** connections from one client address group */
+  perAddress: number;
+  /** connections above `max` kept for GET /healthz and /metrics */
+  healthReserve: number;
+  /** seconds a client may take to send the request headers / the whole request */
+  headersTimeout: number;
+  requestTimeout: number;
+}
+
 export const DEFAULT_LISTEN = '127.0.0.1:7422';
 
 const HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/;
@@ -86,10 +118,19 @@ export function parseListen(listen: string): { host: string; port: number } | nu
 /** Loopback means only this machine can connect: 127.0.0.0/8, ::1, or the name localhost. */
 export function isLoopbackListen(listen: string): boolean {
   const parsed = parseListen(listen);
-  if (!parsed) return false;
-  if (parsed.host.toLowerCase() === 'localhost') return true;
-  const ip = parseIp(parsed.host);
-  return ip !== null && isLoopback(ip);
+  return parsed !== null && isLoopbackHost(parsed.host);
+}
+
+/**
+ * Why `listen` cannot be used (with or without TLS), or null. The one check for the config
+ * file and the `--listen` override alike.
+ */
+export function listenProblem(listen: string, tls: boolean): string | null {
+  if (parseListen(listen) === null) return `${listen} is not host:port, e.g. 127.0.0.1:7422 or [::1]:7422`;
+  if (!tls && !isLoopbackListen(listen)) {
+    return `${listen} is beyond loopback (only 127.0.0.0/8, [::1] or localhost are); configure tls.cert and tls.key first: tokens must not cross the network in clear text`;
+  }
+  return null;
 }
 
 const path = () => z.string().min(1);
@@ -124,7 +165,12 @@ export const configSchema = z.strictObject({
     .optional(),
   rateLimit: z
     .strictObject({
-      auth: z.strictObject({ perMinute: z.number().int().min(1).max(100_000).default(30) }).prefault({}),
+      auth: z
+        .strictObject({
+          perMinute: z.number().int().min(1).max(100_000).default(30),
+          failuresPerUserPerMinute: z.number().int().min(1).max(100_000).default(10),
+        })
+        .prefault({}),
     })
     .prefault({}),
   limits: z
@@ -135,6 +181,34 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   logLevel: z.enum(LOG_LEVELS).default('info'),
+  publicUrl: z
+    .string()
+    .max(200)
+    .refine((u) => canonicalServerUrl(u) !== null, 'must be an http:// or https:// URL without query, fragment or credentials')
+    .transform((u) => canonicalServerUrl(u)!)
+    .optional(),
+  hostTokens: z
+    .array(
+      z.strictObject({
+        name: name(),
+        sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the hex SHA-256 of the token (sha256sum)'),
+        targets: z.array(name()).min(1).optional(),
+      }),
+    )
+    .default([]),
+  publicHostConfig: z.boolean().default(false),
+  addressPrefix: z
+    .strictObject({ ipv4: z.number().int().min(8).max(32).default(32), ipv6: z.number().int().min(16).max(128).default(64) })
+    .prefault({}),
+  connections: z
+    .strictObject({
+      max: z.number().int().min(16).max(1_000_000).default(1000),
+      perAddress: z.number().int().min(1).max(1_000_000).default(50),
+      healthReserve: z.number().int().min(1).max(1000).default(10),
+      headersTimeout: duration({ maxSeconds: 300 }).prefault('10s'),
+      requestTimeout: duration({ maxSeconds: 600 }).prefault('30s'),
+    })
+    .prefault({}),
   auditCheckpoints: z
     .strictObject({
       everyRecords: z.number().int().min(1).max(1_000_000).default(1000),
@@ -173,7 +247,7 @@ export function issuerProblem(u: string): string | null {
   if (url.protocol !== 'http:') return 'must be an https:// URL';
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const ip = parseIp(host);
-  if (host === 'localhost' || (ip !== null && isLoopback(ip))) return null;
+  if (host === 'localhost' || (ip !== null && isLoopbackHost(host))) return null;
   return 'must be https:// (plain http only for a loopback issuer)';
 }
 
@@ -184,6 +258,7 @@ function crossCheck(c: DaemonConfig): Problem[] {
   if (!c.tls && !isLoopbackListen(c.listen)) {
     out.push([['tls'], `required when listen (${c.listen}) is beyond loopback: tokens must not cross the network in clear text`]);
   }
+  if (c.connections.headersTimeout > c.connections.requestTimeout) out.push([['connections', 'headersTimeout'], 'must not exceed requestTimeout']);
   if (c.defaultTtl !== undefined && c.defaultTtl > c.maxTtl) out.push([['defaultTtl'], 'must not exceed maxTtl']);
   return out;
 }

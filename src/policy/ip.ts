@@ -81,6 +81,27 @@ export function isLoopback(ip: IpAddress): boolean {
   return ip.version === 4 ? ip.value >> 24n === 127n : ip.value === 1n;
 }
 
+/**
+ * Only this machine can reach it: an IP literal in 127.0.0.0/8, ::1 (brackets allowed, as in a
+ * URL), or the name `localhost`. Never a name that merely starts with 127 — that is a DNS
+ * name anyone can point anywhere.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (bare.toLowerCase() === 'localhost') return true;
+  const ip = parseIp(bare);
+  return ip !== null && isLoopback(ip);
+}
+
+/** The group an address counts in for limits: IPv4 by `v4` bits, IPv6 by `v6` bits (one /64 is one client). */
+export function addressGroup(address: string, prefix: { ipv4: number; ipv6: number }): string {
+  const ip = parseIp(address);
+  if (!ip) return address;
+  const bits = ip.version === 4 ? prefix.ipv4 : prefix.ipv6;
+  const base = ip.value & ~hostMask(ip.version, bits);
+  return `${formatIp({ version: ip.version, value: base })}/${bits}`;
+}
+
 function hostMask(version: 4 | 6, prefix: number): bigint {
   return (1n << BigInt(BITS[version] - prefix)) - 1n;
 }

@@ -9,7 +9,8 @@ import type { Identity } from '../policy/decide.js';
 import { identityFromAnyBearer } from '../auth/oidc-session.js';
 import type { OidcVerifier } from '../auth/oidc.js';
 import type { UsedTokenStore } from '../auth/oidc-replay.js';
-import type { ChallengeStore } from '../auth/challenges.js';
+import type { Challenges } from '../auth/challenges.js';
+import { addressGroup } from '../policy/ip.js';
 import type { SessionTokens } from '../auth/tokens.js';
 import type { ServiceDeps } from '../service/deps.js';
 import { buildBlockList, clientAddress } from './client-address.js';
@@ -20,7 +21,7 @@ import { publicRoutes } from './routes/public.js';
 import { oidcRoutes } from './routes/oidc.js';
 
 export interface AppDeps extends ServiceDeps {
-  challenges: ChallengeStore;
+  challenges: Challenges;
   tokens: SessionTokens;
   /** Present when oidc: is configured. */
   oidc?: { verifier: OidcVerifier; used: UsedTokenStore };
@@ -31,7 +32,9 @@ export interface Ctx {
   /** Authenticates the request's bearer token against the current policy. */
   identify(req: Request): Identity;
   sourceAddress(req: Request): string | undefined;
-  authLimiter: RateLimiter;
+  /** The client's address group for limits: its address cut to addressPrefix (IPv6 /64). */
+  addressGroup(req: Request): string;
+  limits: { authPerAddress: RateLimiter; authFailuresPerUser: RateLimiter };
 }
 
 export function createApp(deps: AppDeps): express.Express {
@@ -43,7 +46,17 @@ export function createApp(deps: AppDeps): express.Express {
     deps,
     identify: (req) => identityFromAnyBearer(req.get('authorization'), deps.policy(), deps.tokens, deps.clock.now()),
     sourceAddress: (req) => clientAddress(req.socket.remoteAddress, req.get('x-forwarded-for'), trusted),
-    authLimiter: new RateLimiter(deps.config.rateLimit.auth.perMinute, () => deps.clock.now()),
+    addressGroup: (req) => addressGroup(ctx.sourceAddress(req) ?? 'unknown', deps.config.addressPrefix),
+    limits: {
+      authPerAddress: new RateLimiter(
+        { what: 'login requests from your address', field: 'rateLimit.auth.perMinute', perMinute: deps.config.rateLimit.auth.perMinute },
+        () => deps.clock.now(),
+      ),
+      authFailuresPerUser: new RateLimiter(
+        { what: 'failed logins for this user', field: 'rateLimit.auth.failuresPerUserPerMinute', perMinute: deps.config.rateLimit.auth.failuresPerUserPerMinute },
+        () => deps.clock.now(),
+      ),
+    },
   };
 
   app.use((req, res, next) => {
@@ -86,6 +99,7 @@ export function errorHandler(deps: Pick<ServiceDeps, 'log'>) {
     }
     if (e.status >= 500 && e.code !== 'internal') deps.log.error({ code: e.code, msg: e.message, path: req.path }, 'request failed');
     if (res.headersSent) return;
+    if (e.retryAfterSeconds !== undefined) res.set('Retry-After', String(e.retryAfterSeconds));
     const body: { error: { code: string; message: string; details?: unknown } } = { error: { code: e.code, message: e.message } };
     if (e.details !== undefined) body.error.details = e.details;
     const retryAfter = (e.details as { retryAfter?: unknown } | undefined)?.retryAfter;

@@ -14,7 +14,7 @@ export const challengeBody = z.strictObject({ user: name('user') });
 
 export const tokenBody = z.strictObject({
   user: name('user'),
-  challenge: z.string().min(1).max(256),
+  challenge: z.string().min(1).max(1024), // it carries the server's public URL (≤ 200)
   signature: z.string().min(1).max(16_384),
 });
 

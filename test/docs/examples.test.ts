@@ -4,7 +4,8 @@
  * in order, `set -eo pipefail`), in a sandbox that is what the docs assume of a reader's machine:
  * a HOME with alice's key in ~/.ssh/id_ed25519 (and bob's and erin's beside it), `jit-ssh` and
  * `jit-sshd` on PATH (as `npm link` puts them), an ssh-agent, and jit-sshd running from a copy
- * of config/ whose users have those keys. Two things are adapted, nothing else: the default
+ * of config/ whose users have those keys, and a host token (hostTokens, JITSSH_HOST_TOKEN) as an
+ * operator hands one to a host's admin. Two things are adapted, nothing else: the default
  * address 127.0.0.1:7422 becomes the test daemon's free port (in the text and as JITSSH_SERVER), and ssh to the example hosts
  * (db1.prod.example.com, …) reaches a real loopback sshd that trusts the CA (JITSSH_SSH_OPTS).
  * Console blocks must also print what they show, up to run-specific values (normalizeOutput).
@@ -16,7 +17,8 @@ import { dirname, join, resolve, sep } from 'node:path';
 import { userInfo } from 'node:os';
 import { parseDocument } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { REPO } from '../helpers/daemon.js';
+import { createHash } from 'node:crypto';
+import { REPO, TEST_HOST_TOKEN } from '../helpers/daemon.js';
 import { generateKey, tempDir } from '../helpers/keys.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 import { describeWithTools } from '../helpers/tools.js';
@@ -56,6 +58,11 @@ async function makeSandbox(sshdFor: (caLines: string) => Promise<Sshd>): Promise
   // A checkout as the reader has it: the repository's files, with config/ a copy the keys go into.
   for (const entry of ['dist', 'docs', 'node_modules', 'scripts', 'src', 'package.json', 'tsconfig.json']) symlinkSync(join(REPO, entry), join(t.dir, entry));
   cpSync(join(REPO, 'config'), join(t.dir, 'config'), { recursive: true });
+  // The operator gave this host a host token (hostTokens); host-setup.sh reads JITSSH_HOST_TOKEN.
+  const configPath = join(t.dir, 'config/jit-sshd.yaml');
+  const config = parseDocument(readFileSync(configPath, 'utf8'));
+  config.setIn(['hostTokens'], [{ name: 'docs-hosts', sha256: createHash('sha256').update(TEST_HOST_TOKEN).digest('hex') }]);
+  writeFileSync(configPath, config.toString());
   const policyPath = join(t.dir, 'config/policy.yaml');
   const policy = parseDocument(readFileSync(policyPath, 'utf8'));
   for (const [user, key] of Object.entries(keys)) {
@@ -103,6 +110,7 @@ async function makeSandbox(sshdFor: (caLines: string) => Promise<Sshd>): Promise
     // The example hosts are names of example.com: reach the loopback sshd, as its own account.
     JITSSH_SSH_OPTS: `-p ${sshd.port} -o HostName=127.0.0.1 -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o LogLevel=ERROR -o BatchMode=yes`,
     JITSSH_SSH_USER: sshd.user,
+    JITSSH_HOST_TOKEN: TEST_HOST_TOKEN,
   };
   mkdirSync(env.TMPDIR!);
   return {

@@ -11,7 +11,7 @@ import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/server/app.js';
 import type { RunningDaemon } from '../../src/daemon.js';
-import { api, login, makeEnv, startTestDaemon, subjectKey, type TestEnv } from '../helpers/daemon.js';
+import { api, login, makeEnv, startTestDaemon, subjectKey, TEST_HOST_TOKEN, type TestEnv } from '../helpers/daemon.js';
 import { describeWithTools } from '../helpers/tools.js';
 
 type Json = Record<string, any>;
@@ -224,11 +224,13 @@ describeWithTools(['ssh-keygen'], 'docs/openapi.yaml against the real daemon', (
     const etag = krl.headers.get('etag')!;
     expect((await call('GET', '/v1/krl', '/v1/krl', { headers: { 'if-none-match': etag } })).status).toBe(304);
     const hc = '/v1/host-config';
-    expect((await call('GET', hc, `${hc}?target=prod-db`)).body.principals.readonly).toEqual(['readonly@prod-db']);
-    expect((await call('GET', hc, `${hc}?target=prod-db&format=plain`)).text).toContain('readonly@prod-db');
-    expect((await call('GET', hc, hc)).status).toBe(400);
-    expect((await call('GET', hc, `${hc}?target=prod-db&format=xml`)).status).toBe(400);
-    expect((await call('GET', hc, `${hc}?target=nowhere`)).status).toBe(404);
+    const host = { headers: { authorization: `Bearer ${TEST_HOST_TOKEN}` } };
+    expect((await call('GET', hc, `${hc}?target=prod-db`, host)).body.principals.readonly).toEqual(['readonly@prod-db']);
+    expect((await call('GET', hc, `${hc}?target=prod-db&format=plain`, host)).text).toContain('readonly@prod-db');
+    expect((await call('GET', hc, hc, host)).status).toBe(400);
+    expect((await call('GET', hc, `${hc}?target=prod-db&format=xml`, host)).status).toBe(400);
+    expect((await call('GET', hc, `${hc}?target=nowhere`, host)).status).toBe(404);
+    expect((await call('GET', hc, `${hc}?target=prod-db`)).status).toBe(401);
   });
 
   it('ok/targets, audit feed, openapi.json, healthz, metrics', async () => {

@@ -4,6 +4,7 @@
  * login helper that signs the challenge with the real `ssh-keygen -Y sign`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
@@ -12,6 +13,10 @@ import type { Clock } from '../../src/service/deps.js';
 import { generateKey, sshKeygen, tempDir, type TestKey } from './keys.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
+
+/** The host token every test daemon accepts for GET /v1/host-config (config hostTokens). */
+export const TEST_HOST_TOKEN = 'jit-test-host-token-0123456789abcdef';
+const TEST_HOST_TOKEN_SHA256 = createHash('sha256').update(TEST_HOST_TOKEN).digest('hex');
 
 export interface TestEnv {
   dir: string;
@@ -97,7 +102,11 @@ ${opts.rules ?? ''}${DEFAULT_RULES}`,
   );
   writeFileSync(
     configPath,
-    `listen: 127.0.0.1:0\ndataDir: ${dataDir}\npolicy: ${policyPath}\nlogLevel: silent\nrateLimit: { auth: { perMinute: 100000 } }\n${opts.config ?? ''}`,
+    `listen: 127.0.0.1:0\ndataDir: ${dataDir}\npolicy: ${policyPath}\nlogLevel: silent\nrateLimit: { auth: { perMinute: 100000, failuresPerUserPerMinute: 100000 } }\n` +
+      `hostTokens: [{ name: test-hosts, sha256: "${TEST_HOST_TOKEN_SHA256}" }]\n` +
+      // Every test client connects from 127.0.0.1 (the reliability suite runs 1,000 at once), so
+      // test daemons allow that unless a test sets its own connection limits.
+      `${/^connections:/m.test(opts.config ?? '') ? '' : 'connections: { max: 5000, perAddress: 5000 }\n'}${opts.config ?? ''}`,
   );
   return { dir: t.dir, dataDir, configPath, policyPath, keys, cleanup: t.cleanup };
 }

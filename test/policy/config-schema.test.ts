@@ -32,9 +32,13 @@ describe('validateConfig', () => {
       trustedProxies: [],
       adminGroups: ['admins'],
       auditorGroups: ['auditors'],
-      rateLimit: { auth: { perMinute: 30 } },
+      rateLimit: { auth: { perMinute: 30, failuresPerUserPerMinute: 10 } },
       limits: { requestsPerMinute: 30, liveCertificates: 50, pendingRequests: 5 },
       logLevel: 'info',
+      hostTokens: [],
+      publicHostConfig: false,
+      addressPrefix: { ipv4: 32, ipv6: 64 },
+      connections: { max: 1000, perAddress: 50, healthReserve: 10, headersTimeout: 10, requestTimeout: 30 },
       auditCheckpoints: { everyRecords: 1000, interval: 60, syslog: false },
     });
     expect(validateConfig(null)).toEqual(c);
@@ -48,7 +52,11 @@ describe('validateConfig', () => {
     ['ok/durations', { backdate: 0, maxTtl: '12h', defaultTtl: '30m', challengeTtl: '30s' }, { backdate: 0, maxTtl: 43200, defaultTtl: 1800, challengeTtl: 30 }],
     ['ok/webhook defaults', { webhook: { url: 'https://hooks.example.com/x' } }, { webhook: { url: 'https://hooks.example.com/x', timeout: 5, retries: 3 } }],
     ['ok/trusted proxies', { trustedProxies: ['10.0.0.0/8', '::1', '192.168.1.1'] }, { trustedProxies: ['10.0.0.0/8', '::1', '192.168.1.1'] }],
-    ['ok/rate limit', { rateLimit: { auth: { perMinute: 5 } } }, { rateLimit: { auth: { perMinute: 5 } } }],
+    ['ok/rate limit', { rateLimit: { auth: { perMinute: 5 } } }, { rateLimit: { auth: { perMinute: 5, failuresPerUserPerMinute: 10 } } }],
+    ['ok/public url is canonical', { publicUrl: 'HTTPS://CA.Example.com:443/jit/' }, { publicUrl: 'https://ca.example.com/jit' }],
+    ['ok/host tokens', { hostTokens: [{ name: 'web', sha256: 'a'.repeat(64), targets: ['prod-web'] }] }, { hostTokens: [{ name: 'web', sha256: 'a'.repeat(64), targets: ['prod-web'] }] }],
+    ['ok/ipv6 grouping', { addressPrefix: { ipv6: 56 } }, { addressPrefix: { ipv4: 32, ipv6: 56 } }],
+    ['ok/connections', { connections: { max: 200, perAddress: 5, headersTimeout: '5s' } }, { connections: { max: 200, perAddress: 5, healthReserve: 10, headersTimeout: 5, requestTimeout: 30 } }],
     ['ok/rsa ca', { caKeyType: 'rsa', minRsaBits: 2048 }, { caKeyType: 'rsa', minRsaBits: 2048 }],
   ];
   for (const [name, raw, expected] of ok) {
@@ -70,6 +78,10 @@ describe('validateConfig', () => {
     ['fail/defaultTtl over maxTtl', { maxTtl: '1h', defaultTtl: '2h' }, ['jit-sshd.yaml: defaultTtl: must not exceed maxTtl']],
     ['fail/bad proxy', { trustedProxies: ['10.0.0.1/8'] }, ['jit-sshd.yaml: trustedProxies[0]: "10.0.0.1/8" has host bits set (did you mean 10.0.0.0/8?)']],
     ['fail/webhook url', { webhook: { url: 'ftp://x' } }, ['jit-sshd.yaml: webhook.url: must be an http:// or https:// URL']],
+    ['fail/loopback-looking name without tls', { listen: '127.attacker.example:7422' }, [expect.stringContaining('tls: required')] as unknown as string[]],
+    ['fail/public url with query', { publicUrl: 'https://ca.example.com/?x=1' }, [expect.stringContaining('publicUrl: must be an http:// or https:// URL')] as unknown as string[]],
+    ['fail/host token not a sha256', { hostTokens: [{ name: 'web', sha256: 'secret' }] }, [expect.stringContaining('hostTokens[0].sha256: must be the hex SHA-256')] as unknown as string[]],
+    ['fail/headers timeout over request timeout', { connections: { headersTimeout: '60s', requestTimeout: '30s' } }, ['jit-sshd.yaml: connections.headersTimeout: must not exceed requestTimeout']],
     ['fail/not a mapping', ['listen'], ['jit-sshd.yaml: must be a mapping']],
     ['fail/wrong type', { adminGroups: 'admins' }, ['jit-sshd.yaml: adminGroups: must be a list']],
   ];
@@ -115,6 +127,10 @@ describe('parseListen', () => {
     ['[127.0.0.1]:1', null, false],
     ['127.0.0.1', null, false],
     ['127.0.0.1:', null, false],
+    // a DNS name that starts like a loopback address resolves wherever its owner wants
+    ['127.attacker.example:7422', { host: '127.attacker.example', port: 7422 }, false],
+    ['127.0.0.1.nip.io:7422', { host: '127.0.0.1.nip.io', port: 7422 }, false],
+    ['localhost.attacker.example:7422', { host: 'localhost.attacker.example', port: 7422 }, false],
     ['host name:1', null, false],
   ];
   for (const [text, parsed, loopback] of cases) {

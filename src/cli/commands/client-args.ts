@@ -17,6 +17,10 @@ export interface ClientArgs {
   out?: string;
   /** 'browser' | 'device': sign in with the server's identity provider. */
   sso?: string;
+  /** allow plain http to a server beyond loopback */
+  'insecure-http'?: boolean;
+  /** forget the pinned CA key of the server before logging in */
+  'reset-server-key'?: boolean;
 }
 
 export interface ClientContext {
@@ -61,6 +65,7 @@ export function clientContext(a: ClientArgs): ClientContext {
 
   const api = new ApiClient({
     server: s.server,
+    insecureHttp: Boolean(a['insecure-http']),
     token: s.token,
     authenticate: async (client) => {
       const [{ readCachedToken, writeCachedToken }, { identityCandidates, loginWithKeys }] = await Promise.all([
@@ -69,7 +74,7 @@ export function clientContext(a: ClientArgs): ClientContext {
       ]);
       // The cache is only consulted for the first login of a process; a refused cached token
       // (daemon restarted) falls through to a fresh signature on the retry.
-      if (!cacheTried) {
+      if (!cacheTried && !a['reset-server-key']) {
         cacheTried = true;
         const cached = readCachedToken(s.dir, s.server, s.user);
         if (cached) return cached;
@@ -77,11 +82,16 @@ export function clientContext(a: ClientArgs): ClientContext {
       const sso = () => import('../../client/sso.js');
       const io = { note: (line: string) => process.stderr.write(line + '\n'), interactive: Boolean(process.stdin.isTTY && process.stderr.isTTY) };
       const ssoFlag = a.sso || process.env.JITSSH_SSO;
+      const withKeys = async () => {
+        const candidates = await identityCandidates({ identity: s.identity, agent: await agent() });
+        const { checkChallengeBinding } = await import('../../client/known-servers.js');
+        return loginWithKeys(client, s.user, candidates, (challenge) =>
+          checkChallengeBinding(challenge, { server: s.server, user: s.user, dir: s.dir, reset: Boolean(a['reset-server-key']) }),
+        );
+      };
       const { token, expiresAt } = ssoFlag
         ? await sso().then((m) => m.ssoLogin(client, m.parseSsoMode(ssoFlag), io))
-        : await loginWithKeys(client, s.user, await identityCandidates({ identity: s.identity, agent: await agent() })).catch(async (e: unknown) =>
-            sso().then((m) => m.ssoAfterKeysFailed(client, e, io)),
-          );
+        : await withKeys().catch(async (e: unknown) => sso().then((m) => m.ssoAfterKeysFailed(client, e, io)));
       writeCachedToken(s.dir, s.server, s.user, token, expiresAt);
       return token;
     },

@@ -33,7 +33,7 @@ export function oidcRoutes(ctx: Ctx): Router {
   });
 
   r.post('/oidc', bodyOrTooLarge, async (req, res) => {
-    ctx.authLimiter.hit(`ip:${ctx.sourceAddress(req)}`);
+    ctx.limits.authPerAddress.hit(ctx.addressGroup(req));
     const sso = deps.oidc;
     if (!sso) throw new JitError('not_found', 'SSO is not configured on this server (no oidc: in jit-sshd.yaml)');
     const sourceAddress = ctx.sourceAddress(req);

@@ -3,6 +3,7 @@ import { Router } from 'express';
 import { JitError } from '../../errors.js';
 import { currentKrl, etagMatches } from '../../service/krl.js';
 import { hostConfig, renderHostConfigPlain } from '../../service/host-config.js';
+import { authorizeHostConfig, hostTokenCredential } from '../../auth/host-credentials.js';
 import { listAllowed } from '../../policy/explain.js';
 import type { Ctx } from '../app.js';
 import { targetName } from '../schemas.js';
@@ -11,6 +12,7 @@ import { loadOpenApiDocument } from '../openapi.js';
 export function publicRoutes(ctx: Ctx): Router {
   const r = Router();
   const { deps } = ctx;
+  const hostCredentials = [hostTokenCredential(deps.config.hostTokens)];
 
   r.get('/v1/ca', (_req, res) => {
     deps.ca.refresh();
@@ -33,6 +35,11 @@ export function publicRoutes(ctx: Ctx): Router {
     const checked = targetName.safeParse(req.query.target);
     if (!checked.success) throw new JitError('invalid_field', 'target: a target name is required (?target=NAME)');
     const target = checked.data;
+    authorizeHostConfig(req.get('authorization'), target, {
+      publicHostConfig: deps.config.publicHostConfig,
+      credentials: hostCredentials,
+      now: deps.clock.now(),
+    });
     // etcDir lets a host that keeps the files elsewhere (host-setup.sh --root) get matching lines.
     const etcDir = req.query.etcDir;
     if (etcDir !== undefined && (typeof etcDir !== 'string' || !/^\/[A-Za-z0-9._\/-]{0,200}$/.test(etcDir) || etcDir.includes('..'))) {

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { REPO } from '../../helpers/daemon.js';
+import { REPO, TEST_HOST_TOKEN } from '../../helpers/daemon.js';
 import { findTool } from '../../helpers/tools.js';
 
 export const HOST_SETUP = join(REPO, 'scripts/host-setup.sh');
@@ -95,7 +95,7 @@ export function makeHostRoot(name: string): TestHost {
 }
 
 export function hostSetup(host: TestHost, server: string, target: string, extra: string[] = [], env?: NodeJS.ProcessEnv): Promise<RunResult> {
-  return run('bash', [HOST_SETUP, '--server', server, '--target', target, '--root', host.root, ...extra], { env });
+  return run('bash', [HOST_SETUP, '--server', server, '--target', target, '--root', host.root, '--host-token', TEST_HOST_TOKEN, ...extra], { env });
 }
 
 /** The host's own scheduled sync, run now (extra args override its config). */
