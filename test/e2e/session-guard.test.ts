@@ -322,7 +322,7 @@ describeWithTools(['sshd', 'ssh', 'ssh-keygen', 'curl', 'setsid'], 'e2e: the ses
 
 /** CPU seconds the guard (and children it waited for) used over an idle stretch; bench only. */
 async function idleCpu(pid: number): Promise<{ seconds: number; cpuSeconds: number }> {
-  const seconds = Number(process.env.SESSION_GUARD_IDLE_SECONDS ?? 20);
+  const seconds = Number(process.env.SESSION_GUARD_IDLE_SECONDS ?? 60);
   const ticks = () => {
     const f = readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1].split(' ');
     // utime stime cutime cstime are fields 14-17; f[0] is field 3.
