@@ -6,7 +6,7 @@
  * in /proc by a marker only that session's command line carries.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { RunningDaemon } from '../../src/daemon.js';
@@ -290,6 +290,69 @@ describeWithTools(['sshd', 'ssh', 'ssh-keygen', 'curl', 'setsid'], 'e2e: the ses
     expect(processesOf(s2)).toHaveLength(2);
     s2.proc.kill('SIGTERM');
     for (const pid of processesOf(s2)) process.kill(pid, 'SIGKILL');
+  });
+
+  it('ok/a process named sshd outside the session tree (what a listener looks like) is never signalled, even carrying the session file', async () => {
+    // A real listener rewrites its environment area with its title (/proc shows no
+    // SSH_USER_AUTH even when it was started from a session), so the guard's rule is checked
+    // with a stand-in: an `sshd` whose parent is not sshd, carrying a jit session's file.
+    guard = startGuard();
+    const c = await cert('6s');
+    const s = await openSession(c.key, c.cert);
+    const [sessionPid] = pidsRunning(['sleep', `120.${s.n}`]);
+    const authFile = /(?:^|\0)SSH_USER_AUTH=([^\0]*)/.exec(readFileSync(`/proc/${sessionPid}/environ`, 'latin1'))![1];
+    expect(authFile).toMatch(/^\/tmp\/sshauth\.\w+$/);
+    const fakeDir = join(env.dir, 'fake-listener');
+    mkdirSync(fakeDir, { recursive: true });
+    copyFileSync(findTool('sleep')!, join(fakeDir, 'sshd'));
+    chmodSync(join(fakeDir, 'sshd'), 0o755);
+    const fake = spawn(join(fakeDir, 'sshd'), ['300'], { stdio: 'ignore', env: { ...process.env, SSH_USER_AUTH: authFile } });
+    try {
+      await s.ended;
+      await guardLog(new RegExp(`not signalling sshd listener pid ${fake.pid}\\b`));
+      await guardLog(new RegExp(`serial ${c.serial}, why expired`));
+      await allGone(s);
+      expect(fake.exitCode).toBeNull();
+      expect(fake.signalCode).toBeNull();
+    } finally {
+      fake.kill('SIGKILL');
+    }
+  });
+
+  it('ok/--supervise restarts a guard that died; a second supervisor exits at once; --help and bad options', async () => {
+    const sup = spawn(guardBin, ['--config', guardConf, '--supervise'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    let supLog = '';
+    sup.stderr!.on('data', (b: Buffer) => (supLog += b.toString()));
+    // The supervisor's own child (the guard's subshells share its command line).
+    const parentOf = (pid: number) => {
+      try {
+        return Number(readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1].split(' ')[1]);
+      } catch {
+        return 0; // a subshell that exited meanwhile
+      }
+    };
+    const guardsRunning = () => pidsRunning(['bash', guardBin, '--config', guardConf]).filter((p) => parentOf(p) === sup.pid);
+    try {
+      for (let i = 0; i < 100 && guardsRunning().length === 0; i++) await sleep(50);
+      const [first] = guardsRunning();
+      expect(first, supLog).toBeGreaterThan(0);
+      const again = await run(guardBin, ['--config', guardConf, '--supervise']);
+      expect(again.code).toBe(0); // the lock is held: nothing to do
+      process.kill(first, 'SIGKILL');
+      for (let i = 0; i < 100 && (guardsRunning().length === 0 || guardsRunning()[0] === first); i++) await sleep(50);
+      expect(guardsRunning()).toHaveLength(1);
+      expect(guardsRunning()[0]).not.toBe(first);
+      expect(supLog).toMatch(/guard exited with status 137; restarting in 2 s/);
+    } finally {
+      process.kill(-sup.pid!, 'SIGTERM');
+      for (const pid of guardsRunning()) process.kill(pid, 'SIGTERM');
+    }
+    const help = await run(guardBin, ['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/--once/);
+    const bad = await run(guardBin, ['--bogus']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/unknown option --bogus/);
   });
 
   it('ok/50 sessions with staggered expiries each end within 5 s after their validBefore', async () => {
