@@ -128,6 +128,11 @@ describeWithTools(['sshd', 'ssh', 'ssh-keygen', 'curl', 'setsid'], 'e2e: the ses
     for (let i = 0; i < 50 && processesOf(s).length > 0; i++) await sleep(50);
     expect(processesOf(s), `processes of session ${s.n}`).toEqual([]);
   }
+  /** The test's own cleanup of a session the guard rightly left alone. */
+  const closeSession = (s: Session) => {
+    s.proc.kill('SIGTERM');
+    for (const pid of processesOf(s)) process.kill(pid, 'SIGKILL');
+  };
   const listenerPid = () => Number(readFileSync(join(host.root, 'sshd.pid'), 'utf8').trim());
   const cert = (ttl: string) => issueCert(d.url, env, token, 'e2e-a', 'e2e-shell', ttl);
   /** seconds after validBefore at which the session's connection ended */
@@ -160,8 +165,7 @@ describeWithTools(['sshd', 'ssh', 'ssh-keygen', 'curl', 'setsid'], 'e2e: the ses
 
   afterAll(async () => {
     await stopGuard();
-    for (const s of sessions) if (s.proc.exitCode === null) s.proc.kill('SIGKILL');
-    for (const s of sessions) for (const pid of processesOf(s)) process.kill(pid, 'SIGKILL');
+    for (const s of sessions) closeSession(s);
     await sshd?.stop();
     await d?.close();
     host?.cleanup();
@@ -231,10 +235,7 @@ describeWithTools(['sshd', 'ssh', 'ssh-keygen', 'curl', 'setsid'], 'e2e: the ses
     expect(existsSync(`/proc/${listener}`)).toBe(true);
     const again = await sshd.runSsh(plainKey.path, '', 'echo still-here');
     expect(again.stdout).toBe('still-here\n');
-    for (const s of [plain, other]) {
-      s.proc.kill('SIGTERM');
-      for (const pid of processesOf(s)) process.kill(pid, 'SIGKILL');
-    }
+    for (const s of [plain, other]) closeSession(s);
   });
 
   it('ok/a session on a 5-minute certificate ends within 5 s after revoke + KRL sync', async () => {
@@ -288,8 +289,7 @@ describeWithTools(['sshd', 'ssh', 'ssh-keygen', 'curl', 'setsid'], 'e2e: the ses
     await s1.ended;
     await allGone(s1);
     expect(processesOf(s2)).toHaveLength(2);
-    s2.proc.kill('SIGTERM');
-    for (const pid of processesOf(s2)) process.kill(pid, 'SIGKILL');
+    closeSession(s2);
   });
 
   it('ok/a process named sshd outside the session tree (what a listener looks like) is never signalled, even carrying the session file', async () => {
