@@ -6,7 +6,7 @@
  * in /proc by a marker only that session's command line carries.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { RunningDaemon } from '../../src/daemon.js';
@@ -88,12 +88,12 @@ describeWithTools(['sshd', 'ssh', 'ssh-keygen', 'curl', 'setsid'], 'e2e: the ses
   }
 
   /**
-   * An ssh session that runs a detached `setsid nohup sleep 600.N` and then `sleep 120.N` in
-   * the foreground; resolves once both run.
+   * An ssh session that runs `first` (shell code), a detached `setsid nohup sleep 600.N` and
+   * then `sleep 120.N` in the foreground; resolves once both sleeps run.
    */
-  async function openSession(key: string, cert: string | undefined): Promise<Session> {
+  async function openSession(key: string, cert: string | undefined, first = ''): Promise<Session> {
     const n = ++marker;
-    const command = `setsid nohup sleep 600.${n} >/dev/null 2>&1 </dev/null & echo ready; exec sleep 120.${n}`;
+    const command = `${first}setsid nohup sleep 600.${n} >/dev/null 2>&1 </dev/null & echo ready; exec sleep 120.${n}`;
     const args = [...sshd.sshArgs(key, cert, 'root'), command];
     const proc = spawn(findTool('ssh')!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -316,6 +316,51 @@ describeWithTools(['sshd', 'ssh', 'ssh-keygen', 'curl', 'setsid'], 'e2e: the ses
       expect(fake.signalCode).toBeNull();
     } finally {
       fake.kill('SIGKILL');
+    }
+  });
+
+  it('ok/where the session has a session-N.scope cgroup, its cgroup.kill also ends processes that cleared their environment and left the tree', async () => {
+    // What pam_systemd does at login, done by the session itself: move into a session scope.
+    // (No systemd-logind here: the guard's next way, the scope's cgroup.kill, is what runs.)
+    const unified = existsSync('/sys/fs/cgroup/cgroup.kill') ? '/sys/fs/cgroup' : '/sys/fs/cgroup/unified';
+    const parent = join(unified, `jit-e2e-${process.pid}`);
+    const scope = join(parent, `session-${process.pid}.scope`);
+    try {
+      mkdirSync(scope, { recursive: true });
+    } catch (e) {
+      const why = `cannot create a cgroup under ${unified} (${(e as Error).message})`;
+      if (process.env.CI === 'true') throw new Error(why);
+      console.warn(`\n*** SKIPPED: cgroup scope case: ${why} ***\n`);
+      return;
+    }
+    try {
+      guard = startGuard();
+      const c = await cert('6s');
+      const n = marker + 1;
+      // env -i + setsid + a shell that exits at once: no SSH_USER_AUTH, parent is init.
+      const escape = `env -i setsid sh -c 'sleep 700.${n} >/dev/null 2>&1 </dev/null &'; `;
+      const s = await openSession(c.key, c.cert, `echo $$ > ${scope}/cgroup.procs; ${escape}`);
+      for (let i = 0; i < 100 && pidsRunning(['sleep', `700.${n}`]).length === 0; i++) await sleep(20);
+      const [escaped] = pidsRunning(['sleep', `700.${n}`]);
+      expect(escaped).toBeGreaterThan(0);
+      expect(readFileSync(`/proc/${escaped}/environ`, 'latin1')).not.toContain('SSH_USER_AUTH');
+      expect(readFileSync(`/proc/${escaped}/cgroup`, 'latin1')).toContain(`/session-${process.pid}.scope`);
+      await s.ended;
+      await guardLog(new RegExp(`serial ${c.serial}, why expired .*cgroup /jit-e2e-${process.pid}/session-${process.pid}\\.scope killed`));
+      await allGone(s);
+      for (let i = 0; i < 50 && pidsRunning(['sleep', `700.${n}`]).length > 0; i++) await sleep(50);
+      expect(pidsRunning(['sleep', `700.${n}`])).toEqual([]);
+    } finally {
+      for (const pid of pidsRunning(['sleep', `700.${marker}`])) process.kill(pid, 'SIGKILL');
+      for (let i = 0; i < 50; i++) {
+        try {
+          rmdirSync(scope);
+          rmdirSync(parent);
+          break;
+        } catch {
+          await sleep(50); // the killed processes leave the cgroup a moment later
+        }
+      }
     }
   });
 
