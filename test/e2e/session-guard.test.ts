@@ -388,9 +388,17 @@ describeWithTools(['sshd', 'ssh', 'ssh-keygen', 'curl', 'setsid'], 'e2e: the ses
       expect(guardsRunning()).toHaveLength(1);
       expect(guardsRunning()[0]).not.toBe(first);
       expect(supLog).toMatch(/guard exited with status 137; restarting in 2 s/);
+      // Stopping the supervisor stops its guard too (only the supervisor is signalled).
+      const last = guardsRunning()[0];
+      process.kill(sup.pid!, 'SIGTERM');
+      for (let i = 0; i < 60 && existsSync(`/proc/${last}`) && pidsRunning(['bash', guardBin, '--config', guardConf]).includes(last); i++) await sleep(50);
+      expect(pidsRunning(['bash', guardBin, '--config', guardConf])).not.toContain(last);
     } finally {
-      process.kill(-sup.pid!, 'SIGTERM');
-      for (const pid of guardsRunning()) process.kill(pid, 'SIGTERM');
+      try {
+        process.kill(-sup.pid!, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
     }
     const help = await run(guardBin, ['--help']);
     expect(help.code).toBe(0);
