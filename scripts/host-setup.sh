@@ -4,6 +4,7 @@
 #   host-setup.sh --server URL --target T [--root DIR] [--sshd-config FILE] [--sync auto|systemd|cron|none]
 #                 [--max-age SECONDS] [--cacert FILE] [--allow-http] [--no-reload]
 #                 [--host-token-file FILE | --host-token TOKEN]
+#                 [--no-session-guard]
 #
 # What it does, in an order that never locks anyone out:
 #   1. fetches the target's principals (GET /v1/host-config) and writes one file per account
@@ -12,7 +13,10 @@
 #      runs it once: revoked.krl and ca.pub (GET /v1/krl, /v1/ca) exist and parse BEFORE sshd is
 #      told to use them (sshd refuses every key when RevokedKeys is missing);
 #   3. schedules the sync: a systemd timer when systemd runs, else /etc/cron.d (every minute);
-#   4. puts three lines in one marked block at the top of sshd_config (first value wins in sshd):
+#   3b. installs the session guard (/usr/local/sbin/jit-ssh-session-guard + guard.conf): it ends
+#      sessions whose jit-ssh certificate expired or was revoked; a systemd service, else a
+#      supervised loop started from /etc/cron.d (@reboot, and re-checked every minute);
+#   4. puts three lines (four with the guard: ExposeAuthInfo yes) in one marked block at the top of sshd_config (first value wins in sshd):
 #      TrustedUserCAKeys, AuthorizedPrincipalsFile, RevokedKeys; checks `sshd -t` and `sshd -T`
 #      and restores the previous file if sshd rejects it; reloads sshd if the file changed.
 # Every file is written to a temp file and renamed into place. Running it again changes nothing
@@ -32,12 +36,15 @@
 #   --host-token-file FILE  the host token the CA admin gave you (hostTokens in jit-sshd.yaml),
 #                     sent as Authorization: Bearer to GET /v1/host-config; JITSSH_HOST_TOKEN
 #                     works too. --host-token TOKEN also, but shows the token to `ps`.
+#   --no-session-guard  leave the session guard out (sessions then outlive their certificate);
+#                     removes a guard an earlier run installed
 set -eu
 umask 022
 
 PROG=host-setup.sh
 SERVER="" TARGET="" ROOT="" SSHD_CONFIG="" SYNC=auto MAX_AGE=900 CACERT="" ALLOW_HTTP=0 RELOAD=1
 HOST_TOKEN=${JITSSH_HOST_TOKEN:-}
+GUARD=1
 SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
 
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
@@ -59,6 +66,7 @@ while [ $# -gt 0 ]; do
     --host-token-file)
       [ -r "${2:?--host-token-file needs a file}" ] || die "--host-token-file: cannot read $2"
       HOST_TOKEN=$(head -n 1 "$2" | tr -d '\r\n'); shift ;;
+    --no-session-guard) GUARD=0 ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
@@ -73,7 +81,12 @@ case "$MAX_AGE" in ''|*[!0-9]*) die "--max-age must be whole seconds" ;; esac
 SERVER=${SERVER%/}
 case "$SERVER" in
   https://*) ;;
-  http://127.*|http://localhost|http://localhost[:/]*|http://\[::1\]*) ;;
+  http://localhost|http://localhost[:/]*|http://\[::1\]|http://\[::1\][:/]*) ;;
+  http://127.*)
+    # Loopback only as an IP literal: http://127.attacker.example must not pass as loopback.
+    HOSTPART=${SERVER#http://}; HOSTPART=${HOSTPART%%[:/]*}
+    printf '%s' "$HOSTPART" | grep -Eq '^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$' || [ "$ALLOW_HTTP" = 1 ] ||
+      die "refusing plain http to $SERVER: not a loopback address (use https, or --allow-http behind a trusted proxy)" ;;
   http://*) [ "$ALLOW_HTTP" = 1 ] || die "refusing plain http to $SERVER: CA keys fetched without TLS could be forged (use https, or --allow-http behind a trusted proxy)" ;;
   *) die "--server must be an http:// or https:// URL" ;;
 esac
@@ -92,6 +105,8 @@ SSHD=$(command -v sshd 2>/dev/null || true)
 [ -n "$SSHD" ] || die "sshd not found (apt-get install openssh-server)"
 KRL_SYNC_SRC="$SCRIPT_DIR/krl-sync.sh"
 [ -r "$KRL_SYNC_SRC" ] || die "krl-sync.sh must sit beside host-setup.sh ($KRL_SYNC_SRC is missing)"
+GUARD_SRC="$SCRIPT_DIR/jit-ssh-session-guard"
+[ "$GUARD" = 0 ] || [ -r "$GUARD_SRC" ] || die "jit-ssh-session-guard must sit beside host-setup.sh ($GUARD_SRC is missing; or use --no-session-guard)"
 
 ETC="$ROOT/etc/ssh/jit-ssh"
 PRINCIPALS_DIR="$ETC/principals"
@@ -302,6 +317,87 @@ EOF
   none) say "  KRL sync: not scheduled (--sync none): run $SYNC_BIN --config $SYNC_CONF yourself" ;;
 esac
 
+# ---- 3b. session guard: sessions end when their certificate expires or is revoked ----
+GUARD_BIN="$ROOT/usr/local/sbin/jit-ssh-session-guard"
+GUARD_CONF="$ETC/guard.conf"
+GUARD_UNIT="$ROOT/etc/systemd/system/jit-ssh-session-guard.service"
+GUARD_CRON="$ROOT/etc/cron.d/jit-ssh-session-guard"
+GUARD_MODE=cron
+[ -d /run/systemd/system ] && GUARD_MODE=systemd
+[ "$SYNC" = systemd ] && GUARD_MODE=systemd
+if [ "$GUARD" = 1 ]; then
+  install_file "$GUARD_SRC" "$GUARD_BIN" 0755
+  cat >"$WORK/guard.conf" <<EOF
+# jit-ssh session guard, written by host-setup.sh (rerun it to change). KEY=value, not sourced.
+CA_FILE=$CA_FILE
+KRL=$KRL_FILE
+STATE_DIR=$STATE_DIR
+EOF
+  install_file "$WORK/guard.conf" "$GUARD_CONF" 0644
+  if [ "$GUARD_MODE" = systemd ]; then
+    ensure_dir "$ROOT/etc/systemd/system"
+    # No PrivateTmp (it must see sshd's /tmp/sshauth.* files) and no ProtectControlGroups
+    # (cgroup.kill): it reads every process's environment and signals any user's processes.
+    cat >"$WORK/guard.service" <<EOF
+[Unit]
+Description=jit-ssh: end SSH sessions when their jit-ssh certificate expires or is revoked
+Documentation=file://$GUARD_BIN
+After=sshd.service ssh.service
+
+[Service]
+Type=simple
+ExecStart=$GUARD_BIN --config $GUARD_CONF --quiet
+Restart=always
+RestartSec=2
+ProtectSystem=strict
+ReadWritePaths=$STATE_DIR
+ProtectHome=read-only
+NoNewPrivileges=yes
+RestrictAddressFamilies=AF_UNIX
+LockPersonality=yes
+
+[Install]
+WantedBy=multi-user.target
+EOF
+    install_file "$WORK/guard.service" "$GUARD_UNIT" 0644
+    if [ -z "$ROOT" ]; then
+      systemctl daemon-reload
+      systemctl enable jit-ssh-session-guard.service >/dev/null 2>&1 || die "systemctl enable jit-ssh-session-guard.service failed"
+      systemctl restart jit-ssh-session-guard.service || die "systemctl restart jit-ssh-session-guard.service failed"
+      say "  session guard: systemd service jit-ssh-session-guard.service running"
+    else
+      say "  session guard: systemd service written (not started under --root)"
+    fi
+  else
+    ensure_dir "$ROOT/etc/cron.d"
+    cat >"$WORK/guard.cron" <<EOF
+# jit-ssh session guard (written by host-setup.sh): a supervised loop, started at boot and
+# re-checked every minute (--supervise exits at once while a supervisor already runs).
+@reboot root $GUARD_BIN --config $GUARD_CONF --quiet --supervise
+* * * * * root $GUARD_BIN --config $GUARD_CONF --quiet --supervise
+EOF
+    install_file "$WORK/guard.cron" "$GUARD_CRON" 0644
+    if [ -z "$ROOT" ]; then
+      # Start it now rather than at the next minute; a running supervisor makes this a no-op.
+      setsid "$GUARD_BIN" --config "$GUARD_CONF" --quiet --supervise </dev/null >/dev/null 2>&1 &
+      say "  session guard: supervised loop started (and in $GUARD_CRON for @reboot)"
+    else
+      say "  session guard: $GUARD_CRON written (not started under --root)"
+    fi
+  fi
+else
+  for f in "$GUARD_UNIT" "$GUARD_CRON" "$GUARD_CONF" "$GUARD_BIN"; do
+    [ -e "$f" ] || continue
+    if [ -z "$ROOT" ] && [ "$f" = "$GUARD_UNIT" ]; then
+      systemctl disable --now jit-ssh-session-guard.service >/dev/null 2>&1 || true
+    fi
+    rm -f "$f"
+    say "  removed $f (--no-session-guard)"
+    CHANGES=$((CHANGES + 1))
+  done
+  say "  session guard: not installed (--no-session-guard): sessions outlive their certificate"
+fi
+
 # ---- 4. sshd_config ----
 BEGIN_MARK="# BEGIN jit-ssh (managed by host-setup.sh: edits inside this block are replaced)"
 END_MARK="# END jit-ssh"
@@ -311,6 +407,8 @@ END_MARK="# END jit-ssh"
   printf 'TrustedUserCAKeys %s\n' "$CA_FILE"
   printf 'AuthorizedPrincipalsFile %s/%%u\n' "$PRINCIPALS_DIR"
   printf 'RevokedKeys %s\n' "$KRL_FILE"
+  # The session guard reads which certificate opened a session from SSH_USER_AUTH.
+  [ "$GUARD" = 0 ] || printf 'ExposeAuthInfo yes\n'
   printf '%s\n' "$END_MARK"
 } >"$WORK/block"
 # Old block out (wherever it is), new block in at the top, the rest untouched.
@@ -349,6 +447,9 @@ if effective=$("$SSHD" -T -f "$SSHD_CONFIG" 2>/dev/null); then
   for want in "trustedusercakeys $CA_FILE" "authorizedprincipalsfile $PRINCIPALS_DIR/%u" "revokedkeys $KRL_FILE"; do
     printf '%s\n' "$effective" | grep -qxF "$want" || die "sshd -T does not show '$want': another setting overrides it (check Include files)"
   done
+  if [ "$GUARD" = 1 ] && ! printf '%s\n' "$effective" | grep -qxF "exposeauthinfo yes"; then
+    die "sshd -T does not show 'exposeauthinfo yes': the session guard cannot see certificates (check Include files)"
+  fi
   say "  ok sshd -T shows the jit-ssh settings in effect"
 fi
 

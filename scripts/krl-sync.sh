@@ -189,6 +189,9 @@ case "$code" in
       chmod 0644 "$TMP_KRL"
       mv -f "$TMP_KRL" "$KRL"
       log "installed KRL version ${new_version:-?} at $KRL"
+      # Wake a running session guard so sessions of newly revoked certificates end now. Opened
+      # read-write: never blocks, and with no guard reading the line is simply dropped.
+      [ -p "$STATE_DIR/session-guard.poke" ] && { printf 'krl\n' 1<>"$STATE_DIR/session-guard.poke"; } 2>/dev/null || true
     fi
     new_etag=$(tr -d '\r' <"$TMP_HDR" | sed -n 's/^[Ee][Tt][Aa][Gg]: *//p' | tail -n 1)
     if [ -n "$new_etag" ]; then printf '%s\n' "$new_etag" >"$ETAG_FILE.tmp" && mv -f "$ETAG_FILE.tmp" "$ETAG_FILE"; fi

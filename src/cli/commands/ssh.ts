@@ -12,6 +12,7 @@ import { JitError } from '../../errors.js';
 import { certFiles, isUsable, readMeta, type CertMeta } from '../../client/keyfiles.js';
 import { clientContext, type ClientContext } from './client-args.js';
 import type { LoginArgs } from './login.js';
+import { sessionCutNotice } from './session-cut.js';
 
 export interface SshArgs extends LoginArgs {
   target: string;
@@ -47,6 +48,8 @@ export async function ssh(a: SshArgs): Promise<void> {
   }
 
   const args = sshArgv(ctx, meta, a);
+  // Interactive only: a script's stderr stays ssh's own.
+  if (process.stderr.isTTY) ctx.note(sessionCutNotice(meta));
   const bin = process.env.JITSSH_SSH_BIN || 'ssh';
   const code = await runInherited(bin, args);
   process.exitCode = code;

@@ -5,6 +5,7 @@
 import { listAgentCerts, type AgentCert } from '../../client/agent-certs.js';
 import { certFiles, listCerts, listPending, pruneExpired, remainingSeconds } from '../../client/keyfiles.js';
 import { clientContext, humanDuration, localTime, printJson, table, type ClientArgs } from './client-args.js';
+import { SESSIONS_CUT_FOOTNOTE } from './session-cut.js';
 
 export async function status(a: ClientArgs): Promise<void> {
   const ctx = clientContext(a);
@@ -23,6 +24,8 @@ export async function status(a: ClientArgs): Promise<void> {
       keyFile: certFiles(ctx.dir, m.target).keyFile,
       certFile: certFiles(ctx.dir, m.target).certFile,
       inAgent: inAgent ? inAgent.some((c) => c.serial === m.serial) : null,
+      // Hosts running the session guard end SSH sessions opened with it at this time.
+      sessionsCutAt: m.validBefore,
     }));
     const pending = listPending(ctx.dir);
     if (ctx.json) {
@@ -36,7 +39,7 @@ export async function status(a: ClientArgs): Promise<void> {
     if (certs.length) {
       ctx.print(
         table([
-          ['TARGET', 'TASK', 'ACCOUNT', 'EXPIRES', 'LEFT', 'AGENT', 'REQUEST'],
+          ['TARGET', 'TASK', 'ACCOUNT', 'EXPIRES (SESSIONS CUT)', 'LEFT', 'AGENT', 'REQUEST'],
           ...certs.map((c) => [
             c.target,
             c.task ?? '-',
@@ -48,6 +51,7 @@ export async function status(a: ClientArgs): Promise<void> {
           ]),
         ]),
       );
+      ctx.print(SESSIONS_CUT_FOOTNOTE);
     }
     if (pending.length) {
       if (certs.length) ctx.print();
