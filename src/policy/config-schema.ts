@@ -40,7 +40,31 @@ export interface DaemonConfig {
   webhook?: { url: string; timeout: number; retries: number };
   rateLimit: { auth: { perMinute: number } };
   logLevel: LogLevel;
+  /** Where the CA private keys live. */
+  ca: CaCustodyConfig;
 }
+
+/**
+ * file: key files in dataDir/ca. pkcs11: keys generated inside a token. agent: the key held by
+ * an ssh-agent. (A host CA key will be a second key on the same backend.)
+ */
+export type CaCustodyConfig =
+  | { backend: 'file' }
+  | {
+      backend: 'pkcs11';
+      pkcs11: {
+        /** path of the PKCS#11 module (.so) */
+        module: string;
+        tokenLabel: string;
+        /** file holding the user PIN; else env JITSSHD_PKCS11_PIN */
+        pinFile?: string;
+        /** label of the CA key objects jit-sshd creates or adopts */
+        keyLabel: string;
+        /** sessions in the signing pool */
+        sessions: number;
+      };
+    }
+  | { backend: 'agent'; agent: { socket: string; key: string } };
 
 export const DEFAULT_LISTEN = '127.0.0.1:7422';
 
@@ -102,6 +126,33 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   logLevel: z.enum(LOG_LEVELS).default('info'),
+  ca: z
+    .discriminatedUnion('backend', [
+      z.strictObject({ backend: z.literal('file') }),
+      z.strictObject({
+        backend: z.literal('pkcs11'),
+        pkcs11: z.strictObject({
+          module: path(),
+          // PKCS#11 token labels are at most 32 bytes
+          tokenLabel: z.string().min(1).max(32),
+          pinFile: path().optional(),
+          keyLabel: z.string().min(1).max(64).default('jit-ssh-user-ca'),
+          sessions: z.number().int().min(1).max(64).default(4),
+        }),
+      }),
+      z.strictObject({
+        backend: z.literal('agent'),
+        agent: z.strictObject({
+          socket: path(),
+          key: z
+            .string()
+            .min(1)
+            .max(16_384)
+            .refine((k) => /^SHA256:[A-Za-z0-9+/]{43}$/.test(k) || /^[a-z0-9-]+ [A-Za-z0-9+/]+={0,2}( .*)?$/.test(k.trim()), 'must be the CA public key line or its SHA256:… fingerprint'),
+        }),
+      }),
+    ])
+    .prefault({ backend: 'file' }),
 });
 
 type Problem = [readonly PropertyKey[], string];

@@ -34,6 +34,7 @@ describe('validateConfig', () => {
       auditorGroups: ['auditors'],
       rateLimit: { auth: { perMinute: 30 } },
       logLevel: 'info',
+      ca: { backend: 'file' },
     });
     expect(validateConfig(null)).toEqual(c);
     expect(DEFAULT_CONFIG).toEqual(c);

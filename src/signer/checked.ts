@@ -1,0 +1,49 @@
+/**
+ * Signatures that come from outside this process (a token, an agent) are checked before a
+ * certificate carries them: a wrong algorithm (an agent that ignored the rsa-sha2-512 flag and
+ * signed with SHA-1) or a signature by another key must never reach a host. Costs one verify.
+ */
+import { JitError } from '../errors.js';
+import { verifySshSignature } from '../ca/signer.js';
+import { decodeKeyBlob, fingerprintOf, publicKeyLine as lineOf } from '../ca/keys.js';
+import { WireReader } from '../ca/wire.js';
+import type { CaSigner } from './types.js';
+
+/** The signature algorithm a CA key must sign certificates with (RSA: SHA-512 only). */
+export function certSignatureAlgorithm(keyType: string): string {
+  return keyType === 'ssh-rsa' ? 'rsa-sha2-512' : keyType;
+}
+
+/** Key types a CA may hold: plain ed25519, ECDSA and RSA (no security keys, no DSA). */
+const CA_KEY_TYPES: ReadonlySet<string> = new Set(['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'ssh-rsa']);
+
+/**
+ * A CaSigner around signRaw (which returns an SSH signature blob), refusing any signature that
+ * does not verify under publicKeyBlob with the expected algorithm. `where` names the holder
+ * ("token jit-ca", "ssh-agent at /run/agent.sock") in errors.
+ */
+export function checkedSigner(publicKeyBlob: Buffer, comment: string, where: string, signRaw: (data: Buffer) => Promise<Buffer>): CaSigner {
+  const keyType = decodeKeyBlob(publicKeyBlob).type;
+  if (!CA_KEY_TYPES.has(keyType)) throw new JitError('invalid_config', `${where}: ${keyType} keys cannot be CA keys`);
+  const fingerprint = fingerprintOf(publicKeyBlob);
+  const want = certSignatureAlgorithm(keyType);
+  return {
+    publicKeyBlob,
+    keyType,
+    publicKeyLine: lineOf(publicKeyBlob, comment),
+    fingerprint,
+    async sign(data) {
+      const sig = await signRaw(data);
+      let alg = '';
+      try {
+        alg = new WireReader(sig).utf8('signature algorithm');
+      } catch {
+        // reported below as a signature that does not verify
+      }
+      if (alg !== want || !verifySshSignature(publicKeyBlob, data, sig)) {
+        throw new JitError('ca_unavailable', `${where} returned a bad signature for CA key ${fingerprint} (algorithm '${alg.slice(0, 40)}', want '${want}')`);
+      }
+      return sig;
+    },
+  };
+}
