@@ -109,7 +109,8 @@ class Token {
   private admin?: Handle;
   private free: Handle[] = [];
   private all: Handle[] = [];
-  private waiting: { resolve: (s: Handle) => void; reject: (e: Error) => void }[] = [];
+  /** Requests waiting for a free session; undefined tells them the pool was dropped: start over. */
+  private waiting: ((s: Handle | undefined) => void)[] = [];
   private handles = new Map<string, Handle>();
   private opening?: Promise<void>;
   private closed = false;
@@ -166,15 +167,18 @@ class Token {
 
   /** Runs fn on a session of its own; reopens the pool first if it was dropped. */
   async withSession<T>(fn: (session: Handle) => T | Promise<T>): Promise<T> {
-    if (this.closed) throw new JitError('ca_unavailable', `${this.name} is closed`);
-    if (!this.admin) await this.reopen();
-    const session = this.free.pop() ?? (await new Promise<Handle>((resolve, reject) => this.waiting.push({ resolve, reject })));
+    let session: Handle | undefined;
+    while (!session) {
+      if (this.closed) throw new JitError('ca_unavailable', `${this.name} is closed`);
+      if (!this.admin) await this.reopen();
+      session = this.free.pop() ?? (await new Promise<Handle | undefined>((resolve) => this.waiting.push(resolve)));
+    }
     try {
       return await fn(session);
     } finally {
       if (this.all.includes(session)) {
         const next = this.waiting.shift();
-        if (next) next.resolve(session);
+        if (next) next(session);
         else this.free.push(session);
       }
     }
@@ -208,7 +212,7 @@ class Token {
     this.handles.clear();
     const waiters = this.waiting;
     this.waiting = [];
-    for (const w of waiters) w.reject(new JitError('ca_unavailable', `${this.name} dropped its sessions; try again`));
+    for (const w of waiters) w(undefined);
   }
 
   close(): void {
