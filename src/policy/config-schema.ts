@@ -5,6 +5,7 @@
  * `npm start` from the repo root finds config/policy.yaml and ./data.
  */
 import { z } from 'zod';
+import { parsePublicKey } from '../ca/keys.js';
 import { cidrProblem, isLoopback, parseIp } from './ip.js';
 import { checkWith, duration, name, parseYamlText, valueOrThrow, type Checked } from './problems.js';
 
@@ -92,6 +93,18 @@ export function isLoopbackListen(listen: string): boolean {
 
 const path = () => z.string().min(1);
 
+/** 'SHA256:' + 43 base64 characters, as ssh-keygen -l prints a fingerprint. */
+export const CA_FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
+
+function isPublicKeyLine(k: string): boolean {
+  try {
+    parsePublicKey(k, { minRsaBits: 2048 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export const configSchema = z.strictObject({
   listen: z
     .string()
@@ -148,7 +161,7 @@ export const configSchema = z.strictObject({
             .string()
             .min(1)
             .max(16_384)
-            .refine((k) => /^SHA256:[A-Za-z0-9+/]{43}$/.test(k) || /^[a-z0-9-]+ [A-Za-z0-9+/]+={0,2}( .*)?$/.test(k.trim()), 'must be the CA public key line or its SHA256:… fingerprint'),
+            .refine((k) => CA_FINGERPRINT.test(k) || isPublicKeyLine(k), 'must be the CA public key line or its SHA256:… fingerprint'),
         }),
       }),
     ])

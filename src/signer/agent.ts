@@ -7,8 +7,9 @@
  */
 import { JitError } from '../errors.js';
 import { AgentClient, SSH_AGENT_RSA_SHA2_512 } from '../client/agent.js';
-import { decodeKeyBlob, fingerprintOf, publicKeyLine as lineOf } from '../ca/keys.js';
-import { checkedSigner } from './checked.js';
+import { decodeKeyBlob, fingerprintOf, parsePublicKey, publicKeyLine as lineOf } from '../ca/keys.js';
+import { CA_FINGERPRINT } from '../policy/config-schema.js';
+import { caUnavailable, checkedSigner } from './checked.js';
 import type { HeldKey, KeyCustody, ListedKey } from './types.js';
 
 export interface AgentSettings {
@@ -23,13 +24,12 @@ const SIGN_TIMEOUT_MS = 5_000;
 
 /** The blob a config `key` names, if it is a public key line (undefined for a fingerprint). */
 export function blobOfKeySetting(key: string): Buffer | undefined {
-  if (/^SHA256:[A-Za-z0-9+/]{43}$/.test(key)) return undefined;
-  const [type, b64] = key.trim().split(/\s+/);
-  const blob = b64 && /^[A-Za-z0-9+/]+={0,2}$/.test(b64) ? Buffer.from(b64, 'base64') : undefined;
-  if (!blob || decodeKeyBlob(blob).type !== type) {
-    throw new JitError('invalid_config', 'ca.agent.key: expected a public key line (ssh-ed25519 AAAA…) or a SHA256:… fingerprint');
+  if (CA_FINGERPRINT.test(key)) return undefined;
+  try {
+    return parsePublicKey(key, { minRsaBits: 2048 }).blob;
+  } catch (e) {
+    throw new JitError('invalid_config', `ca.agent.key: expected a public key line (ssh-ed25519 AAAA…) or a SHA256:… fingerprint (${(e as Error).message})`);
   }
-  return blob;
 }
 
 export async function agentCustody(s: AgentSettings): Promise<KeyCustody> {
@@ -81,7 +81,7 @@ export async function agentCustody(s: AgentSettings): Promise<KeyCustody> {
           return await client.sign(blob, data, flags);
         } catch (e) {
           // Unreachable, timed out or refused (key removed, agent locked): the same for the caller.
-          throw new JitError('ca_unavailable', `${where} cannot sign with CA key ${fingerprint}: ${(e as Error).message}`);
+          throw caUnavailable(fingerprint, `${where} cannot sign: ${(e as Error).message}`);
         }
       });
     },

@@ -9,6 +9,14 @@ import { decodeKeyBlob, fingerprintOf, publicKeyLine as lineOf } from '../ca/key
 import { WireReader } from '../ca/wire.js';
 import type { CaSigner } from './types.js';
 
+/**
+ * ca_unavailable for the requester (a fixed message: no socket paths or token names leave the
+ * CA), with the specific reason as the cause, which the server logs for whoever is on call.
+ */
+export function caUnavailable(fingerprint: string, reason: string): JitError {
+  return new JitError('ca_unavailable', `CA key ${fingerprint} cannot sign right now; try again shortly`, { cause: new Error(reason) });
+}
+
 /** The signature algorithm a CA key must sign certificates with (RSA: SHA-512 only). */
 export function certSignatureAlgorithm(keyType: string): string {
   return keyType === 'ssh-rsa' ? 'rsa-sha2-512' : keyType;
@@ -41,7 +49,7 @@ export function checkedSigner(publicKeyBlob: Buffer, comment: string, where: str
         // reported below as a signature that does not verify
       }
       if (alg !== want || !verifySshSignature(publicKeyBlob, data, sig)) {
-        throw new JitError('ca_unavailable', `${where} returned a bad signature for CA key ${fingerprint} (algorithm '${alg.slice(0, 40)}', want '${want}')`);
+        throw caUnavailable(fingerprint, `${where} returned a bad signature (algorithm '${alg.slice(0, 40)}', want '${want}')`);
       }
       return sig;
     },

@@ -15,7 +15,7 @@ import { ecdsaSigBlob } from '../ca/signer.js';
 import { CURVES, decodeKeyBlob, fingerprintOf, publicKeyLine as lineOf } from '../ca/keys.js';
 import { WireWriter } from '../ca/wire.js';
 import type { CaKeyType } from '../policy/config-schema.js';
-import { checkedSigner } from './checked.js';
+import { caUnavailable, checkedSigner } from './checked.js';
 import { curveOfCaKeyType, ecBlob, ecParamsOf, rsaBlob } from './pkcs11-codec.js';
 import type { CaSigner, HeldKey, KeyCustody, KeyLocation, ListedKey } from './types.js';
 
@@ -404,16 +404,16 @@ export async function pkcs11Custody(s: Pkcs11Settings): Promise<KeyCustody> {
           try {
             return await t.withSession((session) => {
               const priv = t.find(session, lib.CKO_PRIVATE_KEY, label, id);
-              if (!priv) throw new JitError('ca_unavailable', `CA key ${fingerprint} is no longer in ${t.name}`);
+              if (!priv) throw caUnavailable(fingerprint, `the key is no longer in ${t.name}`);
               return signWith(t, keyType, priv, session, data);
             });
           } catch (e) {
-            if (e instanceof JitError) throw e.code === 'ca_unavailable' ? e : new JitError('ca_unavailable', e.message);
+            if (e instanceof JitError) throw e.code === 'ca_unavailable' ? e : caUnavailable(fingerprint, e.message);
             const code = ckr(e);
             // Sessions gone (token re-inserted, HSM restarted): reopen once, then give up for this request.
             if (SESSION_GONE.has(code)) t.drop();
             if (SESSION_GONE.has(code) && attempt === 0) continue;
-            throw new JitError('ca_unavailable', `${t.name} cannot sign with CA key ${fingerprint} (${code})`);
+            throw caUnavailable(fingerprint, `${t.name} cannot sign (${code})`);
           }
         }
       });

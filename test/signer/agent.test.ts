@@ -10,6 +10,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parseCertificate } from '../../src/ca/cert.js';
 import { fingerprintOf } from '../../src/ca/keys.js';
 import { JitError } from '../../src/errors.js';
+import { startDaemon } from '../../src/daemon.js';
+import { pino } from 'pino';
 import { api, makeEnv, REPO, startTestDaemon, type TestEnv } from '../helpers/daemon.js';
 import { generateKey, tempDir, type TempDir, type TestKey } from '../helpers/keys.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
@@ -93,14 +95,17 @@ describeWithTools(['ssh-agent', 'ssh-add', 'sshd', 'ssh', 'ssh-keygen'], 'CA key
     const ca = generateKey(tmp.dir, `ca-gone-${agents}`, 'ed25519');
     agent.add(ca);
     const env = agentEnv(agent.socket, ca.publicLine);
-    const d = await startTestDaemon(env);
+    const logged: string[] = [];
+    const d = await startDaemon({ configPath: env.configPath, log: pino({ level: 'error' }, { write: (s: string) => void logged.push(s) }) });
     try {
       expect((await issue(d.url, env, 'k1')).status).toBe(201);
       await agent.stop();
       const down = await issue(d.url, env, 'k2');
       expect(down.status).toBe(503);
       expect(down.body.error.code).toBe('ca_unavailable');
-      expect(down.body.error.message).toMatch(/ssh-agent at \S+ cannot sign with CA key SHA256:/);
+      // The requester learns which key and that it is temporary; the socket path stays in the CA log.
+      expect(down.body.error.message).toMatch(/^CA key SHA256:\S+ cannot sign right now; try again shortly$/);
+      expect(logged.join('')).toMatch(/"cause":"ssh-agent at \S+ cannot sign: cannot reach ssh-agent at/);
       expect((await api(d.url, 'GET', '/healthz')).status).toBe(200);
       agent = await startAgent(agent.socket);
       const stillEmpty = await issue(d.url, env, 'k3');
