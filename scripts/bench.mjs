@@ -14,6 +14,8 @@
  *                                                                                    ≤ 1.15
  *   login_overhead_ms  median `jit-ssh login` wall time − median `node -e ''`.       ≤ 250
  *   rss_mb             the daemon's resident set after the load.
+ *   pkcs11_sign_ratio  certificates/s with the CA key in SoftHSM2 / with it in a file (report).
+ *   agent_sign_ratio   certificates/s with the CA key in an ssh-agent / in a file (report).
  *
  * Options (env): BENCH_QUICK=1 shortens every phase (smoke test; numbers are rougher),
  * BENCH_PRIOR=N changes the 100,000 prior issuances.
@@ -274,6 +276,16 @@ async function main() {
     await stop(emptyDaemon.child);
   }
   await stop(daemon.child);
+
+  // ---------------------------------------------------------------- pkcs11_sign_ratio, agent_sign_ratio
+  {
+    const { measureCustody } = await import('./bench/custody.mjs');
+    const c = await measureCustody({ quick: QUICK, progress });
+    result.custody = { pkcs11: c.pkcs11, agent: c.agent };
+    result.pkcs11_sign_ratio = c.pkcs11?.ratio ?? null;
+    result.agent_sign_ratio = c.agent?.ratio ?? null;
+    notes.push(...c.notes);
+  }
   result.seconds = Math.round((performance.now() - started) / 1000);
 
   // ---------------------------------------------------------------- report
@@ -283,6 +295,8 @@ async function main() {
     ['issue_p99_ms', result.issue_p99_ms, '≤ 25', (v) => v <= 25, `p50 ${result.http.issue_p50_ms} ms at ${CONCURRENCY} clients`],
     ['growth_ratio', result.growth_ratio, '≤ 1.15', (v) => v <= 1.15, `${result.growth.median_ms_full} ms after ${PRIOR} vs ${result.growth.median_ms_empty} ms empty; restart ${result.growth.start_ms_full} ms`],
     ['login_overhead_ms', result.login_overhead_ms, '≤ 250', (v) => v <= 250, result.login ? `login ${result.login.login_ms} ms − node ${result.login.node_ms} ms` : 'not measured'],
+    ...[['pkcs11_sign_ratio', 'pkcs11'], ['agent_sign_ratio', 'agent']].map(([k, b]) => [k, result[k], '(report)', () => true,
+      result.custody[b] ? `${result.custody[b].per_s}/s ${result.custody[b].what} vs ${result.custody[b].file_per_s}/s file` : 'not measured']),
     ['rss_mb', result.rss_mb, '(report)', () => true, `daemon after the load; ${result.growth.rss_mb_full} MiB with ${PRIOR} prior`],
   ];
   result.goals_met = Object.fromEntries(rows.filter((r) => r[2] !== '(report)').map(([k, v, , ok]) => [k, v === null ? null : ok(v)]));
