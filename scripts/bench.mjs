@@ -27,7 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeCertificate, parseCertificate } from '../dist/ca/cert.js';
 import { createSigner } from '../dist/ca/signer.js';
-import { ed25519, makeBenchEnv, REPO, rssMb, spawnDaemon, spawnListening, stop } from './bench/fixture.mjs';
+import { benchCertParams, ed25519, makeBenchEnv, REPO, rssMb, spawnDaemon, spawnListening, stop } from './bench/fixture.mjs';
 import { median, pair, percentile, runLoad } from './bench/load.mjs';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -51,19 +51,7 @@ async function main() {
     const signer = createSigner(ca.privateKey, 'bench-ca');
     const subject = ed25519('subject');
     const subjectBlob = Buffer.from(subject.publicLine.split(' ')[1], 'base64');
-    const nonces = Array.from({ length: 256 }, () => randomBytes(32));
-    const params = (i) => ({
-      type: 'user',
-      publicKey: subjectBlob,
-      serial: BigInt(i + 1),
-      keyId: 'jit-ssh:req_AbCdEfGhIjKlMnOp:alice:check-logs',
-      principals: ['readonly@prod-db'],
-      validAfter: 1_800_000_000n,
-      validBefore: 1_800_000_960n,
-      criticalOptions: { 'source-address': '127.0.0.1/32' },
-      extensions: { 'permit-pty': '' },
-      nonce: nonces[i & 255],
-    });
+    const params = benchCertParams(subjectBlob);
     const bodyLength = parseCertificate(encodeCertificate(params(0), signer).blob).signedBytes.length;
     const payload = randomBytes(bodyLength);
     const rate = (fn, ms) => {

@@ -5,7 +5,6 @@
  * Signatures from the token and the agent are verified before use (as the daemon does).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +12,7 @@ import { attachSignature, certificateBody } from '../../dist/ca/cert.js';
 import { createSigner } from '../../dist/ca/signer.js';
 import { encodeOpenSshPrivateKey } from '../../dist/ca/openssh-key.js';
 import { asyncSigner } from '../../dist/signer/file.js';
-import { ed25519 } from './fixture.mjs';
+import { benchCertParams, ed25519 } from './fixture.mjs';
 import { median, pair } from './load.mjs';
 
 const SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
@@ -50,19 +49,7 @@ export async function measureCustody({ quick, progress }) {
   try {
     const subject = ed25519('subject').publicLine;
     const subjectBlob = Buffer.from(subject.split(' ')[1], 'base64');
-    const nonces = Array.from({ length: 256 }, () => randomBytes(32));
-    const params = (i) => ({
-      type: 'user',
-      publicKey: subjectBlob,
-      serial: BigInt(i + 1),
-      keyId: 'jit-ssh:req_AbCdEfGhIjKlMnOp:alice:check-logs',
-      principals: ['readonly@prod-db'],
-      validAfter: 1_800_000_000n,
-      validBefore: 1_800_000_960n,
-      criticalOptions: { 'source-address': '127.0.0.1/32' },
-      extensions: { 'permit-pty': '' },
-      nonce: nonces[i & 255],
-    });
+    const params = benchCertParams(subjectBlob);
     const fileKey = ed25519('bench-ca');
     const file = asyncSigner(createSigner(fileKey.privateKey, 'bench-ca'));
 

@@ -6,17 +6,16 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, onTestFinished } from 'vitest';
 import { parseCertificate } from '../../src/ca/cert.js';
 import { fingerprintOf } from '../../src/ca/keys.js';
-import { JitError } from '../../src/errors.js';
 import { startDaemon } from '../../src/daemon.js';
 import { pino } from 'pino';
 import { api, makeEnv, REPO, startTestDaemon, type TestEnv } from '../helpers/daemon.js';
 import { generateKey, tempDir, type TempDir, type TestKey } from '../helpers/keys.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 import { describeWithTools } from '../helpers/tools.js';
-import { expectSshdAccepts, issue, trustCaKeys } from './support.js';
+import { daemonForTest, expectSshdAccepts, expectStartRefused, issue, trustCaKeys } from './support.js';
 
 const JITSSHD = join(REPO, 'dist/cli/jit-sshd.js');
 
@@ -29,7 +28,15 @@ describeWithTools(['ssh-agent', 'ssh-add', 'sshd', 'ssh', 'ssh-keygen'], 'CA key
   /** A real ssh-agent on its own socket (foreground, so the test owns the process). */
   async function startAgent(socket = join(tmp.dir, `agent-${++agents}.sock`)): Promise<{ socket: string; proc: ChildProcess; add(k: TestKey): void; remove(k: TestKey): void; stop(): Promise<void> }> {
     const proc = spawn('ssh-agent', ['-D', '-a', socket], { stdio: 'ignore' });
+    const stop = (): Promise<void> =>
+      new Promise<void>((res) => {
+        running.delete(proc);
+        if (proc.exitCode !== null || proc.signalCode !== null) return res();
+        proc.once('exit', () => res());
+        proc.kill('SIGTERM');
+      });
     running.add(proc);
+    onTestFinished(() => stop());
     for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 20));
     if (!existsSync(socket)) throw new Error('ssh-agent did not create its socket');
     const env = { ...process.env, SSH_AUTH_SOCK: socket };
@@ -38,13 +45,7 @@ describeWithTools(['ssh-agent', 'ssh-add', 'sshd', 'ssh', 'ssh-keygen'], 'CA key
       proc,
       add: (k) => void execFileSync('ssh-add', [k.path], { env, stdio: 'pipe' }),
       remove: (k) => void execFileSync('ssh-add', ['-d', k.path], { env, stdio: 'pipe' }),
-      stop: () =>
-        new Promise<void>((res) => {
-          running.delete(proc);
-          if (proc.exitCode !== null || proc.signalCode !== null) return res();
-          proc.once('exit', () => res());
-          proc.kill('SIGTERM');
-        }),
+      stop,
     };
   }
 
@@ -71,8 +72,8 @@ describeWithTools(['ssh-agent', 'ssh-add', 'sshd', 'ssh', 'ssh-keygen'], 'CA key
     agent.add(ca);
     const caBlob = Buffer.from(ca.publicLine.split(' ')[1], 'base64');
     const env = agentEnv(agent.socket, naming === 'fingerprint' ? fingerprintOf(caBlob) : ca.publicLine);
-    const d = await startTestDaemon(env);
-    try {
+    const d = await daemonForTest(env);
+    {
       const caLine = String((await api(d.url, 'GET', '/v1/ca')).body).trim();
       expect(caLine.split(' ').slice(0, 2).join(' ')).toBe(ca.publicLine.split(' ').slice(0, 2).join(' '));
       expect(readdirSync(join(env.dataDir, 'ca'))).toEqual(['keyring.json']);
@@ -83,10 +84,6 @@ describeWithTools(['ssh-agent', 'ssh-add', 'sshd', 'ssh', 'ssh-keygen'], 'CA key
       expect(cert.signature.subarray(4, 4 + cert.signature.readUInt32BE(0)).toString()).toBe(type === 'rsa3072' ? 'rsa-sha2-512' : 'ssh-ed25519');
       trustCaKeys(sshd, [caLine]);
       await expectSshdAccepts(sshd, r.key, r.body.certificate);
-    } finally {
-      await d.close();
-      await agent.stop();
-      env.cleanup();
     }
   });
 
@@ -96,8 +93,10 @@ describeWithTools(['ssh-agent', 'ssh-add', 'sshd', 'ssh', 'ssh-keygen'], 'CA key
     agent.add(ca);
     const env = agentEnv(agent.socket, ca.publicLine);
     const logged: string[] = [];
+    onTestFinished(() => env.cleanup());
     const d = await startDaemon({ configPath: env.configPath, log: pino({ level: 'error' }, { write: (s: string) => void logged.push(s) }) });
-    try {
+    onTestFinished(() => d.close());
+    {
       expect((await issue(d.url, env, 'k1')).status).toBe(201);
       await agent.stop();
       const down = await issue(d.url, env, 'k2');
@@ -116,10 +115,6 @@ describeWithTools(['ssh-agent', 'ssh-add', 'sshd', 'ssh', 'ssh-keygen'], 'CA key
       expect((await issue(d.url, env, 'k5')).status).toBe(503);
       agent.add(ca);
       expect((await issue(d.url, env, 'k6')).status).toBe(201);
-    } finally {
-      await d.close();
-      await agent.stop();
-      env.cleanup();
     }
   });
 
@@ -129,8 +124,9 @@ describeWithTools(['ssh-agent', 'ssh-add', 'sshd', 'ssh', 'ssh-keygen'], 'CA key
     agent.add(oldCa);
     agent.add(newCa);
     const env = agentEnv(agent.socket, oldCa.publicLine);
-    try {
-      (await startTestDaemon(env)).close();
+    onTestFinished(() => env.cleanup());
+    {
+      await (await startTestDaemon(env)).close();
       writeFileSync(env.configPath, `dataDir: ${env.dataDir}\npolicy: ${env.policyPath}\nlisten: 127.0.0.1:0\nlogLevel: silent\nca: { backend: agent, agent: { socket: ${agent.socket}, key: "${newCa.publicLine}" } }\n`);
       const d = await startTestDaemon(env);
       try {
@@ -148,9 +144,6 @@ describeWithTools(['ssh-agent', 'ssh-add', 'sshd', 'ssh', 'ssh-keygen'], 'CA key
       const oldFp = fingerprintOf(Buffer.from(oldCa.publicLine.split(' ')[1], 'base64'));
       expect(cli('ca', 'retire', oldFp, '--force').status).toBe(0);
       expect(cli('ca', 'show').stdout).not.toContain(oldCa.publicLine.split(' ')[1]);
-    } finally {
-      await agent.stop();
-      env.cleanup();
     }
   });
 
@@ -161,18 +154,7 @@ describeWithTools(['ssh-agent', 'ssh-add', 'sshd', 'ssh', 'ssh-keygen'], 'CA key
     const agent = withAgent ? await startAgent() : undefined;
     const ca = generateKey(tmp.dir, `ca-missing-${agents}-${withAgent}`, 'ed25519');
     const env = agentEnv(agent?.socket ?? join(tmp.dir, 'no-agent.sock'), ca.publicLine);
-    try {
-      const err = await startTestDaemon(env).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      expect(err).toBeInstanceOf(JitError);
-      expect((err as JitError).code).toBe('invalid_config');
-      expect((err as JitError).message).toMatch(message);
-      expect((err as JitError).message).not.toContain('\n');
-    } finally {
-      await agent?.stop();
-      env.cleanup();
-    }
+    onTestFinished(() => env.cleanup());
+    await expectStartRefused(env, message);
   });
 });

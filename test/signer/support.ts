@@ -5,8 +5,10 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect } from 'vitest';
-import { api, login, subjectKey, type TestEnv } from '../helpers/daemon.js';
+import { expect, onTestFinished } from 'vitest';
+import type { RunningDaemon } from '../../src/daemon.js';
+import { JitError } from '../../src/errors.js';
+import { api, login, startTestDaemon, subjectKey, type TestEnv } from '../helpers/daemon.js';
 import type { TestKey } from '../helpers/keys.js';
 import type { Sshd } from '../helpers/sshd.js';
 
@@ -51,4 +53,25 @@ export async function expectSshdAccepts(sshd: Sshd, key: TestKey, certificate: s
 /** Rewrites the sshd harness's TrustedUserCAKeys file (sshd reads it at every login). */
 export function trustCaKeys(sshd: Sshd, lines: string[]): void {
   writeFileSync(join(sshd.dir, 'trusted-user-ca-keys.pub'), lines.map((l) => `${l}\n`).join(''));
+}
+
+/** A test daemon closed (and its env removed) when the test ends, pass or fail. */
+export async function daemonForTest(env: TestEnv): Promise<RunningDaemon> {
+  onTestFinished(() => env.cleanup());
+  const d = await startTestDaemon(env);
+  onTestFinished(() => d.close());
+  return d;
+}
+
+/** The start is refused with invalid_config: one line matching message, never containing secret. */
+export async function expectStartRefused(env: TestEnv, message: RegExp, secret?: string): Promise<void> {
+  const err = await startTestDaemon(env).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(JitError);
+  expect((err as JitError).code).toBe('invalid_config');
+  expect((err as JitError).message).toMatch(message);
+  expect((err as JitError).message).not.toContain('\n');
+  if (secret) expect((err as JitError).message).not.toContain(secret);
 }
