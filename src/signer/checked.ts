@@ -55,3 +55,20 @@ export function checkedSigner(publicKeyBlob: Buffer, comment: string, where: str
     },
   };
 }
+
+/**
+ * A key hosts still trust but that no longer signs (rotated out): only its public half is
+ * needed, so its private key is never loaded — and a keyring may hold keys of a previous
+ * backend while migrating (file → token).
+ */
+export function publicOnlySigner(publicKeyLine: string): CaSigner {
+  const publicKeyBlob = Buffer.from(publicKeyLine.split(' ')[1] ?? '', 'base64');
+  const fingerprint = fingerprintOf(publicKeyBlob);
+  return {
+    publicKeyBlob,
+    keyType: decodeKeyBlob(publicKeyBlob).type,
+    publicKeyLine,
+    fingerprint,
+    sign: () => Promise.reject(new JitError('internal', `CA key ${fingerprint} is no longer the signing key`)),
+  };
+}

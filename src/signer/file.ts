@@ -54,7 +54,7 @@ export function asyncSigner(s: Signer): CaSigner {
 }
 
 function fileOf(location: KeyLocation): string {
-  if (!('file' in location)) throw new JitError('invalid_config', 'the keyring names a key that is not a file, but ca.backend is file');
+  if (!('file' in location)) throw new JitError('invalid_config', 'the active CA key is not a file, but ca.backend is file: run jit-sshd ca rotate to make one');
   return location.file;
 }
 

@@ -290,7 +290,9 @@ function unfitReason(t: Token, session: Handle, priv: Handle): string | undefine
 }
 
 function tokenRef(location: KeyLocation, t: Token): { label: string; id: Buffer } {
-  if (!('pkcs11' in location)) throw new JitError('invalid_config', `the keyring names a key that is not in a token, but ca.backend is pkcs11 (${t.name})`);
+  if (!('pkcs11' in location)) {
+    throw new JitError('invalid_config', `the CA key is not in a token, but ca.backend is pkcs11: run jit-sshd ca rotate to make one in ${t.name} (the old key stays trusted until retired)`);
+  }
   return { label: location.pkcs11.label, id: Buffer.from(location.pkcs11.id, 'hex') };
 }
 

@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { writeFileAtomicSync } from '../files.js';
 import { join } from 'node:path';
 import { JitError } from '../errors.js';
-import { caDir } from '../signer/file.js';
+import { caDir, fileCustody } from '../signer/file.js';
+import { publicOnlySigner } from '../signer/checked.js';
 import type { CaSigner, HeldKey, KeyCustody, KeyLocation } from '../signer/types.js';
 import type { CaKeyType } from '../policy/config-schema.js';
 
@@ -117,7 +118,8 @@ export function destroyKey(dataDir: string, fingerprint: string, custody: KeyCus
   if (!entry) throw new JitError('not_found', `no CA key with fingerprint ${fingerprint}`);
   if (entry.status !== 'retired') throw new JitError('conflict', `CA key ${fingerprint} is ${entry.status}: only a retired key can be destroyed`);
   if (!entry.destroyedAt) {
-    custody.destroy(entry);
+    // A key file left from before a move to a token or agent is still the file backend's to delete.
+    ('file' in entry ? fileCustody(dataDir) : custody).destroy(entry);
     entry.destroyedAt = now.toISOString();
     writeManifest(dataDir, m);
   }
@@ -164,6 +166,8 @@ export function keyringPublicKeys(dataDir: string): Map<string, Buffer> {
 /** Opens the keyring for signing; loads every non-retired key. */
 export function openKeyring(dataDir: string, custody: KeyCustody, onChange?: (entries: CaKeyEntry[]) => void): CaKeyring {
   let signers = new Map<string, CaSigner>();
+  /** Opened keys by role and fingerprint: a trusted key made active again must be opened then. */
+  let opened = new Map<string, CaSigner>();
   let entries: CaKeyEntry[] = [];
   let activeFp = '';
   let mtimeMs = -1;
@@ -171,18 +175,23 @@ export function openKeyring(dataDir: string, custody: KeyCustody, onChange?: (en
   const load = (): void => {
     const m = readManifest(dataDir);
     const next = new Map<string, CaSigner>();
+    const nextOpened = new Map<string, CaSigner>();
     let active = '';
     for (const e of m.keys) {
       if (e.status === 'retired') continue;
-      const signer = signers.get(e.fingerprint) ?? custody.open(e, e.fingerprint, e.publicKey);
+      // Only the active key is opened where it lives; trusted ones are public keys to hosts.
+      const role = `${e.status === 'active' ? 'signing' : 'public'}:${e.fingerprint}`;
+      const signer = opened.get(role) ?? (e.status === 'active' ? custody.open(e, e.fingerprint, e.publicKey) : publicOnlySigner(e.publicKey));
       if (signer.fingerprint !== e.fingerprint) {
         throw new JitError('invalid_config', `CA key ${'file' in e ? `file ${e.file}` : e.fingerprint} does not match its fingerprint in the keyring`);
       }
+      nextOpened.set(role, signer);
       next.set(e.fingerprint, signer);
       if (e.status === 'active') active = e.fingerprint;
     }
     if (!active) throw new JitError('invalid_config', `no active CA key in ${manifestPath(dataDir)}: run jit-sshd init`);
     signers = next;
+    opened = nextOpened;
     entries = m.keys;
     activeFp = active;
   };

@@ -4,7 +4,7 @@
  * token signed, and every way the token can be wrong refuses the start in one line.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import pkcs11js from 'pkcs11js';
@@ -135,6 +135,34 @@ describeWithTools(['softhsm2-util', 'sshd', 'ssh', 'ssh-keygen'], 'CA key in a P
       cli('ca', 'retire', first.fingerprint, '--destroy');
       expect(tokenPublicKeys(PIN)).not.toContain(firstKey);
       expect(tokenPublicKeys(PIN)).toContain(secondKey);
+    } finally {
+      env.cleanup();
+    }
+  });
+
+  it('ok/moving from key files to a token: refused until ca rotate, then the file key stays trusted until retired and destroyed', async () => {
+    const { env } = tokenEnv('caKeyType: ecdsa-p256');
+    const config = readFileSync(env.configPath, 'utf8');
+    writeFileSync(env.configPath, config.replace(/^ca: .*$/m, 'ca: { backend: file }'));
+    const cli = (...args: string[]) => JSON.parse(execFileSync(process.execPath, [JITSSHD, ...args, '--config', env.configPath, '--json'], { encoding: 'utf8' }));
+    try {
+      const fileKey = cli('init');
+      expect(fileKey.file).toMatch(/\.key$/);
+      writeFileSync(env.configPath, config);
+      await expectStartRefused(env, /^the CA key is not in a token, but ca\.backend is pkcs11: run jit-sshd ca rotate to make one in token "t\d+"/);
+      const tokenKey = cli('ca', 'rotate');
+      const d = await startTestDaemon(env);
+      try {
+        expect(String((await api(d.url, 'GET', '/v1/ca')).body)).toContain(fileKey.publicKey.split(' ')[1]);
+        const r = await issue(d.url, env, 'k');
+        expect(fingerprintOf(parseCertificate(r.body.certificate).signatureKey)).toBe(tokenKey.fingerprint);
+      } finally {
+        await d.close();
+      }
+      cli('ca', 'retire', fileKey.fingerprint, '--force');
+      expect(existsSync(join(env.dataDir, 'ca', fileKey.file))).toBe(true);
+      cli('ca', 'retire', fileKey.fingerprint, '--destroy');
+      expect(readdirSync(join(env.dataDir, 'ca'))).toEqual(['keyring.json']);
     } finally {
       env.cleanup();
     }
