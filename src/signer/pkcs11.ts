@@ -112,8 +112,8 @@ class Token {
   /** Requests waiting for a free session; undefined tells them the pool was dropped: start over. */
   private waiting: ((s: Handle | undefined) => void)[] = [];
   private handles = new Map<string, Handle>();
-  private opening?: Promise<void>;
   private closed = false;
+  private everOpened = false;
 
   constructor(
     readonly lib: Lib,
@@ -161,6 +161,7 @@ class Token {
       throw new JitError('invalid_config', `ca.pkcs11: cannot open a session on ${this.name} (${ckr(e)})`);
     }
     this.admin = sessions[0];
+    this.everOpened = true;
     this.all = sessions.slice(1);
     this.free = [...this.all];
   }
@@ -170,7 +171,7 @@ class Token {
     let session: Handle | undefined;
     while (!session) {
       if (this.closed) throw new JitError('ca_unavailable', `${this.name} is closed`);
-      if (!this.admin) await this.reopen();
+      if (!this.admin) this.reopen();
       session = this.free.pop() ?? (await new Promise<Handle | undefined>((resolve) => this.waiting.push(resolve)));
     }
     try {
@@ -186,21 +187,27 @@ class Token {
 
   /** Synchronous use of one session, for admin work (find, generate, destroy) outside the pool's queue. */
   withAdminSession<T>(fn: (session: Handle) => T): T {
-    if (!this.admin) this.open();
-    return fn(this.admin!);
+    // At start a missing token is a configuration error; once it has worked, it is an outage.
+    if (!this.admin) this.everOpened ? this.reopen() : this.open();
+    try {
+      return fn(this.admin!);
+    } catch (e) {
+      if (e instanceof JitError) throw e;
+      const code = ckr(e);
+      if (SESSION_GONE.has(code)) this.drop();
+      throw new JitError(this.everOpened && SESSION_GONE.has(code) ? 'ca_unavailable' : 'invalid_config', `${this.name}: ${code}`);
+    }
   }
 
-  private reopen(): Promise<void> {
-    this.opening ??= (async () => {
-      try {
-        this.open();
-      } catch (e) {
-        throw new JitError('ca_unavailable', `${this.name} is unavailable: ${e instanceof JitError ? e.message : ckr(e)}`);
-      } finally {
-        this.opening = undefined;
-      }
-    })();
-    return this.opening;
+  /** open() is synchronous, so concurrent requests cannot race to reopen: the first one does it. */
+  private reopen(): void {
+    try {
+      this.open();
+    } catch (e) {
+      throw new JitError('ca_unavailable', 'the CA key cannot be reached right now; try again shortly', {
+        cause: new Error(`${this.name} is unavailable: ${e instanceof JitError ? e.message : ckr(e)}`),
+      });
+    }
   }
 
   /** Forgets sessions and handles after the token went away; waiters get a session when it reopens. */

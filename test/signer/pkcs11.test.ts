@@ -187,6 +187,41 @@ describeWithTools(['softhsm2-util', 'sshd', 'ssh', 'ssh-keygen'], 'CA key in a P
     }
   });
 
+  it('ok/token refuses the daemon (PIN changed under it) → 503 ca_unavailable, no crash; PIN back → issuance resumes', async () => {
+    const { env, label } = tokenEnv();
+    const lines: string[] = [];
+    const d = await startDaemon({ configPath: env.configPath, log: pino({ level: 'error' }, { write: (s: string) => void lines.push(s) }) });
+    // Same process, same PKCS#11 application as the daemon: the module is already initialised.
+    const p11 = new pkcs11js.PKCS11();
+    p11.load(SOFTHSM_MODULE);
+    const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === label)!;
+    const setPin = (from: string, to: string) => {
+      const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+      try {
+        p11.C_Login(session, pkcs11js.CKU_USER, from);
+      } catch (e) {
+        if (!/CKR_USER_ALREADY_LOGGED_IN/.test(String(e))) throw e;
+      }
+      p11.C_SetPIN(session, from, to);
+      p11.C_CloseAllSessions(slot); // logs the whole application out, as a token reset does
+    };
+    try {
+      expect((await issue(d.url, env, 'k1')).status).toBe(201);
+      setPin(PIN, 'changed-9876');
+      const down = await issue(d.url, env, 'k2');
+      expect([down.status, down.body.error?.code]).toEqual([503, 'ca_unavailable']);
+      expect(down.body.error.message).toBe('the CA key cannot be reached right now; try again shortly');
+      expect(lines.join('')).toMatch(/"cause":"token \\"t\d+\\" is unavailable: ca\.pkcs11: token \\"t\d+\\" refused the PIN/);
+      expect(lines.join('')).not.toContain(PIN);
+      expect((await api(d.url, 'GET', '/healthz')).status).toBe(200);
+      setPin('changed-9876', PIN);
+      expect((await issue(d.url, env, 'k3')).status).toBe(201);
+    } finally {
+      await d.close();
+      env.cleanup();
+    }
+  });
+
   it('ok/64 concurrent requests all sign through the session pool', async () => {
     const { env } = tokenEnv();
     const d = await startTestDaemon(env);
