@@ -60,10 +60,10 @@ export async function measureCustody({ quick, progress }) {
       process.env.SOFTHSM2_CONF = join(dir, 'softhsm2.conf');
       execFileSync('softhsm2-util', ['--init-token', '--free', '--label', 'bench', '--pin', '1234', '--so-pin', '5678'], { stdio: 'ignore' });
       const { pkcs11Custody } = await import('../../dist/signer/pkcs11.js');
-      const custody = await pkcs11Custody({ module: SOFTHSM_MODULE, tokenLabel: 'bench', pin: '1234', keyLabel: 'bench-ca', sessions: 4 });
+      const custody = await pkcs11Custody({ module: SOFTHSM_MODULE, tokenLabel: 'bench', pin: '1234', keyLabel: 'bench-ca', sessions: 2 });
       closers.push(() => custody.close());
       const k = custody.create('ed25519');
-      subjects.push(['pkcs11', custody.open(k.location, k.fingerprint, k.publicKeyLine), 'SoftHSM2 token, 4 sessions']);
+      subjects.push(['pkcs11', custody.open(k.location, k.fingerprint, k.publicKeyLine), 'SoftHSM2 token, 2 sessions']);
     } else out.notes.push('pkcs11_sign_ratio: softhsm2 is not installed (apt-get install -y softhsm2)');
 
     if (has('ssh-agent') && has('ssh-add')) {

@@ -150,7 +150,8 @@ export const configSchema = z.strictObject({
           tokenLabel: z.string().min(1).max(32),
           pinFile: path().optional(),
           keyLabel: z.string().min(1).max(64).default('jit-ssh-user-ca'),
-          sessions: z.number().int().min(1).max(64).default(4),
+          // 2 leaves half of libuv's default 4 threads for the audit log's fs work while a slow token signs
+          sessions: z.number().int().min(1).max(64).default(2),
         }),
       }),
       z.strictObject({

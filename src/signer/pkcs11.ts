@@ -5,8 +5,9 @@
  *
  * A pool of sessions, all logged in (one C_Login logs in the whole application), lets
  * concurrent issuance sign in parallel as far as the token allows; C_Sign runs off the event
- * loop (pkcs11js's async calls use libuv's thread pool). When the token goes away, the pool is
- * dropped and the next signature reopens it: issuance resumes by itself.
+ * loop (pkcs11js's async calls use libuv's thread pool, which the audit log's file writes share:
+ * more sessions than UV_THREADPOOL_SIZE − 2 lets a slow token starve them). When the token goes
+ * away, the pool is dropped and the next signature reopens it: issuance resumes by itself.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type * as P11 from 'pkcs11js';
@@ -188,7 +189,10 @@ class Token {
   /** Synchronous use of one session, for admin work (find, generate, destroy) outside the pool's queue. */
   withAdminSession<T>(fn: (session: Handle) => T): T {
     // At start a missing token is a configuration error; once it has worked, it is an outage.
-    if (!this.admin) this.everOpened ? this.reopen() : this.open();
+    if (!this.admin) {
+      if (this.everOpened) this.reopen();
+      else this.open();
+    }
     try {
       return fn(this.admin!);
     } catch (e) {

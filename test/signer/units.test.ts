@@ -71,10 +71,10 @@ describe('checkedSigner: what a token or agent returns is verified before use', 
 });
 
 describe('ca config', () => {
-  it('ok/pkcs11 defaults: keyLabel jit-ssh-user-ca, 4 sessions', () => {
+  it('ok/pkcs11 defaults: keyLabel jit-ssh-user-ca, 2 sessions', () => {
     expect(validateConfig({ ca: { backend: 'pkcs11', pkcs11: { module: '/m.so', tokenLabel: 'ca' } } }).ca).toEqual({
       backend: 'pkcs11',
-      pkcs11: { module: '/m.so', tokenLabel: 'ca', keyLabel: 'jit-ssh-user-ca', sessions: 4 },
+      pkcs11: { module: '/m.so', tokenLabel: 'ca', keyLabel: 'jit-ssh-user-ca', sessions: 2 },
     });
   });
   it.each([
