@@ -129,7 +129,12 @@ class Token {
   /** Finds the token, opens the sessions and logs in. Throws invalid_config naming the problem. */
   open(): void {
     const { lib, p11, s } = this;
-    const slots = p11.C_GetSlotList(true);
+    let slots: Handle[];
+    try {
+      slots = p11.C_GetSlotList(true);
+    } catch (e) {
+      throw new JitError('invalid_config', `ca.pkcs11.module: ${s.module} cannot list its tokens (${ckr(e)})`);
+    }
     const labels: string[] = [];
     this.slot = undefined;
     for (const slot of slots) {
