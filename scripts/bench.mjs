@@ -14,6 +14,7 @@
  *                                                                                    ≤ 1.15
  *   login_overhead_ms  median `jit-ssh login` wall time − median `node -e ''`.       ≤ 250
  *   rss_mb             the daemon's resident set after the load.
+ *   oidc_verify_us, sso_login_overhead_ms: SSO, see scripts/bench/sso.mjs.      ≤ 300 each
  *   pkcs11_sign_ratio  certificates/s with the CA key in SoftHSM2 / with it in a file (report).
  *   agent_sign_ratio   certificates/s with the CA key in an ssh-agent / in a file (report).
  *
@@ -29,6 +30,7 @@ import { encodeCertificate, parseCertificate } from '../dist/ca/cert.js';
 import { createSigner } from '../dist/ca/signer.js';
 import { benchCertParams, ed25519, makeBenchEnv, REPO, rssMb, spawnDaemon, spawnListening, stop } from './bench/fixture.mjs';
 import { median, pair, percentile, runLoad } from './bench/load.mjs';
+import { benchSso } from './bench/sso.mjs';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const PRIOR = Number(process.env.BENCH_PRIOR ?? 100_000);
@@ -265,10 +267,22 @@ async function main() {
   }
   await stop(daemon.child);
 
+  // ---------------------------------------------------------------- SSO (self-contained)
+  {
+    const { oidc_verify_us, sso_login_overhead_ms, sso, notes: ssoNotes } = await benchSso({ quick: QUICK, progress }).catch((e) => ({
+      oidc_verify_us: null,
+      sso_login_overhead_ms: null,
+      sso: {},
+      notes: [`SSO figures not measured: ${e.message}`],
+    }));
+    Object.assign(result, { oidc_verify_us, sso_login_overhead_ms, sso });
+    notes.push(...ssoNotes);
+  }
+
   // ---------------------------------------------------------------- pkcs11_sign_ratio, agent_sign_ratio
   {
     const { measureCustody } = await import('./bench/custody.mjs');
-    const c = await measureCustody({ quick: QUICK, progress });
+    const c = await measureCustody({ quick: QUICK, progress }).catch((e) => ({ notes: [`custody figures not measured: ${e.message}`] }));
     result.custody = { pkcs11: c.pkcs11, agent: c.agent };
     result.pkcs11_sign_ratio = c.pkcs11?.ratio ?? null;
     result.agent_sign_ratio = c.agent?.ratio ?? null;
@@ -283,6 +297,9 @@ async function main() {
     ['issue_p99_ms', result.issue_p99_ms, '≤ 25', (v) => v <= 25, `p50 ${result.http.issue_p50_ms} ms at ${CONCURRENCY} clients`],
     ['growth_ratio', result.growth_ratio, '≤ 1.15', (v) => v <= 1.15, `${result.growth.median_ms_full} ms after ${PRIOR} vs ${result.growth.median_ms_empty} ms empty; restart ${result.growth.start_ms_full} ms`],
     ['login_overhead_ms', result.login_overhead_ms, '≤ 250', (v) => v <= 250, result.login ? `login ${result.login.login_ms} ms − node ${result.login.node_ms} ms` : 'not measured'],
+    ['oidc_verify_us', result.oidc_verify_us, '≤ 300', (v) => v <= 300, `RS256, JWKS cached; ES256 ${result.sso.verify_es256_us} µs`],
+    ['sso_login_overhead_ms', result.sso_login_overhead_ms, '≤ 300', (v) => v <= 300,
+      `login --sso=device ${result.sso.login_wall_ms} ms wall − IdP time = ${result.sso.login_minus_idp_ms} ms − node ${result.sso.node_ms} ms`],
     ...[['pkcs11_sign_ratio', 'pkcs11'], ['agent_sign_ratio', 'agent']].map(([k, b]) => [k, result[k], '(report)', () => true,
       result.custody[b] ? `${result.custody[b].per_s}/s ${result.custody[b].what} vs ${result.custody[b].file_per_s}/s file` : 'not measured']),
     ['rss_mb', result.rss_mb, '(report)', () => true, `daemon after the load; ${result.growth.rss_mb_full} MiB with ${PRIOR} prior`],

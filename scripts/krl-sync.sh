@@ -11,7 +11,8 @@
 #   - when the CA is unreachable, answers an error, or sends something that is not a KRL, the
 #     last good file stays and the run fails (exit 1);
 #   - a KRL whose version is lower than the installed one is refused (a replayed old KRL would
-#     un-revoke certificates); --allow-rollback accepts it once, e.g. after restoring the CA;
+#     un-revoke certificates), and so is one whose version is not an unsigned 64-bit number;
+#     --allow-rollback accepts an older one once, e.g. after restoring the CA;
 #   - when the last successful sync is older than --max-age (default 3600 s) every run logs an
 #     ERROR line to stderr and syslog and exits 2, so monitoring and cron mail notice.
 # With --ca-file the CA public keys (GET /v1/ca) are refreshed the same way, so a CA rotation
@@ -131,7 +132,24 @@ fail() {
   exit 1
 }
 
-krl_version() { ssh-keygen -Q -l -f "$1" 2>/dev/null | sed -n 's/^# KRL version \([0-9][0-9]*\).*/\1/p' | head -n 1; }
+krl_version() { ssh-keygen -Q -l -f "$1" 2>/dev/null | sed -n 's/^# KRL version \(.*\)$/\1/p' | head -n 1; }
+
+# u64-begin: KRL versions are unsigned 64-bit; bash integer tests overflow past 2^63-1 and a test
+# that errors out must never let a rollback through. So: strict decimal strings, compared by
+# length, then lexically (same length, no leading zeros: lexical order is numeric order).
+U64_MAX=18446744073709551615
+# True when $1 is a canonical decimal in [0, 2^64-1].
+is_u64() {
+  case "$1" in '' | *[!0-9]*) return 1 ;; 0) return 0 ;; 0*) return 1 ;; esac
+  [ "${#1}" -lt "${#U64_MAX}" ] && return 0
+  [ "${#1}" -eq "${#U64_MAX}" ] && ! [[ "$1" > "$U64_MAX" ]]
+}
+# True when $1 < $2; both must already satisfy is_u64.
+u64_lt() {
+  [ "${#1}" -ne "${#2}" ] && { [ "${#1}" -lt "${#2}" ]; return; }
+  [[ "$1" < "$2" ]]
+}
+# u64-end
 
 # ---- KRL ----
 etag=""
@@ -153,9 +171,16 @@ case "$code" in
     [ -s "$TMP_KRL" ] || fail "$SERVER/v1/krl answered 200 with an empty body; keeping the last good KRL $KRL"
     ssh-keygen -Q -l -f "$TMP_KRL" >/dev/null 2>&1 || fail "$SERVER/v1/krl answered with something that is not a valid KRL ($(wc -c <"$TMP_KRL") bytes); keeping the last good KRL $KRL"
     new_version=$(krl_version "$TMP_KRL")
+    is_u64 "$new_version" || fail "$SERVER/v1/krl sent a KRL whose version ('$(printf %.40s "$new_version")') is not an unsigned 64-bit number; keeping the last good KRL $KRL"
     old_version=""
-    [ -s "$KRL" ] && old_version=$(krl_version "$KRL")
-    if [ -n "$old_version" ] && [ -n "$new_version" ] && [ "$new_version" -lt "$old_version" ] && [ "$ALLOW_ROLLBACK" != 1 ]; then
+    if [ -s "$KRL" ]; then
+      old_version=$(krl_version "$KRL")
+      # Unsure which is newer: refuse, as for an older one (the guard must fail closed).
+      if ! is_u64 "$old_version" && [ "$ALLOW_ROLLBACK" != 1 ]; then
+        fail "the installed KRL $KRL has no readable version ('$(printf %.40s "$old_version")'), so a rollback cannot be ruled out; rerun with --allow-rollback if intended"
+      fi
+    fi
+    if is_u64 "$old_version" && u64_lt "$new_version" "$old_version" && [ "$ALLOW_ROLLBACK" != 1 ]; then
       fail "$SERVER/v1/krl sent KRL version $new_version, older than the installed $old_version (replay or CA state loss?); rerun with --allow-rollback if intended"
     fi
     if [ -s "$KRL" ] && cmp -s "$TMP_KRL" "$KRL"; then

@@ -16,8 +16,11 @@ import { openStore } from './store/index.js';
 import type { AuditFileOps } from './store/audit.js';
 import { initKeyring, openKeyring } from './store/ca-keys.js';
 import { openCustody } from './signer/index.js';
+import { startCheckpointer } from './store/audit-checkpointer.js';
 import { ChallengeStore } from './auth/challenges.js';
 import { SessionTokens } from './auth/tokens.js';
+import { OidcVerifier } from './auth/oidc.js';
+import { MemoryUsedTokens } from './auth/oidc-replay.js';
 import { createApp, type AppDeps } from './server/app.js';
 import { createMetrics } from './service/metrics.js';
 import { createNotifier } from './service/notify.js';
@@ -55,6 +58,8 @@ export interface DaemonOptions {
   auditFs?: AuditFileOps;
   /** Print the CA line on first start (the CLI does; tests don't need it). */
   onFirstKey?: (publicLine: string) => void;
+  /** Tests only: minimum time between JWKS refetches on an unknown key id (default 5 s). */
+  jwksCooldownMs?: number;
 }
 
 export interface RunningDaemon {
@@ -125,6 +130,24 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     throw e;
   }
 
+  let checkpoints;
+  try {
+    // Before anything is served: refuses to start if the log lost or changed signed records.
+    checkpoints = await startCheckpointer({
+      dataDir: config.dataDir,
+      audit: store.audit,
+      everyRecords: config.auditCheckpoints.everyRecords,
+      intervalSec: config.auditCheckpoints.interval,
+      syslog: config.auditCheckpoints.syslog,
+      log,
+      clock: () => new Date(clock.now()),
+    });
+  } catch (e) {
+    await store.close();
+    await custody.close();
+    throw e;
+  }
+
   let policy = firstPolicy;
   const metrics = createMetrics({ defaults: true });
   const deps: AppDeps = {
@@ -145,7 +168,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     ),
     challenges: new ChallengeStore({ now: () => clock.now(), random: (n) => randomBytes(n), ttlMs: config.challengeTtl * 1000 }),
     tokens: new SessionTokens({ now: () => clock.now(), random: (n) => randomBytes(n), ttlMs: config.tokenTtl * 1000 }),
+    ...(config.oidc
+      ? { oidc: { verifier: new OidcVerifier(config.oidc, { now: () => clock.now(), log, jwksCooldownMs: opts.jwksCooldownMs }), used: new MemoryUsedTokens({ now: () => clock.now() }) } }
+      : {}),
   };
+  // In the background: an IdP that is down must not keep SSH-key logins from starting.
+  deps.oidc?.verifier.start();
 
   const reloadPolicy = (): void => {
     try {
@@ -185,6 +213,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
   } catch (e) {
     clearInterval(pruneTimer);
+    await checkpoints.close();
+    deps.oidc?.verifier.close();
     await store.close();
     await custody.close();
     throw new JitError('unavailable', `cannot listen on ${config.listen}: ${(e as Error).message}`);
@@ -203,6 +233,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       if (closed) return;
       closed = true;
       clearInterval(pruneTimer);
+      deps.oidc?.verifier.close();
       process.off('SIGHUP', reloadPolicy);
       await new Promise<void>((res) => {
         server.close(() => res());
@@ -210,6 +241,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       });
       // Give webhooks in flight a moment, but a hanging receiver must not hold up shutdown.
       await Promise.race([deps.notify.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
+      await checkpoints.close();
       await store.close();
       await custody.close();
     },

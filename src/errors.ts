@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   internal: { status: 500, exit: 1 },
   unavailable: { status: 503, exit: 3 },
   unreachable: { status: 503, exit: 3 },
+  idp_unavailable: { status: 503, exit: 3 },
   /** The CA key's token or ssh-agent cannot sign right now; issuance resumes when it is back. */
   ca_unavailable: { status: 503, exit: 3 },
 } as const;

@@ -13,6 +13,8 @@ const MAX_BEARER_LENGTH = 512;
 export interface TokenRecord {
   user: string;
   expiresAt: number; // ms epoch
+  /** Set for sessions opened with an OIDC ID token: the groups the IdP gave at login. */
+  idpGroups?: string[];
 }
 
 export interface StaticToken {
@@ -31,11 +33,11 @@ export class SessionTokens {
 
   constructor(private readonly deps: { now: () => number; random: (n: number) => Buffer; ttlMs: number }) {}
 
-  issue(user: string): { token: string; expiresAt: number } {
+  issue(user: string, extra: { idpGroups?: string[] } = {}): { token: string; expiresAt: number } {
     this.prune();
     const token = TOKEN_PREFIX + this.deps.random(32).toString('base64url');
     const expiresAt = this.deps.now() + this.deps.ttlMs;
-    this.byHash.set(hashToken(token).toString('hex'), { user, expiresAt });
+    this.byHash.set(hashToken(token).toString('hex'), { user, expiresAt, ...(extra.idpGroups ? { idpGroups: [...extra.idpGroups] } : {}) });
     return { token, expiresAt };
   }
 

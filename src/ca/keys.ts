@@ -19,7 +19,7 @@ export interface ParsedKey {
 }
 
 export interface ParsePublicKeyOptions {
-  /** Smallest accepted RSA modulus; SPEC §4 says 3072 unless configured. */
+  /** Smallest accepted RSA modulus; 3072 unless configured (minRsaBits). */
   minRsaBits?: number;
   /** CA public key blobs: a user key equal to one of them is refused. */
   caKeys?: readonly Buffer[];
@@ -185,7 +185,7 @@ const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
 /**
  * Parses one `type base64 [comment]` line (no authorized_keys options) and applies the
- * acceptance rules of SPEC §4: accepted types only, RSA ≥ floor, never a CA key.
+ * acceptance rules for requester keys (docs/security.md): accepted types only, RSA ≥ floor, never a CA key.
  */
 export function parsePublicKey(line: string, opts: ParsePublicKeyOptions = {}): ParsedKey {
   if (typeof line !== 'string') bad('public key must be a string');

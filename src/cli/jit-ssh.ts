@@ -11,6 +11,7 @@
  */
 import { parseArgs } from 'node:util';
 import { runCli } from './run.js';
+import { VERSION } from '../version.js';
 
 type Json = string | number | boolean | string[] | undefined;
 
@@ -50,6 +51,7 @@ const GLOBAL_OPTIONS: Record<string, OptSpec> = {
   identity: { type: 'string', alias: 'i', describe: 'SSH private key to log in with (JITSSH_IDENTITY; default: ssh-agent keys, ~/.ssh/id_*)' },
   out: { type: 'string', alias: 'dir', describe: 'certificate dir (JITSSH_DIR; default ~/.ssh/jit)' },
   json: { type: 'boolean', default: false, describe: 'machine-readable output on stdout, no progress on stderr' },
+  sso: { type: 'string', describe: 'sign in with the identity provider: --sso (browser) or --sso=device (a code for another device) (JITSSH_SSO)' },
 };
 
 const REQUEST_OPTIONS: Record<string, OptSpec> = {
@@ -104,6 +106,13 @@ const COMMANDS: CommandSpec[] = [
       ['$0 ssh prod-db -- journalctl -u app -n 50', 'one command with the certificate you already have'],
     ],
     run: async (a) => (await import('./commands/ssh.js')).ssh(a as never),
+  },
+  {
+    name: 'logout',
+    describe: 'forget the cached session token for this server and user (the next command logs in again)',
+    positionals: [],
+    options: {},
+    run: async (a) => (await import('./commands/logout.js')).logout(a),
   },
   {
     name: 'status',
@@ -267,7 +276,7 @@ async function parseWithYargs(argv: string[]): Promise<void> {
     .demandCommand(1, 'name a command')
     .strict()
     .help()
-    .version(false)
+    .version(VERSION)
     .fail((msg, err) => {
       throw err ?? new UsageError(msg.replace(/\s*\n\s*/g, ' '));
     })
@@ -280,7 +289,8 @@ class UsageError extends Error {
 
 // Last: the top-level await must not run before the declarations above exist.
 await runCli(async () => {
-  const argv = process.argv.slice(2);
+  // A bare --sso means the browser flow; --sso=device picks the device grant.
+  const argv = process.argv.slice(2).map((x) => (x === '--sso' ? '--sso=browser' : x));
   const fast = fastParse(argv);
   if (fast) return fast.spec.run(fast.args);
   await parseWithYargs(argv);

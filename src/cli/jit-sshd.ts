@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { runCli } from './run.js';
+import { VERSION } from '../version.js';
 
 const DEFAULT_CONFIG = process.env.JITSSHD_CONFIG ?? 'config/jit-sshd.yaml';
 
@@ -94,6 +95,7 @@ await runCli(async () => {
               .option('ticket', { type: 'string' })
               .option('source', { type: 'string', describe: 'requester address (for source-bound rules)' })
               .option('at', { type: 'string', describe: 'ISO time to decide at (default now)' })
+              .option('groups', { type: 'string', describe: 'decide for an SSO login whose IdP sends these groups (comma-separated)' })
               .option('policy', { type: 'string' }),
           async (a) => (await import('./commands/policy.js')).check(a),
         )
@@ -117,14 +119,22 @@ await runCli(async () => {
     )
     .command('audit', 'audit log tools', (y) =>
       y
-        .command('verify', 'check the hash chain and report the first break', (y2) => y2.option('data-dir', { type: 'string' }), async (a) =>
-          (await import('./commands/audit.js')).verify(a),
+        .command(
+          'verify',
+          'check the hash chain and its signed checkpoints; report the first break',
+          (y2) =>
+            y2
+              .option('data-dir', { type: 'string' })
+              .option('expect-head', { type: 'string', array: true, describe: 'SEQ:HASH of a head noted off this box (repeatable)' })
+              .option('checkpoint', { type: 'string', array: true, describe: 'file of checkpoint lines kept off this box, e.g. from syslog (repeatable)' })
+              .option('checkpoint-key', { type: 'string', describe: 'checkpoint public key (line or file) kept off this box' }),
+          async (a) => (await import('./commands/audit.js')).verify(a),
         )
         .demandCommand(1, 'name an audit command: verify'),
     )
     .strict()
     .help()
-    .version(false)
+    .version(VERSION)
     .fail((msg, err) => {
       throw err ?? new UsageError(msg);
     })

@@ -37,6 +37,18 @@ export interface TokenResponse {
   expiresAt: string;
 }
 
+/** GET /v1/auth/methods: which logins the server offers. */
+export interface AuthMethods {
+  sshKey: boolean;
+  oidc: { issuer: string; clientId: string; scopes: string[] } | null;
+}
+
+/** POST /v1/auth/oidc: a session token plus who the IdP says you are. */
+export interface OidcTokenResponse extends TokenResponse {
+  user: string;
+  groups: string[];
+}
+
 /** The API's own response types (type-only imports: nothing of the server loads in the CLI). */
 export type IssuedRequest = IssuedView & { account?: string; target?: string; task?: string };
 export type PendingRequest = PendingView;
@@ -104,6 +116,14 @@ export class ApiClient {
 
   exchangeSignature(user: string, challenge: string, signature: string): Promise<TokenResponse> {
     return this.call('POST', '/v1/auth/token', { user, challenge, signature }, false);
+  }
+
+  authMethods(): Promise<AuthMethods> {
+    return this.call('GET', '/v1/auth/methods', undefined, false);
+  }
+
+  exchangeIdToken(idToken: string): Promise<OidcTokenResponse> {
+    return this.call('POST', '/v1/auth/oidc', { idToken }, false);
   }
 
   createRequest(body: NewRequest): Promise<IssuedRequest | PendingRequest> {

@@ -43,6 +43,30 @@ export interface DaemonConfig {
   logLevel: LogLevel;
   /** Where the CA private keys live. */
   ca: CaCustodyConfig;
+  /** Signed audit-head checkpoints: every N records or `interval` seconds; optionally to syslog. */
+  auditCheckpoints: { everyRecords: number; interval: number; syslog: boolean };
+  /** SSO with an OpenID Connect provider; absent = SSH-key logins only. */
+  oidc?: OidcConfig;
+}
+
+/** Asymmetric JWS algorithms an ID token may use; never none or HS* (a shared secret). */
+export const OIDC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA'] as const;
+export type OidcAlg = (typeof OIDC_ALGS)[number];
+
+export interface OidcConfig {
+  /** https URL (http only on loopback); discovery at <issuer>/.well-known/openid-configuration */
+  issuer: string;
+  clientId: string;
+  /** For confidential clients (the web pages); never sent to the CLI. */
+  clientSecret?: string;
+  scopes: string[];
+  usernameClaim: string;
+  groupsClaim: string;
+  allowedAlgs: OidcAlg[];
+  /** seconds: an ID token older than this (by iat) is refused */
+  maxTokenAge: number;
+  /** When set, the e-mail fallback for the user name accepts only these domains. */
+  emailDomains?: string[];
 }
 
 /**
@@ -167,7 +191,47 @@ export const configSchema = z.strictObject({
       }),
     ])
     .prefault({ backend: 'file' }),
+  auditCheckpoints: z
+    .strictObject({
+      everyRecords: z.number().int().min(1).max(1_000_000).default(1000),
+      interval: duration({ maxSeconds: 86_400 }).prefault('60s'),
+      syslog: z.boolean().default(false),
+    })
+    .prefault({}),
+  oidc: z
+    .strictObject({
+      issuer: z.string().refine((u) => issuerProblem(u) === null, { error: (iss) => issuerProblem(String(iss.input)) ?? 'invalid' }),
+      clientId: z.string().min(1).max(255),
+      clientSecret: z.string().min(1).max(1024).optional(),
+      scopes: z
+        .array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,100}$/, 'must be an OAuth scope token'))
+        .refine((s) => s.includes('openid'), 'must include openid')
+        .default(['openid', 'profile', 'email']),
+      usernameClaim: z.string().min(1).max(100).default('preferred_username'),
+      groupsClaim: z.string().min(1).max(100).default('groups'),
+      allowedAlgs: z.array(z.enum(OIDC_ALGS)).min(1).default([...OIDC_ALGS]),
+      maxTokenAge: duration({ maxSeconds: 86_400 }).prefault('10m'),
+      emailDomains: z.array(z.string().regex(HOSTNAME_RE, 'must be a domain name')).min(1).optional(),
+    })
+    .optional(),
 });
+
+/** An issuer is an https URL without query or fragment; plain http only on this machine (tests, dev IdPs). */
+export function issuerProblem(u: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(u);
+  } catch {
+    return 'must be a URL like https://idp.example.com';
+  }
+  if (url.search || url.hash || url.username || url.password) return 'must not have a query, fragment or credentials';
+  if (url.protocol === 'https:') return null;
+  if (url.protocol !== 'http:') return 'must be an https:// URL';
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const ip = parseIp(host);
+  if (host === 'localhost' || (ip !== null && isLoopback(ip))) return null;
+  return 'must be https:// (plain http only for a loopback issuer)';
+}
 
 type Problem = [readonly PropertyKey[], string];
 

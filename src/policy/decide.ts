@@ -35,7 +35,7 @@ export interface Identity {
   groups: string[];
   /** ms since the epoch; end of the authenticated session or token */
   expiresAt?: number;
-  via: 'ssh-key' | 'token';
+  via: 'ssh-key' | 'token' | 'oidc';
 }
 
 export type StepName =
@@ -162,6 +162,8 @@ export function checkRequestSyntax(request: AccessRequest): CheckedRequest {
 
 export function userActive(policy: Policy, identity: Identity): Outcome<true> {
   const u = lookup(policy.users, identity.user);
+  // The IdP vouches for SSO users; a users: entry only adds groups (or disables them).
+  if (!u && identity.via === 'oidc') return pass(true, `user ${identity.user} signed in with SSO (no users: entry)`);
   if (!u) return fail(`user ${identity.user} is not in the policy`);
   if (u.disabled) return fail(`user ${identity.user} is disabled`);
   return pass(true, `user ${identity.user} is active`);

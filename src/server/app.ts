@@ -1,12 +1,14 @@
 /**
- * createApp(deps): the HTTP API of SPEC §3 as an express 5 app, without listen(). Handlers are
+ * createApp(deps): the HTTP API (docs/openapi.yaml) as an express 5 app, without listen(). Handlers are
  * thin: parse → validate → authenticate → service → JSON. Every error leaves through one
  * middleware that maps JitError codes to statuses and hides everything else.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { JitError, isJitError } from '../errors.js';
 import type { Identity } from '../policy/decide.js';
-import { identityFromBearer } from '../auth/authenticate.js';
+import { identityFromAnyBearer } from '../auth/oidc-session.js';
+import type { OidcVerifier } from '../auth/oidc.js';
+import type { UsedTokenStore } from '../auth/oidc-replay.js';
 import type { ChallengeStore } from '../auth/challenges.js';
 import type { SessionTokens } from '../auth/tokens.js';
 import type { ServiceDeps } from '../service/deps.js';
@@ -15,10 +17,13 @@ import { RateLimiter } from './rate-limit.js';
 import { authRoutes } from './routes/auth.js';
 import { requestRoutes } from './routes/requests.js';
 import { publicRoutes } from './routes/public.js';
+import { oidcRoutes } from './routes/oidc.js';
 
 export interface AppDeps extends ServiceDeps {
   challenges: ChallengeStore;
   tokens: SessionTokens;
+  /** Present when oidc: is configured. */
+  oidc?: { verifier: OidcVerifier; used: UsedTokenStore };
 }
 
 export interface Ctx {
@@ -36,7 +41,7 @@ export function createApp(deps: AppDeps): express.Express {
   const trusted = buildBlockList(deps.config.trustedProxies);
   const ctx: Ctx = {
     deps,
-    identify: (req) => identityFromBearer(req.get('authorization'), deps.policy(), deps.tokens, deps.clock.now()),
+    identify: (req) => identityFromAnyBearer(req.get('authorization'), deps.policy(), deps.tokens, deps.clock.now()),
     sourceAddress: (req) => clientAddress(req.socket.remoteAddress, req.get('x-forwarded-for'), trusted),
     authLimiter: new RateLimiter(deps.config.rateLimit.auth.perMinute, () => deps.clock.now()),
   };
@@ -49,6 +54,7 @@ export function createApp(deps: AppDeps): express.Express {
     });
     next();
   });
+  app.use('/v1/auth', oidcRoutes(ctx)); // before the body parser: it reads its own body
   app.use(express.json({ limit: '64kb', strict: true, type: ['application/json', 'application/*+json'] }));
 
   app.use('/v1/auth', authRoutes(ctx));
@@ -62,7 +68,7 @@ export function createApp(deps: AppDeps): express.Express {
   return app;
 }
 
-/** Maps any error to SPEC's JSON shape; internals go to the log only. */
+/** Maps any error to the API's JSON error shape; internals go to the log only. */
 export function errorHandler(deps: Pick<ServiceDeps, 'log'>) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     let e: JitError;

@@ -30,16 +30,21 @@ function generateKey(type: CaKeyType): KeyObject {
   }
 }
 
-/** Loads a CA private key file, refusing keys that group or others could read. */
-export function loadCaKeyFile(path: string, comment?: string): Signer {
+/** Reads an OpenSSH private key file, refusing one that group or others could read. */
+export function readPrivateKeyFile(path: string, what = 'CA key'): KeyObject {
   const st = statSync(path);
   if ((st.mode & 0o077) !== 0) {
     throw new JitError(
       'invalid_config',
-      `CA key ${path} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`,
+      `${what} ${path} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`,
     );
   }
-  return createSigner(decodeOpenSshPrivateKey(readFileSync(path, 'utf8')), comment);
+  return decodeOpenSshPrivateKey(readFileSync(path, 'utf8'));
+}
+
+/** Loads a CA private key file, refusing keys that group or others could read. */
+export function loadCaKeyFile(path: string, comment?: string): Signer {
+  return createSigner(readPrivateKeyFile(path), comment);
 }
 
 /** An in-process Signer behind the async CaSigner interface. */

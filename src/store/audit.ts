@@ -44,9 +44,16 @@ export interface OpenAuditOptions {
   onRecord?: (r: AuditRecord) => void;
 }
 
+export type AuditHead = { seq: number; hash: string };
+
 export interface OpenedAuditLog extends AuditLog {
   /** Things repaired on open (a torn last line), for the daemon to log. */
   readonly warnings: readonly string[];
+  /**
+   * Calls fn with the new head after every durable batch (e.g. to checkpoint every N records).
+   * fn runs on the append path: it must be cheap and must not throw.
+   */
+  onCommit(fn: (head: AuditHead) => void): void;
 }
 
 export type VerifyResult =
@@ -60,7 +67,15 @@ export interface ChainBreak {
   seq: number;
   /** The seq written on that line, when it had one. */
   found?: number;
-  reason: 'bad_json' | 'bad_record' | 'seq_gap' | 'seq_out_of_order' | 'prev_hash_mismatch' | 'hash_mismatch' | 'torn_line';
+  reason:
+    | 'bad_json'
+    | 'bad_record'
+    | 'line_too_long'
+    | 'seq_gap'
+    | 'seq_out_of_order'
+    | 'prev_hash_mismatch'
+    | 'hash_mismatch'
+    | 'torn_line';
   message: string;
 }
 
@@ -131,45 +146,76 @@ function plainData(v: unknown, depth: number): unknown {
 // ---------------------------------------------------------------------------------------------
 // Reading and checking
 
-interface Line {
+export interface Line {
+  /** The line without its newline; empty when tooLong. */
   text: string;
   /** Byte offset of the line's first byte, and just past its newline. */
   start: number;
   end: number;
   /** False only for a last line without a newline: a write cut short. */
   terminated: boolean;
+  /** Longer than MAX_LINE_BYTES: not decoded, so no line can exhaust memory or V8's string limit. */
+  tooLong: boolean;
 }
 
 const CHUNK = 1 << 20;
+/** Far above any record the daemon writes (a few KiB), far below V8's ~512 MiB string limit. */
+export const MAX_LINE_BYTES = 16 << 20;
 
-/** Lines of [from, to) of an open file, read in 1 MiB chunks so big logs stream. */
-async function* readLines(fh: FileHandle, from = 0, to = Infinity): AsyncGenerator<Line> {
+/**
+ * Lines of [from, to) of an open file, read in 1 MiB chunks: memory stays bounded by one line
+ * (at most MAX_LINE_BYTES) plus one chunk, whatever the file's size.
+ */
+export async function* readLines(fh: FileHandle, from = 0, to = Infinity): AsyncGenerator<Line> {
   let pos = from;
-  let carry = Buffer.alloc(0);
-  let carryStart = from;
+  // The current line's bytes seen so far, kept as chunks and joined once (no quadratic concat).
+  let parts: Buffer[] = [];
+  let partsLength = 0;
+  let lineStart = from;
+  let tooLong = false;
   const buf = Buffer.allocUnsafe(CHUNK);
+  const take = (piece: Buffer): void => {
+    if (tooLong) return;
+    if (partsLength + piece.length > MAX_LINE_BYTES) {
+      tooLong = true;
+      parts = [];
+      partsLength = 0;
+      return;
+    }
+    parts.push(Buffer.from(piece));
+    partsLength += piece.length;
+  };
+  const finish = (end: number, terminated: boolean): Line => {
+    const text = tooLong ? '' : (parts.length === 1 ? parts[0] : Buffer.concat(parts, partsLength)).toString('utf8');
+    const line = { text, start: lineStart, end, terminated, tooLong };
+    parts = [];
+    partsLength = 0;
+    tooLong = false;
+    lineStart = end;
+    return line;
+  };
   for (;;) {
     const want = Math.min(CHUNK, to - pos);
     if (want <= 0) break;
     const { bytesRead } = await fh.read(buf, 0, want, pos);
     if (bytesRead === 0) break;
-    let data = buf.subarray(0, bytesRead);
-    if (carry.length) data = Buffer.concat([carry, data]);
-    let lineStart = 0;
-    for (let nl = data.indexOf(10); nl !== -1; nl = data.indexOf(10, lineStart)) {
-      yield {
-        text: data.toString('utf8', lineStart, nl),
-        start: carryStart + lineStart,
-        end: carryStart + nl + 1,
-        terminated: true,
-      };
-      lineStart = nl + 1;
+    const data = buf.subarray(0, bytesRead);
+    let from0 = 0;
+    for (let nl = data.indexOf(10); nl !== -1; nl = data.indexOf(10, from0)) {
+      if (parts.length === 0 && !tooLong) {
+        // The common case: the whole line is inside this chunk, decode it in place.
+        yield { text: data.toString('utf8', from0, nl), start: lineStart, end: pos + nl + 1, terminated: true, tooLong: nl - from0 > MAX_LINE_BYTES };
+        lineStart = pos + nl + 1;
+      } else {
+        take(data.subarray(from0, nl));
+        yield finish(pos + nl + 1, true);
+      }
+      from0 = nl + 1;
     }
-    carry = Buffer.from(data.subarray(lineStart));
-    carryStart += lineStart;
+    if (from0 < bytesRead) take(data.subarray(from0));
     pos += bytesRead;
   }
-  if (carry.length) yield { text: carry.toString('utf8'), start: carryStart, end: carryStart + carry.length, terminated: false };
+  if (partsLength > 0 || tooLong) yield finish(pos, false);
 }
 
 const HASH_MEMBER = ',"hash":"';
@@ -194,12 +240,14 @@ class ChainChecker {
   lines = 0;
 
   /** The record, or why this line breaks the chain. Advances only on a good record. */
-  check(text: string): { record: AuditRecord } | { broken: ChainBreak } {
+  check(line: Pick<Line, 'text' | 'tooLong'>): { record: AuditRecord } | { broken: ChainBreak } {
     this.lines++;
     const expected = this.seq + 1;
     const fail = (reason: ChainBreak['reason'], message: string, found?: number) => ({
       broken: { line: this.lines, seq: expected, ...(found === undefined ? {} : { found }), reason, message },
     });
+    if (line.tooLong) return fail('line_too_long', `line ${this.lines} is longer than ${MAX_LINE_BYTES >> 20} MiB, more than any record`);
+    const { text } = line;
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -226,8 +274,13 @@ class ChainChecker {
   }
 }
 
+export interface VerifyAuditOptions {
+  /** Called for every good record, in order; a returned promise is awaited before the next line. */
+  onRecord?: (r: AuditRecord) => void | Promise<void>;
+}
+
 /** Checks a whole audit file, streaming; reports the first break. For `jit-sshd audit verify`. */
-export async function verifyAuditFile(file: string): Promise<VerifyResult> {
+export async function verifyAuditFile(file: string, opts: VerifyAuditOptions = {}): Promise<VerifyResult> {
   let fh: FileHandle;
   try {
     fh = await open(file, 'r');
@@ -249,8 +302,10 @@ export async function verifyAuditFile(file: string): Promise<VerifyResult> {
           },
         };
       }
-      const r = chain.check(line.text);
+      const r = chain.check(line);
       if ('broken' in r) return { ok: false, records: chain.seq, firstBreak: r.broken };
+      const pending = opts.onRecord?.(r.record);
+      if (pending) await pending;
     }
     return { ok: true, records: chain.seq, lastSeq: chain.seq, lastHash: chain.hash };
   } finally {
@@ -284,6 +339,7 @@ class JsonlAuditLog implements OpenedAuditLog {
   private pending: Pending[] = [];
   private flushing: Promise<void> | undefined;
   private closed = false;
+  private readonly commitListeners: ((head: AuditHead) => void)[] = [];
 
   constructor(
     private readonly file: string,
@@ -312,7 +368,7 @@ class JsonlAuditLog implements OpenedAuditLog {
             );
             break;
           }
-          const r = chain.check(line.text);
+          const r = chain.check(line);
           if ('broken' in r) {
             const b = r.broken;
             throw new JitError('internal', `audit log ${this.file} is broken at seq ${b.seq} (line ${b.line}): ${b.message}`, {
@@ -338,8 +394,12 @@ class JsonlAuditLog implements OpenedAuditLog {
     }
   }
 
-  head(): { seq: number; hash: string } {
+  head(): AuditHead {
     return { seq: this.seq, hash: this.hash };
+  }
+
+  onCommit(fn: (head: AuditHead) => void): void {
+    this.commitListeners.push(fn);
   }
 
   async append(event: AuditEvent): Promise<AuditRecord> {
@@ -406,6 +466,7 @@ class JsonlAuditLog implements OpenedAuditLog {
     this.hash = hash;
     this.size += buf.length;
     batch.forEach((p, i) => p.resolve(records[i]));
+    for (const fn of this.commitListeners) fn({ seq, hash });
   }
 
   /** The append handle, reopened (and cut back to the last good size) after a failure. */
@@ -449,6 +510,7 @@ class JsonlAuditLog implements OpenedAuditLog {
     const rd = await open(this.file, 'r');
     try {
       for await (const line of readLines(rd, start, end)) {
+        if (line.tooLong) continue; // load() refuses such a log, so only a later edit can put one here
         const r = JSON.parse(line.text) as AuditRecord;
         if (r.seq <= after) continue;
         out.push(r);

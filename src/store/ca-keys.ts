@@ -14,7 +14,7 @@ import type { CaSigner, HeldKey, KeyCustody, KeyLocation } from '../signer/types
 import type { CaKeyType } from '../policy/config-schema.js';
 
 export type { CaKeyType };
-export { loadCaKeyFile } from '../signer/file.js';
+export { loadCaKeyFile, readPrivateKeyFile } from '../signer/file.js';
 export type CaKeyStatus = 'active' | 'trusted' | 'retired';
 
 export type CaKeyEntry = KeyLocation & {

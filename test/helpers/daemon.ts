@@ -106,7 +106,7 @@ export async function startTestDaemon(env: TestEnv, opts: { clock?: Clock } = {}
   return startDaemon({ configPath: env.configPath, clock: opts.clock, log: pino({ level: 'silent' }) });
 }
 
-/** Signs a challenge exactly as the SPEC says: printf %s "$challenge" | ssh-keygen -Y sign -n jit-ssh -f key */
+/** Signs a challenge exactly as docs/api.md says: printf %s "$challenge" | ssh-keygen -Y sign -n jit-ssh -f key */
 export function sshKeygenSign(keyPath: string, message: string, namespace = 'jit-ssh'): string {
   return sshKeygen(['-Y', 'sign', '-n', namespace, '-f', keyPath], message);
 }

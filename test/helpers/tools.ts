@@ -23,16 +23,16 @@ export function findTool(name: string): string | undefined {
 export const inCI = process.env.CI === 'true';
 
 /** describe() that runs only when every tool exists; loud skip locally, failure under CI. */
-export function describeWithTools(tools: string[], name: string, body: () => void): void {
+export function describeWithTools(tools: string[], name: string, body: () => void, installHint = 'apt-get install -y openssh-server openssh-client'): void {
   const missing = tools.filter((t) => !findTool(t));
   if (missing.length === 0) {
     describe(name, body);
     return;
   }
-  const why = `needs ${missing.join(', ')} (apt-get install -y openssh-server openssh-client)`;
+  const why = `needs ${missing.join(', ')} (${installHint})`;
   if (inCI) {
     describe(name, () => {
-      it(`has the OpenSSH tools it needs`, () => {
+      it(`has the tools it needs`, () => {
         throw new Error(`${name}: ${why} — missing under CI is a failure`);
       });
     });

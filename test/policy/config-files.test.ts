@@ -1,10 +1,11 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfigAndPolicy, loadDaemonConfig, loadPolicyFile } from '../../src/config-files.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'jit-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('config files', () => {
   it('ok/shipped files load from the repo root', () => {

@@ -34,6 +34,7 @@ describe('validateConfig', () => {
       auditorGroups: ['auditors'],
       rateLimit: { auth: { perMinute: 30 } },
       logLevel: 'info',
+      auditCheckpoints: { everyRecords: 1000, interval: 60, syslog: false },
       ca: { backend: 'file' },
     });
     expect(validateConfig(null)).toEqual(c);

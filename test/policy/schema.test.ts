@@ -160,7 +160,7 @@ describe('policy YAML', () => {
   it('ok/shipped config/policy.yaml parses', () => {
     const text = readFileSync(new URL('../../config/policy.yaml', import.meta.url), 'utf8');
     const p = parsePolicyYaml(text, 'config/policy.yaml');
-    expect(Object.keys(p.users)).toEqual(['alice', 'bob']);
+    expect(Object.keys(p.users)).toEqual(['alice', 'bob', 'erin']);
     expect(Object.keys(p.targets)).toEqual(['prod-db', 'prod-web', 'staging-web']);
     expect(p.rules.map((r) => r.name)).toEqual(['oncall-auto', 'incident-with-approval', 'staging-auto']);
   });

@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { GENESIS_HASH, openAuditLog, recordHash, verifyAuditFile } from '../../src/store/audit.js';
+import { open } from 'node:fs/promises';
+import { GENESIS_HASH, MAX_LINE_BYTES, openAuditLog, readLines, recordHash, verifyAuditFile } from '../../src/store/audit.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'jit-audit-lines-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -44,4 +45,36 @@ it('fail/an edited value in a writer-made line is caught, with or without its ha
   lines[1] = JSON.stringify({ ...rec, hash: recordHash(rec.prevHash, rec) });
   writeFileSync(file, lines.join('\n') + '\n');
   expect(await verifyAuditFile(file)).toMatchObject({ ok: false, firstBreak: { seq: 3, reason: 'prev_hash_mismatch' } });
+});
+
+it('fail/a line longer than any record (16 MiB) is a clear break, never an attempt to decode it', async () => {
+  const file = join(dir, 'huge.jsonl');
+  const log = await openAuditLog(file);
+  for (let i = 0; i < 2; i++) await log.append({ type: 'issue', n: i });
+  await log.close();
+  // 17 MiB without a newline, then a newline: spans many 1 MiB read chunks.
+  writeFileSync(file, readFileSync(file, 'utf8') + 'x'.repeat(MAX_LINE_BYTES + (1 << 20)) + '\n');
+  expect(await verifyAuditFile(file)).toMatchObject({ ok: false, records: 2, firstBreak: { line: 3, seq: 3, reason: 'line_too_long' } });
+  await expect(openAuditLog(file)).rejects.toThrow(/broken at seq 3 \(line 3\): line 3 is longer than 16 MiB/);
+});
+
+it('ok/lines spanning read chunks come back whole, with exact byte offsets', async () => {
+  const file = join(dir, 'chunks.jsonl');
+  const texts = ['a', 'é'.repeat(700_000), '', 'b'.repeat((1 << 20) - 1), 'c'.repeat(3 << 20), 'tail'];
+  writeFileSync(file, texts.join('\n')); // the last line has no newline: a torn write
+  const fh = await open(file, 'r');
+  try {
+    const got = [];
+    for await (const l of readLines(fh)) got.push(l);
+    expect(got.map((l) => l.text)).toEqual(texts);
+    expect(got.map((l) => l.terminated)).toEqual([true, true, true, true, true, false]);
+    let at = 0;
+    for (const [i, l] of got.entries()) {
+      expect(l.start).toBe(at);
+      at += Buffer.byteLength(texts[i]) + (l.terminated ? 1 : 0);
+      expect(l.end).toBe(at);
+    }
+  } finally {
+    await fh.close();
+  }
 });

@@ -1,15 +1,76 @@
 /** jit-sshd audit verify. */
+import { existsSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { JitError } from '../../errors.js';
-import { verifyAuditFile } from '../../store/audit.js';
+import { CHECKPOINT_FILES, parseCheckpointLine, readCheckpointPublicKey, type Checkpoint } from '../../store/audit-checkpoints.js';
+import { readLines } from '../../store/audit.js';
+import { verifyAnchoredAudit, type Anchor } from '../../store/audit-verify.js';
+import { errorCode } from '../../store/durable-file.js';
 import { adminConfig, print, type CommonArgs } from './settings.js';
 
-export async function verify(a: CommonArgs): Promise<void> {
-  const c = adminConfig(a);
-  const r = await verifyAuditFile(join(c.dataDir, 'audit.jsonl'));
-  if (r.ok) {
-    print(a, `audit chain ok: ${r.records} records, last seq ${r.lastSeq}`, r);
-    return;
+export interface VerifyArgs extends CommonArgs {
+  /** SEQ:HASH heads noted off the box. */
+  'expect-head'?: string[];
+  /** Files of checkpoint lines kept off the box (syslog extracts, copies of the checkpoint file). */
+  checkpoint?: string[];
+  /** The checkpoint public key (line or file) kept off the box; default: the data dir's. */
+  'checkpoint-key'?: string;
+}
+
+/** Most checkpoint lines read from one --checkpoint file (an operator's copy, held in memory). */
+const MAX_EXTERNAL = 100_000;
+
+export function parseExpectHead(s: string): Anchor {
+  const m = /^(\d{1,15}):([0-9a-f]{64})$/.exec(s.trim());
+  if (!m || Number(m[1]) < 1) throw new JitError('bad_request', `--expect-head: expected SEQ:HASH (seq ≥ 1, 64 lowercase hex digits), got "${s.slice(0, 100)}"`);
+  return { seq: Number(m[1]), hash: m[2], source: `--expect-head ${m[1]}` };
+}
+
+/** The checkpoints in a file of lines (raw checkpoint lines, daemon log or syslog lines). */
+async function readExternal(file: string): Promise<{ checkpoint: Checkpoint; source: string }[]> {
+  let fh;
+  try {
+    fh = await open(file, 'r');
+  } catch (e) {
+    throw new JitError('not_found', `--checkpoint: cannot read ${file}: ${errorCode(e)}`);
   }
-  throw new JitError('conflict', `audit chain broken at ${JSON.stringify(r.firstBreak)} after ${r.records} good records`, { details: r });
+  const out: { checkpoint: Checkpoint; source: string }[] = [];
+  try {
+    let n = 0;
+    for await (const l of readLines(fh)) {
+      n++;
+      const c = l.tooLong ? undefined : parseCheckpointLine(l.text);
+      if (!c) continue; // other syslog lines
+      if (out.length >= MAX_EXTERNAL) throw new JitError('bad_request', `--checkpoint: ${file} holds more than ${MAX_EXTERNAL} checkpoints; pass the latest ones`);
+      out.push({ checkpoint: c, source: `${file}:${n}` });
+    }
+  } finally {
+    await fh.close();
+  }
+  if (out.length === 0) throw new JitError('bad_request', `--checkpoint: ${file} holds no audit checkpoint line`);
+  return out;
+}
+
+export async function verify(a: VerifyArgs): Promise<void> {
+  const c = adminConfig(a);
+  const heads = (a['expect-head'] ?? []).map(parseExpectHead);
+  const external = (await Promise.all((a.checkpoint ?? []).map(readExternal))).flat();
+  const pubFile = join(c.dataDir, CHECKPOINT_FILES.pub);
+  const keySource = a['checkpoint-key'] ?? (existsSync(pubFile) ? pubFile : undefined);
+  const publicKey = keySource === undefined ? undefined : readCheckpointPublicKey(keySource);
+  const r = await verifyAnchoredAudit({
+    auditFile: join(c.dataDir, 'audit.jsonl'),
+    checkpointFile: join(c.dataDir, CHECKPOINT_FILES.log),
+    publicKey,
+    external,
+    heads,
+  });
+  if (!r.ok) {
+    throw new JitError('conflict', `audit chain broken: ${r.problem}.`, { details: r });
+  }
+  const anchored = r.latest
+    ? `; anchored by ${r.checkpoints} signed checkpoint(s) and ${r.external} outside anchor(s), the latest at seq ${r.latest.seq} (${r.latest.source})`
+    : '; NOT anchored: no checkpoint yet, so records cut off the end would go unnoticed';
+  print(a, `audit chain ok: ${r.records} records, last seq ${r.lastSeq}, head ${r.lastSeq}:${r.lastHash}${anchored}`, r);
 }

@@ -1,6 +1,9 @@
 /** jit-sshd init / ca show / ca rotate / ca retire. */
-import { existsSync, readFileSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { JitError } from '../../errors.js';
+import { readLines } from '../../store/audit.js';
+import { errorCode } from '../../store/durable-file.js';
 import { destroyKey, initKeyring, readKeyringEntries, retireKey, rotateKeyring } from '../../store/ca-keys.js';
 import { openCustody, type KeyCustody } from '../../signer/index.js';
 import type { DaemonConfig } from '../../policy/config-schema.js';
@@ -50,19 +53,43 @@ export async function rotate(a: CommonArgs): Promise<void> {
   print(a, `new signing key ${e.fingerprint}; the previous key stays trusted until retired\n${e.publicKey}`, e);
 }
 
-/** The latest validBefore of any certificate a CA key signed, from the audit log (the record). */
-export function lastValidBefore(dataDir: string, fingerprint: string): number {
+/**
+ * The latest validBefore of any certificate a CA key signed, from the audit log (the record).
+ * Streams the log line by line, so its size does not matter. Unsure means refuse: a line that
+ * names the key but cannot be read stops the retirement (--force skips this check).
+ */
+export async function lastValidBefore(dataDir: string, fingerprint: string): Promise<number> {
   const file = join(dataDir, 'audit.jsonl');
-  if (!existsSync(file)) return 0;
+  let fh: FileHandle;
+  try {
+    fh = await open(file, 'r');
+  } catch (e) {
+    if (errorCode(e) === 'ENOENT') return 0;
+    throw new JitError('unavailable', `cannot read audit log ${file}: ${errorCode(e)}`, { cause: e });
+  }
+  const unreadable = (n: number, why: string) =>
+    new JitError(
+      'conflict',
+      `audit log ${file} line ${n} ${why}, so live certificates signed by ${fingerprint} cannot be ruled out; run jit-sshd audit verify, or retire with --force`,
+    );
   let last = 0;
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.includes(fingerprint)) continue;
-    try {
-      const r = JSON.parse(line) as { type?: string; ca?: string; validBefore?: number };
+  let n = 0;
+  try {
+    for await (const line of readLines(fh)) {
+      n++;
+      if (!line.terminated) break; // a write cut short: never acknowledged, dropped on the next start
+      if (line.tooLong) throw unreadable(n, 'is longer than any record');
+      if (!line.text.includes(fingerprint)) continue;
+      let r: { type?: unknown; ca?: unknown; validBefore?: unknown };
+      try {
+        r = JSON.parse(line.text) as typeof r;
+      } catch {
+        throw unreadable(n, 'is not valid JSON');
+      }
       if (r.type === 'issue' && r.ca === fingerprint && typeof r.validBefore === 'number') last = Math.max(last, r.validBefore);
-    } catch {
-      // a torn last line is the audit verifier's business, not ours
     }
+  } finally {
+    await fh.close();
   }
   return last;
 }
@@ -71,7 +98,10 @@ export async function retire(a: CommonArgs & { fingerprint: string; force?: bool
   const c = adminConfig(a);
   const already = readKeyringEntries(c.dataDir).some((k) => k.fingerprint === a.fingerprint && k.status === 'retired');
   // Retiring only marks the key untrusted; deleting the key object is a separate, explicit step.
-  const e = already && a.destroy ? undefined : retireKey(c.dataDir, a.fingerprint, { force: a.force, lastValidBefore: lastValidBefore(c.dataDir, a.fingerprint) });
+  const e =
+    already && a.destroy
+      ? undefined
+      : retireKey(c.dataDir, a.fingerprint, { force: a.force, lastValidBefore: a.force ? undefined : await lastValidBefore(c.dataDir, a.fingerprint) });
   if (!a.destroy) {
     print(a, `retired ${e!.fingerprint}: hosts stop trusting it at their next sync; the key itself is kept (--destroy deletes it)`, e);
     return;

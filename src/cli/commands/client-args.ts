@@ -15,6 +15,8 @@ export interface ClientArgs {
   identity?: string;
   json?: boolean;
   out?: string;
+  /** 'browser' | 'device': sign in with the server's identity provider. */
+  sso?: string;
 }
 
 export interface ClientContext {
@@ -72,8 +74,14 @@ export function clientContext(a: ClientArgs): ClientContext {
         const cached = readCachedToken(s.dir, s.server, s.user);
         if (cached) return cached;
       }
-      const candidates = await identityCandidates({ identity: s.identity, agent: await agent() });
-      const { token, expiresAt } = await loginWithKeys(client, s.user, candidates);
+      const sso = () => import('../../client/sso.js');
+      const io = { note: (line: string) => process.stderr.write(line + '\n'), interactive: Boolean(process.stdin.isTTY && process.stderr.isTTY) };
+      const ssoFlag = a.sso || process.env.JITSSH_SSO;
+      const { token, expiresAt } = ssoFlag
+        ? await sso().then((m) => m.ssoLogin(client, m.parseSsoMode(ssoFlag), io))
+        : await loginWithKeys(client, s.user, await identityCandidates({ identity: s.identity, agent: await agent() })).catch(async (e: unknown) =>
+            sso().then((m) => m.ssoAfterKeysFailed(client, e, io)),
+          );
       writeCachedToken(s.dir, s.server, s.user, token, expiresAt);
       return token;
     },

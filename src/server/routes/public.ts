@@ -6,6 +6,7 @@ import { hostConfig, renderHostConfigPlain } from '../../service/host-config.js'
 import { listAllowed } from '../../policy/explain.js';
 import type { Ctx } from '../app.js';
 import { targetName } from '../schemas.js';
+import { loadOpenApiDocument } from '../openapi.js';
 
 export function publicRoutes(ctx: Ctx): Router {
   const r = Router();
@@ -59,6 +60,13 @@ export function publicRoutes(ctx: Ctx): Router {
     if (!Number.isSafeInteger(after) || after < 0) throw new JitError('invalid_field', 'after: must be a non-negative integer');
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) throw new JitError('invalid_field', 'limit: must be 1..10000');
     res.json({ records: await deps.audit.tail(after, limit) });
+  });
+
+  // Parsed once per app, on first use: the file does not change under a running daemon.
+  let openapi: string | undefined;
+  r.get('/v1/openapi.json', (_req, res) => {
+    openapi ??= JSON.stringify(loadOpenApiDocument());
+    res.type('application/json').send(openapi);
   });
 
   r.get('/healthz', (_req, res) => {

@@ -1,0 +1,63 @@
+/**
+ * GET /v1/auth/methods (which logins this server offers) and POST /v1/auth/oidc (an ID token
+ * from the configured IdP → a jit-ssh session token). Mounted before the app-wide body parser:
+ * an oversized token must get the same 401 as every other bad token, not a 413 that tells the
+ * caller which check it hit.
+ */
+import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import { JitError } from '../../errors.js';
+import { unauthenticated } from '../../auth/authenticate.js';
+import { loginWithIdToken, MAX_ID_TOKEN_LENGTH, OidcRefusal } from '../../auth/oidc.js';
+import type { Ctx } from '../app.js';
+
+const readJson = express.json({ limit: MAX_ID_TOKEN_LENGTH + 1024, strict: true, type: ['application/json', 'application/*+json'] });
+
+/** Marks an oversized body instead of failing, so the handler refuses it like any bad token. */
+function bodyOrTooLarge(req: Request, res: Response, next: NextFunction): void {
+  readJson(req, res, (err?: unknown) => {
+    if ((err as { type?: string } | undefined)?.type === 'entity.too.large') {
+      res.locals.tooLarge = true;
+      return next();
+    }
+    next(err);
+  });
+}
+
+export function oidcRoutes(ctx: Ctx): Router {
+  const r = Router();
+  const { deps } = ctx;
+
+  r.get('/methods', (_req, res) => {
+    const c = deps.oidc?.verifier.config;
+    res.json({ sshKey: true, oidc: c ? { issuer: c.issuer, clientId: c.clientId, scopes: c.scopes } : null });
+  });
+
+  r.post('/oidc', bodyOrTooLarge, async (req, res) => {
+    ctx.authLimiter.hit(`ip:${ctx.sourceAddress(req)}`);
+    const sso = deps.oidc;
+    if (!sso) throw new JitError('not_found', 'SSO is not configured on this server (no oidc: in jit-sshd.yaml)');
+    const sourceAddress = ctx.sourceAddress(req);
+    const issuer = sso.verifier.config.issuer;
+    try {
+      if (res.locals.tooLarge) throw new OidcRefusal(`request body larger than ${MAX_ID_TOKEN_LENGTH + 1024} bytes`);
+      const body: unknown = req.body;
+      const idToken = (body as { idToken?: unknown } | undefined)?.idToken;
+      if (typeof idToken !== 'string' || idToken.length === 0) throw new JitError('invalid_field', 'idToken: required, the ID token from the identity provider');
+      if (Object.keys(body as object).length !== 1) throw new JitError('invalid_field', 'only idToken is accepted in the body');
+      const login = await loginWithIdToken(sso.verifier, sso.used, deps.policy(), idToken);
+      // The record is durable before the session exists.
+      await deps.audit.append({ type: 'auth', method: 'oidc', user: login.user, issuer: login.issuer, subject: login.subject, groups: login.groups, sourceAddress });
+      const { token, expiresAt } = deps.tokens.issue(login.user, { idpGroups: login.idpGroups });
+      res.json({ token, expiresAt: new Date(expiresAt).toISOString(), user: login.user, groups: login.groups });
+    } catch (e) {
+      if (!(e instanceof OidcRefusal)) throw e;
+      deps.metrics.authFailures.inc();
+      deps.log.warn({ method: 'oidc', issuer, subject: e.subject, reason: e.reason, sourceAddress }, 'OIDC login refused');
+      await deps.audit
+        .append({ type: 'auth_failure', method: 'oidc', issuer, ...(e.subject ? { subject: e.subject } : {}), reason: e.reason, sourceAddress })
+        .catch(() => undefined);
+      throw unauthenticated();
+    }
+  });
+  return r;
+}
