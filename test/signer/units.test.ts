@@ -2,7 +2,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createSigner, publicKeyBlobOf } from '../../src/ca/signer.js';
 import { WireWriter } from '../../src/ca/wire.js';
 import { validateConfig } from '../../src/policy/config-schema.js';
@@ -99,6 +99,7 @@ describe('ca config', () => {
 
 describe('readPin', () => {
   const t = tempDir('jit-pin-');
+  afterAll(() => t.cleanup());
   it('ok/from a 0600 file, trailing newline dropped', () => {
     const f = join(t.dir, 'pin');
     writeFileSync(f, '123456\n', { mode: 0o600 });
