@@ -4,7 +4,7 @@
  */
 import { JitError } from '../errors.js';
 import { parsePublicKey, publicKeyLine, type ParsedKey } from '../ca/keys.js';
-import { checkCertParams, encodeCertificate } from '../ca/cert.js';
+import { attachSignature, certificateBody, checkCertParams } from '../ca/cert.js';
 import { decide, type AccessRequest, type Identity, type Decision } from '../policy/decide.js';
 import type { RequestRecord } from '../store/types.js';
 import { newRequestId, type ServiceDeps } from './deps.js';
@@ -266,7 +266,9 @@ export async function signRequest(deps: ServiceDeps, rec: RequestRecord, nowMs: 
     nonce: deps.random(32),
   };
   checkCertParams(params);
-  const { line } = encodeCertificate(params, signer);
+  // The CA key may sign elsewhere (token, agent): body here, signature awaited, then assembled.
+  const body = certificateBody(params, signer.publicKeyBlob);
+  const { line } = attachSignature(body, await signer.sign(body.body));
 
   await audit.append({
     type: 'issue',
