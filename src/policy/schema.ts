@@ -10,6 +10,7 @@ import { cidrProblem } from './ip.js';
 import { checkWith, duration, name, parseYamlText, record, valueOrThrow, type Checked } from './problems.js';
 import { KEY_TYPES } from '../ca/keys.js';
 import { KNOWN_EXTENSIONS } from '../ca/cert.js';
+import { freeTextProblem } from './text.js';
 
 export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
 export const WEEKDAYS: readonly Weekday[] = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
@@ -164,10 +165,17 @@ const extensionName = z
     error: (iss) => `unknown extension "${String(iss.input)}" (known: ${KNOWN_EXTENSIONS.join(', ')})`,
   });
 
+/** Shown to approvers and users: the free-text rule (no control or bidi characters). */
+const description = z.string().refine((t) => freeTextProblem(t) === null, { error: (iss) => freeTextProblem(String(iss.input)) ?? 'invalid text' });
+
+const FORCE_COMMAND_MAX = 4096;
+// Reviewers read it in the policy file and the certificate: one line, no bidi tricks.
 const forceCommand = z
   .string()
   .min(1)
-  .refine((c) => !/[\0\r\n]/.test(c), 'must be a single line');
+  .refine((c) => freeTextProblem(c, FORCE_COMMAND_MAX) === null, {
+    error: (iss) => freeTextProblem(String(iss.input), FORCE_COMMAND_MAX) ?? 'invalid command',
+  });
 
 const approverSet = {
   approvers: names().min(1),
@@ -211,7 +219,7 @@ const targetSchema = z.strictObject({
   hosts: z.array(z.string().regex(/^[A-Za-z0-9._:-]{1,253}$/, 'must be a host name or address')).min(1),
   accounts: names().min(1),
   principalFormat: z.string().default(DEFAULT_PRINCIPAL_FORMAT),
-  description: z.string().optional(),
+  description: description.optional(),
 });
 
 const taskSchema = z.strictObject({
@@ -222,12 +230,12 @@ const taskSchema = z.strictObject({
   extensions: z.array(extensionName).default(['permit-pty']),
   requireTicket: regexSource.optional(),
   requireReason: z.boolean().default(false),
-  description: z.string().optional(),
+  description: description.optional(),
 });
 
 const ruleSchema = z.strictObject({
   name: name(),
-  description: z.string().optional(),
+  description: description.optional(),
   users: names().optional(),
   groups: names().optional(),
   targets: z.array(glob).min(1),
