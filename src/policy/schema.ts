@@ -11,6 +11,7 @@ import { checkWith, duration, name, parseYamlText, record, valueOrThrow, type Ch
 import { KEY_TYPES } from '../ca/keys.js';
 import { KNOWN_EXTENSIONS } from '../ca/cert.js';
 import { freeTextProblem } from './text.js';
+import { principalCollisions, type Collision } from './principals.js';
 
 export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
 export const WEEKDAYS: readonly Weekday[] = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
@@ -274,6 +275,7 @@ function crossCheck(p: Policy): Problem[] {
     ...checkDefaults(p),
     ...checkTokens(p),
     ...Object.entries(p.targets).flatMap(([n, t]) => checkTarget(n, t)),
+    ...checkPrincipalCollisions(p),
     ...Object.entries(p.tasks).flatMap(([n, t]) => checkTask(p, n, t)),
     ...p.rules.flatMap((r, i) => checkRule(p, r, i)),
   ];
@@ -300,6 +302,23 @@ function checkTokens(p: Policy): Problem[] {
 function checkTarget(targetName: string, t: Target): Problem[] {
   const problem = principalFormatProblem(t.principalFormat);
   return problem ? [[['targets', targetName, 'principalFormat'], problem]] : [];
+}
+
+const MAX_COLLISIONS_SHOWN = 10;
+
+/** Two (target, account) pairs must never render the same principal (see principals.ts). */
+function checkPrincipalCollisions(p: Policy): Problem[] {
+  const valid = Object.fromEntries(Object.entries(p.targets).filter(([, t]) => principalFormatProblem(t.principalFormat) === null));
+  const found = principalCollisions(valid);
+  const shown: Problem[] = found.slice(0, MAX_COLLISIONS_SHOWN).map((c) => [['targets', c.b.target, 'principalFormat'], collisionMessage(p, c)]);
+  if (found.length > shown.length) shown.push([['targets'], `${found.length - shown.length} more principal collisions not shown`]);
+  return shown;
+}
+
+function collisionMessage(p: Policy, c: Collision): string {
+  const pair = (x: { target: string; account: string }) => `target ${x.target} account ${x.account} ("${p.targets[x.target].principalFormat}")`;
+  const example = c.viaUser ? `can render the same principal, e.g. "${c.principal}" for some user names,` : `both render the principal "${c.principal}"`;
+  return `${pair(c.a)} and ${pair(c.b)} ${example} so a certificate for one would log in to the other; separate the parts with a character names cannot contain (@ + = :), as in "${DEFAULT_PRINCIPAL_FORMAT}"`;
 }
 
 /** Placeholders {account} {target} {user} only; {account} and {target} both required so a
