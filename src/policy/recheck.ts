@@ -15,31 +15,18 @@
  */
 import { isJitError } from '../errors.js';
 import { formatDuration } from './duration.js';
-import { decide, ttlLimit, type AccessRequest, type DecideContext, type Decision, type Identity } from './decide.js';
+import { decide, ttlLimit, type AccessRequest, type CertDraft, type DecideContext, type Decision, type Identity } from './decide.js';
 import type { ApproverSet, Policy } from './schema.js';
 
 /** What the approvers saw (a stored request; the store's RequestRecord fits). */
-export interface ApprovedRequest {
+export type ApprovedRequest = Omit<AccessRequest, 'ttl'> & {
   user: string;
-  target: string;
-  task: string;
-  account?: string;
-  ticket?: string;
-  reason?: string;
-  sourceAddress?: string;
   /** the rule that decided when the request was made */
   rule?: string;
-  draft: {
-    principals: string[];
-    ttlSeconds: number;
-    backdateSeconds?: number;
-    notAfter?: number;
-    criticalOptions: Record<string, string>;
-    extensions: Record<string, string>;
-  };
+  draft: Pick<CertDraft, 'principals' | 'ttlSeconds' | 'notAfter' | 'criticalOptions' | 'extensions'> & { backdateSeconds?: number };
   approval?: ApproverSet;
   approvals: Array<{ by: string }>;
-}
+};
 
 /** The parts of the certificate draft the current policy may still shrink. */
 export interface Window {
