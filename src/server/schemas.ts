@@ -47,7 +47,7 @@ export const revocationBody = z
   });
 
 /** Lifting a key revocation: the key may be certified again. */
-export const liftKeyBody = z.strictObject({ fingerprint: FINGERPRINT, reason: text(500).optional() });
+export const liftKeyBody = z.strictObject({ fingerprint: FINGERPRINT, reason: text().optional() });
 
 export const targetName = name('target');
 
