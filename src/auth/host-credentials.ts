@@ -7,6 +7,7 @@
 import type { HostToken } from '../policy/config-schema.js';
 import { unauthenticated } from './authenticate.js';
 import { matchStaticToken } from './tokens.js';
+import { peekHostToken } from '../store/host-tokens.js';
 
 /** True when `bearer` lets a host read the config of `target`. */
 export type HostCredential = (bearer: string, target: string, now: number) => boolean;
@@ -16,6 +17,14 @@ export function hostTokenCredential(tokens: readonly HostToken[]): HostCredentia
     const t = matchStaticToken(bearer, tokens, now);
     return t !== undefined && (t.targets === undefined || t.targets.includes(target));
   };
+}
+
+/**
+ * An unused, unexpired host enrolment token opens its own target's config (without using the
+ * token up), so `host-setup.sh --enroll-token` needs no second credential.
+ */
+export function enrolmentTokenCredential(dataDir: string): HostCredential {
+  return (bearer, target, now) => peekHostToken(dataDir, bearer, Math.floor(now / 1000))?.target === target;
 }
 
 /**

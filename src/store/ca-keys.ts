@@ -42,6 +42,14 @@ export interface CaKeyring {
   refresh(): boolean;
 }
 
+/**
+ * Which CA: 'user' signs engineers' certificates, 'host' signs host certificates. The host CA is
+ * the same kind of keyring in its own directory (`<dataDir>/host/ca`), so every function here
+ * works on either by taking keyringRoot(dataDir, kind) as its data dir.
+ */
+export type CaKind = 'user' | 'host';
+export const keyringRoot = (dataDir: string, kind: CaKind): string => (kind === 'host' ? join(dataDir, 'host') : dataDir);
+
 const caDir = (dataDir: string) => join(dataDir, 'ca');
 const manifestPath = (dataDir: string) => join(caDir(dataDir), 'keyring.json');
 

@@ -4,18 +4,28 @@ import { join } from 'node:path';
 import { JitError } from '../../errors.js';
 import { readLines } from '../../store/audit.js';
 import { errorCode } from '../../store/durable-file.js';
-import { initKeyring, readKeyringEntries, retireKey, rotateKeyring } from '../../store/ca-keys.js';
+import { initKeyring, keyringRoot, readKeyringEntries, retireKey, rotateKeyring, type CaKind } from '../../store/ca-keys.js';
 import { adminConfig, print, type CommonArgs } from './settings.js';
+
+/** `--type user|host`: which CA a command works on (user is the default). */
+export type CaTypeArgs = CommonArgs & { type?: CaKind };
+const rootOf = (dataDir: string, a: CaTypeArgs) => keyringRoot(dataDir, a.type ?? 'user');
 
 export async function init(a: CommonArgs): Promise<void> {
   const c = adminConfig(a);
   const { entry, created } = initKeyring(c.dataDir, c.caKeyType);
-  print(a, `${created ? 'created' : 'exists'}: ${entry.fingerprint}\n${entry.publicKey}`, { created, ...entry });
+  const host = initKeyring(keyringRoot(c.dataDir, 'host'), c.caKeyType);
+  print(
+    a,
+    `${created ? 'created' : 'exists'}: ${entry.fingerprint}\n${entry.publicKey}\n` +
+      `host CA ${host.created ? 'created' : 'exists'}: ${host.entry.fingerprint}\n${host.entry.publicKey}`,
+    { created, ...entry, host: { created: host.created, ...host.entry } },
+  );
 }
 
-export async function show(a: CommonArgs): Promise<void> {
+export async function show(a: CaTypeArgs): Promise<void> {
   const c = adminConfig(a);
-  const live = readKeyringEntries(c.dataDir).filter((k) => k.status !== 'retired');
+  const live = readKeyringEntries(rootOf(c.dataDir, a)).filter((k) => k.status !== 'retired');
   print(
     a,
     live.map((k) => `${k.publicKey}`).join('\n') || '# no CA key yet: run jit-sshd init',
@@ -23,9 +33,9 @@ export async function show(a: CommonArgs): Promise<void> {
   );
 }
 
-export async function rotate(a: CommonArgs): Promise<void> {
+export async function rotate(a: CaTypeArgs): Promise<void> {
   const c = adminConfig(a);
-  const e = rotateKeyring(c.dataDir, c.caKeyType);
+  const e = rotateKeyring(rootOf(c.dataDir, a), c.caKeyType);
   print(a, `new signing key ${e.fingerprint}; the previous key stays trusted until retired\n${e.publicKey}`, e);
 }
 
@@ -56,13 +66,21 @@ export async function lastValidBefore(dataDir: string, fingerprint: string): Pro
       if (!line.terminated) break; // a write cut short: never acknowledged, dropped on the next start
       if (line.tooLong) throw unreadable(n, 'is longer than any record');
       if (!line.text.includes(fingerprint)) continue;
-      let r: { type?: unknown; ca?: unknown; validBefore?: unknown };
+      let r: { type?: unknown; ca?: unknown; validBefore?: unknown; certificates?: unknown };
       try {
         r = JSON.parse(line.text) as typeof r;
       } catch {
         throw unreadable(n, 'is not valid JSON');
       }
       if (r.type === 'issue' && r.ca === fingerprint && typeof r.validBefore === 'number') last = Math.max(last, r.validBefore);
+      // Host certificates (service/hosts.ts) list their expiries as ISO times.
+      if ((r.type === 'host_enroll' || r.type === 'host_renew') && r.ca === fingerprint && Array.isArray(r.certificates)) {
+        for (const cert of r.certificates as { validBefore?: unknown }[]) {
+          const t = Date.parse(String(cert.validBefore)) / 1000;
+          if (!Number.isFinite(t)) throw unreadable(n, 'has a host certificate without a readable validBefore');
+          last = Math.max(last, t);
+        }
+      }
     }
   } finally {
     await fh.close();
@@ -70,8 +88,8 @@ export async function lastValidBefore(dataDir: string, fingerprint: string): Pro
   return last;
 }
 
-export async function retire(a: CommonArgs & { fingerprint: string; force?: boolean }): Promise<void> {
+export async function retire(a: CaTypeArgs & { fingerprint: string; force?: boolean }): Promise<void> {
   const c = adminConfig(a);
-  const e = retireKey(c.dataDir, a.fingerprint, { force: a.force, lastValidBefore: a.force ? undefined : await lastValidBefore(c.dataDir, a.fingerprint) });
+  const e = retireKey(rootOf(c.dataDir, a), a.fingerprint, { force: a.force, lastValidBefore: a.force ? undefined : await lastValidBefore(c.dataDir, a.fingerprint) });
   print(a, `retired ${e.fingerprint}: hosts stop trusting it at their next sync`, e);
 }
