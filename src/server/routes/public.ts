@@ -20,7 +20,10 @@ export function publicRoutes(ctx: Ctx): Router {
     const ca = type === 'host' ? deps.hostCa : deps.ca;
     if (!ca) throw new JitError('not_found', 'this daemon has no host CA key (run jit-sshd init)');
     ca.refresh();
-    res.type('text/plain').send(ca.publicLines().join('\n') + '\n');
+    const format = req.query.format ?? 'plain';
+    if (format !== 'plain' && format !== 'json') throw new JitError('invalid_field', 'format: must be plain or json');
+    if (format === 'json') res.json({ type, keys: ca.publicLines() });
+    else res.type('text/plain').send(ca.publicLines().join('\n') + '\n');
   });
 
   r.get('/v1/krl', async (req, res) => {
