@@ -128,9 +128,10 @@ export async function enrollHost(
   // Bad keys are the host's mistake: say so before the token is used up.
   const keys = parseHostKeys(deps, body.publicKeys);
   const claim = claimHostToken(deps.config.dataDir, body.token, nowSeconds(deps.clock));
-  const refuse = async (code: 'unauthenticated' | 'forbidden', why: string, message: string, token?: string): Promise<never> => {
-    deps.log.warn({ target: body.target, token, why, sourceAddress }, 'host enrolment refused');
-    await deps.audit.append({ type: 'host_enroll_refused', target: body.target, token, why, sourceAddress });
+  // `enrolment` is the token's public id (a hash prefix), never the token.
+  const refuse = async (code: 'unauthenticated' | 'forbidden', why: string, message: string, enrolment?: string): Promise<never> => {
+    deps.log.warn({ target: body.target, enrolment, why, sourceAddress }, 'host enrolment refused');
+    await deps.audit.append({ type: 'host_enroll_refused', target: body.target, enrolment, why, sourceAddress });
     throw new JitError(code, message);
   };
   if (!claim.ok) {
