@@ -239,7 +239,7 @@ done
 
 # ---- jit-ssh host certificates: which keys (begin) ----
 # The host keys sshd uses (sshd -T, else the usual files), minus DSA and keys without a .pub.
-# Certified keys: all of them when enrolling now, else those that already have a certificate.
+# Certified keys: all of them when enrolling now, else those an earlier enrolment certified.
 list_host_keys() {
   local keys
   keys=$("$SSHD" -T -f "$SSHD_CONFIG" 2>/dev/null | awk '$1 == "hostkey" { print $2 }') || keys=""
@@ -252,9 +252,15 @@ list_host_keys() {
   done
 }
 HOST_CERT_KEYS=""
-for k in $(list_host_keys); do
-  if [ -n "$ENROLL_TOKEN" ] || [ -s "$k-cert.pub" ]; then HOST_CERT_KEYS="${HOST_CERT_KEYS:+$HOST_CERT_KEYS }$k"; fi
-done
+if [ -n "$ENROLL_TOKEN" ]; then
+  HOST_CERT_KEYS=$(list_host_keys | paste -sd' ' -)
+elif [ -r "$SYNC_CONF" ]; then
+  # A rerun without a token keeps the keys an earlier enrolment certified (and their renewal).
+  for k in $(sed -n 's/^HOST_KEYS=//p' "$SYNC_CONF"); do
+    case "$k" in *[!A-Za-z0-9._/-]*) continue ;; esac
+    [ ! -s "$k-cert.pub" ] || HOST_CERT_KEYS="${HOST_CERT_KEYS:+$HOST_CERT_KEYS }$k"
+  done
+fi
 [ -z "$ENROLL_TOKEN" ] || [ -n "$HOST_CERT_KEYS" ] || die "--enroll-token: no host keys found (sshd -T lists none, no $ROOT/etc/ssh/ssh_host_*_key.pub)"
 RELOAD_SSHD=$RELOAD
 [ -z "$ROOT" ] || RELOAD_SSHD=0

@@ -7,7 +7,6 @@
 import type { HostToken } from '../policy/config-schema.js';
 import { unauthenticated } from './authenticate.js';
 import { matchStaticToken } from './tokens.js';
-import { peekHostToken } from '../store/host-tokens.js';
 
 /** True when `bearer` lets a host read the config of `target`. */
 export type HostCredential = (bearer: string, target: string, now: number) => boolean;
@@ -23,8 +22,8 @@ export function hostTokenCredential(tokens: readonly HostToken[]): HostCredentia
  * An unused, unexpired host enrolment token opens its own target's config (without using the
  * token up), so `host-setup.sh --enroll-token` needs no second credential.
  */
-export function enrolmentTokenCredential(dataDir: string): HostCredential {
-  return (bearer, target, now) => peekHostToken(dataDir, bearer, Math.floor(now / 1000))?.target === target;
+export function enrolmentTokenCredential(peek: (token: string, nowSeconds: number) => { target: string } | undefined): HostCredential {
+  return (bearer, target, now) => peek(bearer, Math.floor(now / 1000))?.target === target;
 }
 
 /**

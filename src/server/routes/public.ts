@@ -5,6 +5,7 @@ import { currentKrl, etagMatches } from '../../service/krl.js';
 import { hostConfig, renderHostConfigPlain } from '../../service/host-config.js';
 import { authorizeHostConfig, enrolmentTokenCredential, hostTokenCredential } from '../../auth/host-credentials.js';
 import { listAllowed } from '../../policy/explain.js';
+import { peekHostToken } from '../../store/host-tokens.js';
 import type { Ctx } from '../app.js';
 import { targetName } from '../schemas.js';
 import { loadOpenApiDocument } from '../openapi.js';
@@ -12,7 +13,7 @@ import { loadOpenApiDocument } from '../openapi.js';
 export function publicRoutes(ctx: Ctx): Router {
   const r = Router();
   const { deps } = ctx;
-  const hostCredentials = [hostTokenCredential(deps.config.hostTokens), enrolmentTokenCredential(deps.config.dataDir)];
+  const hostCredentials = [hostTokenCredential(deps.config.hostTokens), enrolmentTokenCredential((t, now) => peekHostToken(deps.config.dataDir, t, now))];
 
   r.get('/v1/ca', (req, res) => {
     const type = req.query.type ?? 'user';
