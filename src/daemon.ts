@@ -15,7 +15,8 @@ import { canonicalServerUrl } from './policy/server-url.js';
 import type { Policy } from './policy/schema.js';
 import { openStore } from './store/index.js';
 import type { AuditFileOps } from './store/audit.js';
-import { initKeyring, keyringRoot, openKeyring, type CaKeyEntry } from './store/ca-keys.js';
+import { hostKeyCustody, initKeyring, keyringRoot, openKeyring, type CaKeyEntry } from './store/ca-keys.js';
+import { openCustody } from './signer/index.js';
 import { startCheckpointer } from './store/audit-checkpointer.js';
 import { Challenges } from './auth/challenges.js';
 import { fileSecretSource, type SecretSource } from './auth/secret.js';
@@ -97,11 +98,20 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const log = opts.log ?? pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.token', '*.signature'] });
   const clock: Clock = opts.clock ?? { now: () => Date.now() };
 
-  const { entry, created } = initKeyring(config.dataDir, config.caKeyType);
-  if (created) opts.onFirstKey?.(entry.publicKey);
-  // The host CA: a separate key of the same type, made beside the user CA (also for old data dirs).
-  initKeyring(keyringRoot(config.dataDir, 'host'), config.caKeyType);
-  const store = await openStore(config.dataDir, { clock: () => new Date(clock.now()), auditFs: opts.auditFs });
+  // A missing module, token, key or a wrong PIN refuses the start here, in one line.
+  const custody = await openCustody(config);
+  const hostCustody = hostKeyCustody(config.dataDir);
+  let store;
+  try {
+    const { entry, created } = initKeyring(config.dataDir, config.caKeyType, custody);
+    if (created) opts.onFirstKey?.(entry.publicKey);
+    // The host CA: a separate key of the same type, made beside the user CA (also for old data dirs).
+    initKeyring(keyringRoot(config.dataDir, 'host'), config.caKeyType, hostCustody);
+    store = await openStore(config.dataDir, { clock: () => new Date(clock.now()), auditFs: opts.auditFs });
+  } catch (e) {
+    await custody.close();
+    throw e;
+  }
   let ca;
   let hostCa;
   try {
@@ -113,10 +123,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       log.info({ active, trusted }, `${type} changed`);
       store.audit.append({ type, active, trusted, retired }).catch((e) => log.error({ error: (e as Error).message }, 'audit of keyring change failed'));
     };
-    ca = openKeyring(config.dataDir, audited('ca_keyring'));
-    hostCa = openKeyring(keyringRoot(config.dataDir, 'host'), audited('host_ca_keyring'));
+    ca = openKeyring(config.dataDir, custody, audited('ca_keyring'));
+    hostCa = openKeyring(keyringRoot(config.dataDir, 'host'), hostCustody, audited('host_ca_keyring'));
   } catch (e) {
     await store.close();
+    await custody.close();
     throw e;
   }
 
@@ -142,6 +153,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
   } catch (e) {
     await store.close();
+    await custody.close();
     throw e;
   }
 
@@ -228,6 +240,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await checkpoints.close();
     deps.oidc?.verifier.close();
     await store.close();
+    await custody.close();
     throw new JitError('unavailable', `cannot listen on ${config.listen}: ${(e as Error).message}`);
   }
   const addr = server.address();
@@ -258,6 +271,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       await Promise.race([deps.notify.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
       await checkpoints.close();
       await store.close();
+      await custody.close();
     },
   };
 }

@@ -6,7 +6,7 @@
  * request, so one host cannot obtain a certificate for another host's name. Every enrolment and
  * renewal, granted or refused, is an audit record, written before any certificate leaves.
  */
-import { checkCertParams, encodeCertificate, parseCertificate, verifyCertificateSignature, type ParsedCert } from '../ca/cert.js';
+import { attachSignature, certificateBody, checkCertParams, parseCertificate, verifyCertificateSignature, type ParsedCert } from '../ca/cert.js';
 import { parsePublicKey, publicKeyLine, type ParsedKey } from '../ca/keys.js';
 import { verifySshSig } from '../ca/sshsig.js';
 import type { CertParams } from '../ca/types.js';
@@ -96,10 +96,13 @@ async function signHostCerts(deps: HostDeps, keys: readonly ParsedKey[], target:
       nonce: deps.random(32),
     };
     checkCertParams(params);
+    // The host CA key may sign elsewhere: body here, signature awaited, then assembled.
+    const unsigned = certificateBody(params, signer.publicKeyBlob);
+    const { line } = attachSignature(unsigned, await signer.sign(unsigned.body));
     out.push({
       publicKey: publicKeyLine(key.blob),
       fingerprint: key.fingerprint,
-      certificate: encodeCertificate(params, signer).line,
+      certificate: line,
       serial: params.serial.toString(),
       validBefore: new Date(validBefore * 1000).toISOString(),
     });

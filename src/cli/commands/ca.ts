@@ -4,17 +4,29 @@ import { join } from 'node:path';
 import { JitError } from '../../errors.js';
 import { readLines } from '../../store/audit.js';
 import { errorCode } from '../../store/durable-file.js';
-import { initKeyring, keyringRoot, readKeyringEntries, retireKey, rotateKeyring, type CaKind } from '../../store/ca-keys.js';
+import { destroyKey, hostKeyCustody, initKeyring, keyringRoot, readKeyringEntries, retireKey, rotateKeyring, type CaKind } from '../../store/ca-keys.js';
+import { openCustody, type KeyCustody } from '../../signer/index.js';
+import type { DaemonConfig } from '../../policy/config-schema.js';
 import { adminConfig, print, type CommonArgs } from './settings.js';
 
 /** `--type user|host`: which CA a command works on (user is the default). */
 export type CaTypeArgs = CommonArgs & { type?: CaKind };
 const rootOf = (dataDir: string, a: CaTypeArgs) => keyringRoot(dataDir, a.type ?? 'user');
 
+/** Runs fn with the key custody of the CA open (token logged in, agent reached), then closes it. */
+async function withCustody<T>(c: DaemonConfig, fn: (custody: KeyCustody) => T, kind: CaKind = 'user'): Promise<T> {
+  const custody = kind === 'host' ? hostKeyCustody(c.dataDir) : await openCustody(c);
+  try {
+    return fn(custody);
+  } finally {
+    await custody.close();
+  }
+}
+
 export async function init(a: CommonArgs): Promise<void> {
   const c = adminConfig(a);
-  const { entry, created } = initKeyring(c.dataDir, c.caKeyType);
-  const host = initKeyring(keyringRoot(c.dataDir, 'host'), c.caKeyType);
+  const { entry, created } = await withCustody(c, (custody) => initKeyring(c.dataDir, c.caKeyType, custody));
+  const host = await withCustody(c, (custody) => initKeyring(keyringRoot(c.dataDir, 'host'), c.caKeyType, custody), 'host');
   print(
     a,
     `${created ? 'created' : 'exists'}: ${entry.fingerprint}\n${entry.publicKey}\n` +
@@ -25,17 +37,29 @@ export async function init(a: CommonArgs): Promise<void> {
 
 export async function show(a: CaTypeArgs): Promise<void> {
   const c = adminConfig(a);
-  const live = readKeyringEntries(rootOf(c.dataDir, a)).filter((k) => k.status !== 'retired');
+  const entries = readKeyringEntries(rootOf(c.dataDir, a));
+  const live = entries.filter((k) => k.status !== 'retired');
+  // A token or agent also shows what it holds, so an admin sees keys the keyring does not know.
+  const held = c.ca.backend === 'file' || a.type === 'host' ? [] : await withCustody(c, (custody) => custody.list());
+  const statusOf = (fp: string) => entries.find((e) => e.fingerprint === fp)?.status ?? 'not in keyring';
   print(
     a,
-    live.map((k) => `${k.publicKey}`).join('\n') || '# no CA key yet: run jit-sshd init',
-    live.map((k) => ({ fingerprint: k.fingerprint, status: k.status, publicKey: k.publicKey })),
+    [
+      live.map((k) => `${k.publicKey}`).join('\n') || '# no CA key yet: run jit-sshd init',
+      ...held.map((k) => `# ${c.ca.backend}: ${k.fingerprint} ${statusOf(k.fingerprint)}: ${k.note}`),
+    ].join('\n'),
+    [
+      ...live.map((k) => ({ fingerprint: k.fingerprint, status: k.status, publicKey: k.publicKey, held: held.find((h) => h.fingerprint === k.fingerprint)?.note })),
+      ...held
+        .filter((h) => !live.some((k) => k.fingerprint === h.fingerprint))
+        .map((h) => ({ fingerprint: h.fingerprint, status: statusOf(h.fingerprint), publicKey: h.publicKeyLine, held: h.note })),
+    ],
   );
 }
 
 export async function rotate(a: CaTypeArgs): Promise<void> {
   const c = adminConfig(a);
-  const e = rotateKeyring(rootOf(c.dataDir, a), c.caKeyType);
+  const e = await withCustody(c, (custody) => rotateKeyring(rootOf(c.dataDir, a), c.caKeyType, custody), a.type);
   print(a, `new signing key ${e.fingerprint}; the previous key stays trusted until retired\n${e.publicKey}`, e);
 }
 
@@ -88,8 +112,19 @@ export async function lastValidBefore(dataDir: string, fingerprint: string): Pro
   return last;
 }
 
-export async function retire(a: CaTypeArgs & { fingerprint: string; force?: boolean }): Promise<void> {
+export async function retire(a: CaTypeArgs & { fingerprint: string; force?: boolean; destroy?: boolean }): Promise<void> {
   const c = adminConfig(a);
-  const e = retireKey(rootOf(c.dataDir, a), a.fingerprint, { force: a.force, lastValidBefore: a.force ? undefined : await lastValidBefore(c.dataDir, a.fingerprint) });
-  print(a, `retired ${e.fingerprint}: hosts stop trusting it at their next sync`, e);
+  const root = rootOf(c.dataDir, a);
+  const already = readKeyringEntries(root).some((k) => k.fingerprint === a.fingerprint && k.status === 'retired');
+  // Retiring only marks the key untrusted; deleting the key object is a separate, explicit step.
+  const e =
+    already && a.destroy
+      ? undefined
+      : retireKey(root, a.fingerprint, { force: a.force, lastValidBefore: a.force ? undefined : await lastValidBefore(c.dataDir, a.fingerprint) });
+  if (!a.destroy) {
+    print(a, `retired ${e!.fingerprint}: hosts stop trusting it at their next sync; the key itself is kept (--destroy deletes it)`, e);
+    return;
+  }
+  const d = await withCustody(c, (custody) => destroyKey(root, a.fingerprint, custody), a.type);
+  print(a, `retired and destroyed ${d.fingerprint}: the key no longer exists`, d);
 }
