@@ -237,6 +237,31 @@ describeWithTools(['ssh-keygen'], 'service: host enrolment and renewal', () => {
     expect(err).toMatch(/--host: db1\.example\.test is not one of the literal host names of web/);
   });
 
+  it('ok/ca show/rotate/retire --type host work on the host CA only, beside the running daemon', async () => {
+    const cli = join(REPO, 'dist/cli/jit-sshd.js');
+    const admin = (args: string[]) => {
+      try {
+        return { code: 0, out: execFileSync(process.execPath, [cli, ...args, '--config', env.configPath], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
+      } catch (e) {
+        return { code: (e as { status: number }).status, out: String((e as { stderr: string }).stderr) };
+      }
+    };
+    const userBefore = admin(['ca', 'show']).out;
+    const hostBefore = admin(['ca', 'show', '--type', 'host']).out;
+    expect(hostBefore.trim()).toBe(((await api(d.url, 'GET', '/v1/ca?type=host')).body as string).trim());
+    expect(hostBefore).not.toBe(userBefore);
+    writeFileSync(join(env.dir, 'host-ca-before.pub'), hostBefore);
+    const oldFp = sshKeygen(['-l', '-f', join(env.dir, 'host-ca-before.pub')]).split(' ')[1];
+    expect(admin(['ca', 'rotate', '--type', 'host']).code).toBe(0);
+    expect(admin(['ca', 'show']).out).toBe(userBefore);
+    // The daemon picks the rotation up at once: two host CA lines, new certificates from the new key.
+    expect(((await api(d.url, 'GET', '/v1/ca?type=host')).body as string).trim().split('\n')).toHaveLength(2);
+    // Host certificates signed by the old key are still valid: retiring it is refused.
+    const refused = admin(['ca', 'retire', '--type', 'host', oldFp]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.out).toMatch(/valid until/);
+  });
+
   it('fail/GET /v1/ca?type=bogus: 400', async () => {
     const r = await api(d.url, 'GET', '/v1/ca?type=bogus');
     expect(r.status).toBe(400);
