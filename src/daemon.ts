@@ -15,8 +15,8 @@ import { canonicalServerUrl } from './policy/server-url.js';
 import type { Policy } from './policy/schema.js';
 import { openStore } from './store/index.js';
 import type { AuditFileOps } from './store/audit.js';
-import { hostKeyCustody, initKeyring, keyringRoot, openKeyring, type CaKeyEntry } from './store/ca-keys.js';
-import { openCustody } from './signer/index.js';
+import { initHostKeyring, initKeyring, openHostKeyring, openKeyring, type CaKeyEntry } from './store/ca-keys.js';
+import { openCustodies } from './signer/index.js';
 import { startCheckpointer } from './store/audit-checkpointer.js';
 import { Challenges } from './auth/challenges.js';
 import { fileSecretSource, type SecretSource } from './auth/secret.js';
@@ -99,14 +99,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const clock: Clock = opts.clock ?? { now: () => Date.now() };
 
   // A missing module, token, key or a wrong PIN refuses the start here, in one line.
-  const custody = await openCustody(config);
-  const hostCustody = hostKeyCustody(config.dataDir);
+  const { custody, host: hostCustody } = await openCustodies(config);
   let store;
   try {
     const { entry, created } = initKeyring(config.dataDir, config.caKeyType, custody);
     if (created) opts.onFirstKey?.(entry.publicKey);
-    // The host CA: a separate key of the same type, made beside the user CA (also for old data dirs).
-    initKeyring(keyringRoot(config.dataDir, 'host'), config.caKeyType, hostCustody);
+    // The host CA: a separate key of the same type on the same backend (also for old data dirs).
+    initHostKeyring(config.dataDir, config.caKeyType, hostCustody);
     store = await openStore(config.dataDir, { clock: () => new Date(clock.now()), auditFs: opts.auditFs });
   } catch (e) {
     await custody.close();
@@ -124,7 +123,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       store.audit.append({ type, active, trusted, retired }).catch((e) => log.error({ error: (e as Error).message }, 'audit of keyring change failed'));
     };
     ca = openKeyring(config.dataDir, custody, audited('ca_keyring'));
-    hostCa = openKeyring(keyringRoot(config.dataDir, 'host'), hostCustody, audited('host_ca_keyring'));
+    hostCa = openHostKeyring(config.dataDir, hostCustody, audited('host_ca_keyring'));
   } catch (e) {
     await store.close();
     await custody.close();
