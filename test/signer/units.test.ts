@@ -71,16 +71,19 @@ describe('checkedSigner: what a token or agent returns is verified before use', 
 });
 
 describe('ca config', () => {
-  it('ok/pkcs11 defaults: keyLabel jit-ssh-user-ca, 2 sessions', () => {
+  it('ok/pkcs11 defaults: keyLabel jit-ssh-user-ca, hostKeyLabel jit-ssh-host-ca, 2 sessions', () => {
     expect(validateConfig({ ca: { backend: 'pkcs11', pkcs11: { module: '/m.so', tokenLabel: 'ca' } } }).ca).toEqual({
       backend: 'pkcs11',
-      pkcs11: { module: '/m.so', tokenLabel: 'ca', keyLabel: 'jit-ssh-user-ca', sessions: 2 },
+      pkcs11: { module: '/m.so', tokenLabel: 'ca', keyLabel: 'jit-ssh-user-ca', hostKeyLabel: 'jit-ssh-host-ca', sessions: 2 },
     });
   });
   it.each([
     ['fail/pkcs11 without a token label', { backend: 'pkcs11', pkcs11: { module: '/m.so' } }, /ca\.pkcs11\.tokenLabel/],
     ['fail/agent key neither a line nor a fingerprint', { backend: 'agent', agent: { socket: '/s', key: 'my key' } }, /ca\.agent\.key: must be the CA public key line or its SHA256/],
     ['fail/unknown backend', { backend: 'kms' }, /ca\.backend/],
+    ['fail/host key label equal to the user key label', { backend: 'pkcs11', pkcs11: { module: '/m.so', tokenLabel: 'x', hostKeyLabel: 'jit-ssh-user-ca' } }, /ca\.pkcs11\.hostKeyLabel: must differ from keyLabel/],
+    ['fail/agent host key equal to the user key', { backend: 'agent', agent: { socket: '/s', key: `SHA256:${'A'.repeat(43)}`, hostKey: `SHA256:${'A'.repeat(43)}` } }, /ca\.agent\.hostKey: must differ from key/],
+    ['fail/agent host key neither a line nor a fingerprint', { backend: 'agent', agent: { socket: '/s', key: `SHA256:${'A'.repeat(43)}`, hostKey: 'host' } }, /ca\.agent\.hostKey: must be the host CA public key line/],
     ['fail/a PIN in the config itself', { backend: 'pkcs11', pkcs11: { module: '/m.so', tokenLabel: 'x', pin: '1234' } }, /unknown field/],
   ])('%s', (_n, ca, message) => {
     expectJitError(() => validateConfig({ ca }), 'invalid_config', /jit-sshd.yaml/);
