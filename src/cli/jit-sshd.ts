@@ -129,7 +129,20 @@ await runCli(async () => {
               .option('checkpoint-key', { type: 'string', describe: 'checkpoint public key (line or file) kept off this box' }),
           async (a) => (await import('./commands/audit.js')).verify(a),
         )
-        .demandCommand(1, 'name an audit command: verify'),
+        .command(
+          'report',
+          'who held which principals on which target, when, why, approved and revoked by whom',
+          (y2) =>
+            y2
+              .option('data-dir', { type: 'string' })
+              .option('since', { type: 'string', describe: 'from this date (2026-11-01, 2026-11-01T12:00Z) or time ago (30d)' })
+              .option('until', { type: 'string', describe: 'up to this date or time ago' })
+              .option('user', { type: 'string', describe: 'only this user' })
+              .option('target', { type: 'string', describe: 'only this target' })
+              .option('format', { choices: ['table', 'csv', 'json'] as const, describe: 'output (default table; json = one object per line)' }),
+          async (a) => (await import('./commands/audit.js')).report(a),
+        )
+        .demandCommand(1, 'name an audit command: verify, report'),
     )
     .strict()
     .help()
