@@ -67,7 +67,13 @@ export async function newSigningKey(alg: 'RS256' | 'ES256' = 'RS256'): Promise<S
   return { kid, alg, privateKey: privateKey as CryptoKey, publicJwk, privateJwk };
 }
 
-export async function startIdp(opts: { accounts: Record<string, IdpAccount>; port?: number; clientId?: string }): Promise<TestIdp> {
+/** A confidential web client (the daemon's web sign-in) instead of the public native one. */
+export interface WebClient {
+  clientSecret: string;
+  redirectUris: string[];
+}
+
+export async function startIdp(opts: { accounts: Record<string, IdpAccount>; port?: number; clientId?: string; webClient?: WebClient }): Promise<TestIdp> {
   const clientId = opts.clientId ?? IDP_CLIENT_ID;
   let busy = 0;
   let jwksFetches = 0;
@@ -84,14 +90,24 @@ export async function startIdp(opts: { accounts: Record<string, IdpAccount>; por
   const build = (signing: SigningKey[]) => {
     const provider = new Provider(issuer, {
       clients: [
-        {
-          client_id: clientId,
-          application_type: 'native',
-          token_endpoint_auth_method: 'none',
-          redirect_uris: ['http://127.0.0.1/callback'],
-          grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
-          response_types: ['code'],
-        },
+        opts.webClient
+          ? {
+              client_id: clientId,
+              client_secret: opts.webClient.clientSecret,
+              application_type: 'web',
+              token_endpoint_auth_method: 'client_secret_basic',
+              redirect_uris: opts.webClient.redirectUris,
+              grant_types: ['authorization_code'],
+              response_types: ['code'],
+            }
+          : {
+              client_id: clientId,
+              application_type: 'native',
+              token_endpoint_auth_method: 'none',
+              redirect_uris: ['http://127.0.0.1/callback'],
+              grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
+              response_types: ['code'],
+            },
       ],
       jwks: { keys: signing.map((k) => k.privateJwk) },
       scopes: ['openid', 'profile', 'email', 'groups', 'offline_access'],
