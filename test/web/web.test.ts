@@ -232,6 +232,18 @@ describeWithTools(
       expect((await anon.request.get(`${base}/ui/`, { maxRedirects: 0 })).headers().location).toBe('/ui/login?next=%2Fui%2F');
     });
 
+    it('ok/the requester sees the live certificate on "My access" and revokes it', async () => {
+      const page = await signedIn('alice', '/ui/mine');
+      const card = page.locator('section.card', { hasText: 'INC-504' });
+      await expect.poll(() => card.count()).toBe(1);
+      await shoot(page, 'mine');
+      await card.locator('input[name=reason]').fill('done early');
+      await Promise.all([page.waitForURL(/\/ui\/requests\/req_/), card.locator('button.revoke').click()]);
+      expect(await page.locator('h1 .status').textContent()).toBe('revoked');
+      const id = new URL(page.url()).pathname.split('/').pop()!;
+      expect(auditRecords(env).find((x) => x.type === 'revoke' && x.id === id)).toMatchObject({ by: 'alice', reason: 'done early' });
+    });
+
     it('ok/auditor: the report shows the grant, a timeline, and its CSV matches the command line\'s', async () => {
       const page = await signedIn('erin', '/ui/report?target=prod-db', DESKTOP);
       const row = page.locator('tbody tr', { hasText: 'INC-501' });
@@ -243,6 +255,9 @@ describeWithTools(
       expect(cells[8]).toBe('bob');
       expect(await page.locator('svg.timeline').count()).toBeGreaterThan(0);
       expect(await page.locator('svg.timeline .approved').count()).toBeGreaterThan(0);
+      const revoked = await page.locator('tbody tr', { hasText: 'INC-504' }).locator('td').allTextContents();
+      expect(revoked[9]).toBe('alice: done early');
+      expect(await page.locator('svg.timeline .revoke').count()).toBe(1);
       await shoot(page, 'report');
 
       const href = await page.locator('a', { hasText: 'Download CSV' }).getAttribute('href');
@@ -278,9 +293,6 @@ describeWithTools(
       // Approvals page weight: HTML + CSS + JS.
       const weight = (await res.body()).length + (await (await page.request.get(`${base}/ui/static/app.css`)).body()).length + (await (await page.request.get(`${base}/ui/static/app.js`)).body()).length;
       expect(weight).toBeLessThan(50 * 1024);
-
-      const mine = await signedIn('alice', '/ui/mine');
-      await shoot(mine, 'mine');
     });
   },
   CHROMIUM_HINT,
