@@ -20,7 +20,7 @@ button{font:inherit;padding:.55rem 1rem;border-radius:6px;border:1px solid trans
 .muted{color:var(--muted)}.notice{background:#fff8e1;border:1px solid #f0d98c;border-radius:6px;padding:.5rem .8rem}
 .filters{display:grid;grid-template-columns:repeat(auto-fit,minmax(10rem,1fr));gap:.5rem;align-items:end}.filters label{display:flex;flex-direction:column;font-size:.9rem;color:var(--muted)}
 .table{overflow-x:auto}table{border-collapse:collapse;width:100%;background:#fff;font-size:.9rem}th,td{border-bottom:1px solid var(--line);padding:.35rem .5rem;text-align:left;vertical-align:top}td.wide{min-width:14rem}th{white-space:nowrap}
-svg.timeline{width:100%;height:auto;background:#fff;border:1px solid var(--line);border-radius:8px;margin:0 0 1rem;font:11px system-ui,sans-serif}
+svg.timeline{width:100%;min-width:36rem;height:auto;background:#fff;border:1px solid var(--line);border-radius:8px;margin:0 0 1rem;font:11px system-ui,sans-serif}
 svg .bar{fill:#4d8fe0}svg .bar.revoked{fill:#e09a4d}svg .approved{fill:var(--ok)}svg .revoke{stroke:var(--bad);stroke-width:2;fill:none}svg .axis,svg .more{fill:var(--muted)}svg .who{fill:var(--fg)}
 @media (max-width:40rem){main{padding:.6rem}header nav{order:3;width:100%}}
 `;

@@ -104,7 +104,7 @@ export function reportPage(raw: RawFilter, rows: readonly AccessRow[], timelines
 <button class="plain" type="submit">Filter</button><a href="${opts.csvHref}">Download CSV</a></form>
 ${opts.error ? html`<p class="notice">${opts.error}</p>` : ''}
 ${opts.truncated ? html`<p class="notice">Showing the first ${rows.length} grants; narrow the filters or download the CSV for all of them.</p>` : ''}
-${timelines}
+${timelines.map((t) => html`<div class="table">${t}</div>`)}
 <div class="table"><table><thead><tr>${header.map((h) => html`<th>${h}</th>`)}</tr></thead><tbody>
 ${rows.map((r) => html`<tr><td>${r.user}</td><td>${r.target}</td><td>${r.principals.join(', ')}</td><td>${iso(r.from)}</td><td>${iso(endOf(r))}</td><td>${r.task}</td><td class="wide">${r.reason ?? ''}</td><td>${r.ticket ?? ''}</td><td>${r.approvedBy.join(', ') || 'auto'}</td><td>${r.revokedAt !== undefined ? `${r.revokedBy ?? '?'}${r.revokeReason ? `: ${r.revokeReason}` : ''}` : ''}</td></tr>`)}
 </tbody></table></div>${rows.length === 0 ? html`<p class="muted">No grants match.</p>` : ''}`;
