@@ -11,20 +11,17 @@ import type { Identity } from '../../policy/decide.js';
 import { identityFromAnyBearer } from '../../auth/oidc-session.js';
 import { approveRequest, denyRequest, isApproverOf, isAdmin, viewRequest } from '../../service/approve.js';
 import { revokeRequest } from '../../service/revoke.js';
-import { accessReport, csvLine, CSV_COLUMNS, parseReportFilter, rowFields, type AccessRow, type RawFilter } from '../../service/report.js';
+import { accessReport, csvLine, CSV_COLUMNS, parseReportFilter, rowFields } from '../../service/report.js';
 import { STORE_FILES } from '../../store/index.js';
 import type { Ctx } from '../app.js';
 import { approveBody, denyBody, parseBody, parseParam, requestIdParam, revokeBody } from '../schemas.js';
 import { openSsoSession } from '../routes/oidc.js';
 import { APP_CSS, APP_JS } from './assets.js';
 import { html, type Html } from './html.js';
-import { layout, messagePage, minePage, movingOnPage, reportPage, requestPage, waitingPage, type Viewer } from './pages.js';
+import { layout, messagePage, minePage, movingOnPage, requestPage, waitingPage, type Viewer } from './pages.js';
+import { rawFilter, renderReport } from './report-page.js';
 import { safeNext, WebSessions } from './session.js';
 import { WebSignin } from './signin.js';
-import { timelineSvg } from './timeline.js';
-
-/** Rows the report page draws (the CSV has them all). */
-export const REPORT_PAGE_ROWS = 500;
 
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -202,14 +199,7 @@ export function webRoutes(ctx: Ctx): Router {
 
   // ------------------------------------------------------------------ the access report
 
-  const reportFilter = (req: Request) => {
-    const raw: RawFilter = {};
-    for (const k of ['user', 'target', 'since', 'until'] as const) {
-      const v = req.query[k];
-      if (typeof v === 'string' && v.trim() !== '') raw[k] = v.trim().slice(0, 100);
-    }
-    return { raw, filter: parseReportFilter(raw, deps.clock.now()) };
-  };
+  const reportFilter = (query: Record<string, unknown>) => parseReportFilter(rawFilter(query), deps.clock.now());
 
   const auditorOnly = (s: Signed) => {
     if (!s.viewer.auditor) throw new JitError('not_found', 'no such page');
@@ -217,37 +207,13 @@ export function webRoutes(ctx: Ctx): Router {
 
   r.get('/ui/report', signedIn(async (req, res, s) => {
     auditorOnly(s);
-    let raw: RawFilter = {};
-    let rows: AccessRow[] = [];
-    let error: string | undefined;
-    let truncated = false;
-    try {
-      const f = reportFilter(req);
-      raw = f.raw;
-      for await (const row of accessReport(auditFile, f.filter)) {
-        if (rows.length >= REPORT_PAGE_ROWS) {
-          truncated = true;
-          break;
-        }
-        rows.push(row);
-      }
-    } catch (e) {
-      if (!isJitError(e) || e.code !== 'invalid_field') throw e;
-      error = e.message;
-      rows = [];
-    }
-    const byTarget = new Map<string, AccessRow[]>();
-    for (const row of rows) byTarget.set(row.target, [...(byTarget.get(row.target) ?? []), row]);
-    const from = Math.min(...rows.map((x) => x.from));
-    const to = Math.max(...rows.map((x) => Math.min(x.until, x.revokedAt ?? Infinity)));
-    const timelines = [...byTarget].map(([target, rs]) => timelineSvg(target, rs, { from, to }));
-    const csvHref = `/ui/report.csv?${new URLSearchParams(raw as Record<string, string>).toString()}`;
-    page(res, s, 'Access report', reportPage(raw, rows, timelines, { truncated, csvHref, error }), false);
+    const body = await renderReport(auditFile, (raw) => reportFilter(raw), req.query);
+    page(res, s, 'Access report', body, false);
   }));
 
   r.get('/ui/report.csv', signedIn(async (req, res, s) => {
     auditorOnly(s);
-    const { filter } = reportFilter(req);
+    const filter = reportFilter(req.query);
     res.type('text/csv; charset=utf-8').set('Content-Disposition', 'attachment; filename="jit-ssh-access-report.csv"');
     res.write(csvLine(CSV_COLUMNS));
     for await (const row of accessReport(auditFile, filter)) {
