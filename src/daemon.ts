@@ -16,6 +16,7 @@ import type { Policy } from './policy/schema.js';
 import { openStore } from './store/index.js';
 import type { AuditFileOps } from './store/audit.js';
 import { initKeyring, openKeyring } from './store/ca-keys.js';
+import { openCustody } from './signer/index.js';
 import { startCheckpointer } from './store/audit-checkpointer.js';
 import { Challenges } from './auth/challenges.js';
 import { fileSecretSource, type SecretSource } from './auth/secret.js';
@@ -97,13 +98,21 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const log = opts.log ?? pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.token', '*.signature'] });
   const clock: Clock = opts.clock ?? { now: () => Date.now() };
 
-  const { entry, created } = initKeyring(config.dataDir, config.caKeyType);
-  if (created) opts.onFirstKey?.(entry.publicKey);
-  const store = await openStore(config.dataDir, { clock: () => new Date(clock.now()), auditFs: opts.auditFs });
+  // A missing module, token, key or a wrong PIN refuses the start here, in one line.
+  const custody = await openCustody(config);
+  let store;
+  try {
+    const { entry, created } = initKeyring(config.dataDir, config.caKeyType, custody);
+    if (created) opts.onFirstKey?.(entry.publicKey);
+    store = await openStore(config.dataDir, { clock: () => new Date(clock.now()), auditFs: opts.auditFs });
+  } catch (e) {
+    await custody.close();
+    throw e;
+  }
   let ca;
   try {
     // A rotation or retirement by the admin CLI shows up here on the next refresh: audit it.
-    ca = openKeyring(config.dataDir, (entries) => {
+    ca = openKeyring(config.dataDir, custody, (entries) => {
       const active = entries.find((e) => e.status === 'active')?.fingerprint;
       const trusted = entries.filter((e) => e.status === 'trusted').map((e) => e.fingerprint);
       const retired = entries.filter((e) => e.status === 'retired').map((e) => e.fingerprint);
@@ -112,6 +121,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
   } catch (e) {
     await store.close();
+    await custody.close();
     throw e;
   }
 
@@ -137,6 +147,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
   } catch (e) {
     await store.close();
+    await custody.close();
     throw e;
   }
 
@@ -223,6 +234,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await checkpoints.close();
     deps.oidc?.verifier.close();
     await store.close();
+    await custody.close();
     throw new JitError('unavailable', `cannot listen on ${config.listen}: ${(e as Error).message}`);
   }
   const addr = server.address();
@@ -253,6 +265,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       await Promise.race([deps.notify.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
       await checkpoints.close();
       await store.close();
+      await custody.close();
     },
   };
 }
