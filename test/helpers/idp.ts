@@ -67,8 +67,12 @@ export async function newSigningKey(alg: 'RS256' | 'ES256' = 'RS256'): Promise<S
   return { kid, alg, privateKey: privateKey as CryptoKey, publicJwk, privateJwk };
 }
 
-/** A confidential web client (the daemon's web sign-in) instead of the public native one. */
+/**
+ * A confidential web client (the daemon's web sign-in): with its own clientId beside the public
+ * native one, or without one in place of it.
+ */
 export interface WebClient {
+  clientId?: string;
   clientSecret: string;
   redirectUris: string[];
 }
@@ -90,7 +94,20 @@ export async function startIdp(opts: { accounts: Record<string, IdpAccount>; por
   const build = (signing: SigningKey[]) => {
     const provider = new Provider(issuer, {
       clients: [
-        opts.webClient
+        ...(opts.webClient?.clientId
+          ? [
+              {
+                client_id: opts.webClient.clientId,
+                client_secret: opts.webClient.clientSecret,
+                application_type: 'web' as const,
+                token_endpoint_auth_method: 'client_secret_basic',
+                redirect_uris: opts.webClient.redirectUris,
+                grant_types: ['authorization_code'],
+                response_types: ['code' as const],
+              },
+            ]
+          : []),
+        opts.webClient && !opts.webClient.clientId
           ? {
               client_id: clientId,
               client_secret: opts.webClient.clientSecret,

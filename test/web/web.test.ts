@@ -72,13 +72,14 @@ describeWithTools(
       const account = (name: string) => ({ preferred_username: name, email: `${name}@example.com`, email_verified: true, groups: [] });
       idp = await startIdp({
         accounts: { alice: account('alice'), bob: account('bob'), carol: account('carol'), erin: account('erin'), mallory: account('mallory') },
-        webClient: { clientSecret: SECRET, redirectUris: [`${base}/ui/callback`] },
+        // The web pages' own confidential client beside the CLI's public one, as at a real IdP.
+        webClient: { clientId: 'jit-ssh-web', clientSecret: SECRET, redirectUris: [`${base}/ui/callback`] },
       });
       env = makeEnv({
         config:
           `publicUrl: ${base}\n` +
           `webhook: { url: "http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/hook", timeout: 2s, retries: 0 }\n` +
-          `oidc:\n  issuer: ${idp.issuer}\n  clientId: ${idp.clientId}\n  clientSecret: ${SECRET}\n  scopes: [openid, profile, email, groups]\n`,
+          `oidc:\n  issuer: ${idp.issuer}\n  clientId: ${idp.clientId}\n  webClientId: jit-ssh-web\n  clientSecret: ${SECRET}\n  scopes: [openid, profile, email, groups]\n`,
       });
       d = await startDaemon({ configPath: env.configPath, listen: `127.0.0.1:${port}`, log: pino({ level: 'silent' }) });
       browser = await launchChromium();
@@ -142,6 +143,7 @@ describeWithTools(
 
       const page = await signedIn('bob', new URL(pending.url!).pathname);
       expect(new URL(page.url()).pathname).toBe(`/ui/requests/${id}`);
+      expect(auditRecords(env).find((x) => x.type === 'auth' && x.method === 'oidc-web' && x.user === 'bob')).toBeDefined();
       // The reason is shown as text, never run as markup.
       await expect.poll(() => page.locator('dd', { hasText: '<script>alert("x")</script>' }).count()).toBe(1);
       expect(await page.evaluate(() => document.querySelectorAll('main script').length)).toBe(0);

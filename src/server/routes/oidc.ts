@@ -7,7 +7,7 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { JitError } from '../../errors.js';
 import { unauthenticated } from '../../auth/authenticate.js';
-import { loginWithIdToken, MAX_ID_TOKEN_LENGTH, OidcRefusal } from '../../auth/oidc.js';
+import { loginWithIdToken, MAX_ID_TOKEN_LENGTH, OidcRefusal, type OidcVerifier } from '../../auth/oidc.js';
 import type { Ctx } from '../app.js';
 
 const readJson = express.json({ limit: MAX_ID_TOKEN_LENGTH + 1024, strict: true, type: ['application/json', 'application/*+json'] });
@@ -68,12 +68,14 @@ export async function openSsoSession(
   idToken: string,
   sourceAddress: string | undefined,
   method: 'oidc' | 'oidc-web',
+  /** The verifier for the client the token was issued to (the web pages may have their own). */
+  verifier?: OidcVerifier,
 ): Promise<{ token: string; expiresAt: number; user: string; groups: string[] }> {
   const { deps } = ctx;
   const sso = deps.oidc;
   if (!sso) throw new JitError('not_found', 'SSO is not configured on this server (no oidc: in jit-sshd.yaml)');
   try {
-    const login = await loginWithIdToken(sso.verifier, sso.used, deps.policy(), idToken);
+    const login = await loginWithIdToken(verifier ?? sso.verifier, sso.used, deps.policy(), idToken);
     await deps.audit.append({ type: 'auth', method, user: login.user, issuer: login.issuer, subject: login.subject, groups: login.groups, sourceAddress });
     const { token, expiresAt } = deps.tokens.issue(login.user, { idpGroups: login.idpGroups });
     return { token, expiresAt, user: login.user, groups: login.groups };

@@ -9,6 +9,7 @@ import express, { Router, type NextFunction, type Request, type Response } from 
 import { isJitError, JitError } from '../../errors.js';
 import type { Identity } from '../../policy/decide.js';
 import { identityFromAnyBearer } from '../../auth/oidc-session.js';
+import { OidcVerifier } from '../../auth/oidc.js';
 import { approveRequest, denyRequest, isApproverOf, isAdmin, viewRequest } from '../../service/approve.js';
 import { revokeRequest } from '../../service/revoke.js';
 import { accessReport, csvLine, CSV_COLUMNS, parseReportFilter, rowFields } from '../../service/report.js';
@@ -37,7 +38,13 @@ export function webRoutes(ctx: Ctx): Router {
   const secure = Boolean(deps.config.tls);
   const sessions = new WebSessions(randomBytes(32), secure);
   const publicUrl = () => deps.publicUrl?.() ?? deps.config.publicUrl ?? '';
-  const signin = deps.config.oidc ? new WebSignin(deps.config.oidc, publicUrl) : undefined;
+  const oidc = deps.config.oidc;
+  const signin = oidc ? new WebSignin(oidc, publicUrl) : undefined;
+  // A separate web client: its ID tokens name it as audience, so they get a verifier of their own.
+  const webVerifier =
+    oidc?.webClientId && oidc.webClientId !== oidc.clientId
+      ? new OidcVerifier({ ...oidc, clientId: oidc.webClientId }, { now: () => deps.clock.now(), log: deps.log })
+      : undefined;
   const auditFile = join(deps.config.dataDir, STORE_FILES.audit);
   const isAuditor = (id: Identity) => deps.config.auditorGroups.some((g) => id.groups.includes(g));
 
@@ -124,7 +131,7 @@ export function webRoutes(ctx: Ctx): Router {
     const query = new URLSearchParams(req.originalUrl.slice(req.originalUrl.indexOf('?') + 1));
     if (query.get('error')) throw new JitError('unauthenticated', `the identity provider refused the sign-in: ${query.get('error')}`.slice(0, 200));
     const idToken = await signin.finish(query, state);
-    const s = await openSsoSession(ctx, idToken, ctx.sourceAddress(req), 'oidc-web');
+    const s = await openSsoSession(ctx, idToken, ctx.sourceAddress(req), 'oidc-web', webVerifier);
     sessions.setSession(res, s.token, s.expiresAt, deps.clock.now());
     res.type('html').send(movingOnPage(state.next));
   });

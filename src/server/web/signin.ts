@@ -1,7 +1,7 @@
 /**
  * Sign-in to the web pages: OpenID Connect authorization code flow with PKCE, state and nonce,
- * run by the daemon itself (openid-client). A confidential client when oidc.clientSecret is set,
- * else a public one (PKCE only). The ID token then goes through the same checks as the CLI's
+ * run by the daemon itself (openid-client). The client is oidc.webClientId (else clientId):
+ * confidential when oidc.clientSecret is set, else public (PKCE only). The ID token then goes through the same checks as the CLI's
  * (signature, audience, claim mapping, disabled users, single use): openSsoSession.
  */
 import type { Configuration } from 'openid-client';
@@ -28,7 +28,7 @@ export class WebSignin {
     this.conf ??= (async () => {
       const issuer = new URL(this.oidc.issuer);
       const auth = this.oidc.clientSecret ? client.ClientSecretBasic(this.oidc.clientSecret) : client.None();
-      return client.discovery(issuer, this.oidc.clientId, undefined, auth, {
+      return client.discovery(issuer, this.oidc.webClientId ?? this.oidc.clientId, undefined, auth, {
         timeout: 5,
         ...(issuer.protocol === 'http:' ? { execute: [client.allowInsecureRequests] } : {}),
       });
