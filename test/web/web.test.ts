@@ -14,7 +14,7 @@ import { pino } from 'pino';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../../src/daemon.js';
-import { api, login, makeEnv, REPO, type TestEnv } from '../helpers/daemon.js';
+import { api, freePort, login, makeEnv, REPO, type TestEnv } from '../helpers/daemon.js';
 import { startIdp, type TestIdp } from '../helpers/idp.js';
 import { CHROMIUM_HINT, launchChromium, signInAtIdp } from '../helpers/browser.js';
 import { describeWithTools } from '../helpers/tools.js';
@@ -26,14 +26,6 @@ const ARTIFACTS = join(REPO, 'test-artifacts', 'web');
 const PHONE = { width: 390, height: 844 };
 const DESKTOP = { width: 1280, height: 900 };
 const SECRET = 'web-client-secret-for-tests-only';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 interface Hook {
   event: string;

@@ -110,5 +110,5 @@ export function cookies(req: Request): Map<string, string> {
 
 /** Only our own pages may be the destination after sign-in (no open redirect). */
 export function safeNext(v: unknown): string {
-  return typeof v === 'string' && /^\/ui\/[A-Za-z0-9_./?=&%-]{0,300}$/.test(v) && !v.includes('//') && !v.includes('..') ? v : '/ui/';
+  return typeof v === 'string' && /^\/ui\/[A-Za-z0-9_./?=&%:+,~-]{0,300}$/.test(v) && !v.includes('//') && !v.includes('..') ? v : '/ui/';
 }
