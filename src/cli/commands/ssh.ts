@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import { JitError } from '../../errors.js';
 import { certFiles, isUsable, readMeta, type CertMeta } from '../../client/keyfiles.js';
-import { clientContext, type ClientContext } from './client-args.js';
+import { clientContext, localTime, type ClientContext } from './client-args.js';
 import type { LoginArgs } from './login.js';
 import { sessionCutNotice } from './session-cut.js';
 
@@ -39,7 +39,7 @@ export async function ssh(a: SshArgs): Promise<void> {
       const { obtainCertificate } = await import('./login.js');
       const got = await obtainCertificate(ctx, { ...a, wait: true, resume: undefined });
       meta = got!.meta;
-      ctx.note(`certificate for ${a.target} issued (${meta.id}), valid until ${new Date(meta.validBefore).toLocaleTimeString()}`);
+      ctx.note(`certificate for ${a.target} issued (${meta.id}), valid until ${localTime(meta.validBefore)}`);
     }
     meta = meta!;
     if (!a.host && !meta.host) meta.host = await hostFromServer(ctx, a.target);
