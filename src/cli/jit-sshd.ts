@@ -93,7 +93,9 @@ await runCli(async () => {
               .option('account', { type: 'string' })
               .option('ttl', { type: 'string' })
               .option('ticket', { type: 'string' })
+              .option('reason', { type: 'string', describe: 'why (for tasks with requireReason)' })
               .option('source', { type: 'string', describe: 'requester address (for source-bound rules)' })
+              .option('active-grants', { type: 'number', describe: "the user's live certificates and pending requests (for maxActive; default 0)" })
               .option('at', { type: 'string', describe: 'ISO time to decide at (default now)' })
               .option('groups', { type: 'string', describe: 'decide for an SSO login whose IdP sends these groups (comma-separated)' })
               .option('policy', { type: 'string' }),
