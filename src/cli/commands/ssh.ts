@@ -17,9 +17,9 @@ import { sessionCutNotice } from './session-cut.js';
 export interface SshArgs extends LoginArgs {
   target: string;
   host?: string;
-  loginUser?: string;
+  'login-user'?: string;
   port?: number;
-  sshOption?: string[];
+  'ssh-option'?: string[];
   command?: string[];
 }
 
@@ -64,7 +64,7 @@ async function hostFromServer(ctx: ClientContext, target: string): Promise<strin
 
 export function sshArgv(ctx: ClientContext, meta: CertMeta, a: SshArgs): string[] {
   const files = certFiles(ctx.dir, meta.target);
-  const user = a.loginUser || process.env.JITSSH_SSH_USER || meta.account;
+  const user = a['login-user'] || process.env.JITSSH_SSH_USER || meta.account;
   const host = a.host || meta.host;
   if (!user) throw new JitError('invalid_field', 'cannot tell which account to log in as: give --login-user');
   const extra = (process.env.JITSSH_SSH_OPTS ?? '').split(/\s+/).filter(Boolean);
@@ -73,7 +73,7 @@ export function sshArgv(ctx: ClientContext, meta: CertMeta, a: SshArgs): string[
     '-o', `CertificateFile=${files.certFile}`,
     '-o', 'IdentitiesOnly=yes',
     ...(a.port ? ['-p', String(a.port)] : []),
-    ...(a.sshOption ?? []).flatMap((o) => ['-o', o]),
+    ...(a['ssh-option'] ?? []).flatMap((o) => ['-o', o]),
     ...extra,
     '--',
     `${user}@${host}`,
