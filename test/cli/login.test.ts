@@ -4,7 +4,7 @@
  * root and the CLI is told to log in as root (JITSSH_SSH_USER); the certificate's account part
  * is still what the policy granted.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { RunningDaemon } from '../../src/daemon.js';
@@ -12,7 +12,7 @@ import { api, login, makeEnv, startTestDaemon, type TestEnv } from '../helpers/d
 import { generateKey, sshKeygen } from '../helpers/keys.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 import { describeWithTools } from '../helpers/tools.js';
-import { baseEnv, ensureBuilt, runCli, spawnScript, startAgent, startCli } from './run-cli.js';
+import { baseEnv, ensureBuilt, homeMaker, runCli, spawnScript, startAgent, startCli } from './run-cli.js';
 import { REPO as REPO_DIR } from '../helpers/daemon.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -23,14 +23,7 @@ describeWithTools(['ssh', 'sshd', 'ssh-keygen', 'ssh-agent', 'ssh-add', 'script'
   let sshd: Sshd;
   let krlFile: string;
   const agents: { stop(): void }[] = [];
-  let homeN = 0;
-
-  /** A fresh HOME per scenario, so certificate dirs and token caches never leak between tests. */
-  const home = () => {
-    const h = join(env.dir, `home${++homeN}`);
-    mkdirSync(h);
-    return h;
-  };
+  const home = homeMaker(() => env.dir);
   const as = (h: string, user: string, extra: Record<string, string | undefined> = {}) =>
     baseEnv(h, { JITSSH_SERVER: d.url, JITSSH_USER: user, ...extra });
   const sshOpts = () => `-p ${sshd.port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR`;

@@ -2,13 +2,12 @@
  * Papercuts a new user hit, each fixed and pinned here: the built CLI against an in-process
  * daemon and a real ssh-agent.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { RunningDaemon } from '../../src/daemon.js';
 import { makeEnv, startTestDaemon, type TestEnv } from '../helpers/daemon.js';
 import { describeWithTools } from '../helpers/tools.js';
-import { baseEnv, ensureBuilt, runCli, startAgent } from './run-cli.js';
+import { baseEnv, ensureBuilt, homeMaker, runCli, startAgent } from './run-cli.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -16,12 +15,7 @@ describeWithTools(['ssh-agent', 'ssh-add', 'ssh-keygen'], 'jit-ssh papercuts', (
   let env: TestEnv;
   let d: RunningDaemon;
   const agents: { stop(): void }[] = [];
-  let homeN = 0;
-  const home = () => {
-    const h = join(env.dir, `home${++homeN}`);
-    mkdirSync(h);
-    return h;
-  };
+  const home = homeMaker(() => env.dir);
   const as = (h: string, user: string, extra: Record<string, string | undefined> = {}) => baseEnv(h, { JITSSH_SERVER: d.url, JITSSH_USER: user, ...extra });
 
   beforeAll(async () => {
