@@ -97,6 +97,18 @@ const COMMANDS: CommandSpec[] = [
     run: async (a) => (await import('./commands/host-config.js')).hostConfigCommand(a),
   }),
   command({
+    name: 'hosts check',
+    describe: "probe each host of a target without logging in: reachable?, host keys, host certificates",
+    positionals: [],
+    options: {
+      target: { type: 'string', demandOption: true, describe: 'target name' },
+      port: { type: 'number', default: 22, describe: 'SSH port of the hosts' },
+      timeout: { type: 'number', default: 5, describe: 'seconds to wait for each host' },
+      ...POLICY,
+    },
+    run: async (a) => (await import('./commands/hosts.js')).hostsCheck(a),
+  }),
+  command({
     name: 'krl',
     describe: 'write the current OpenSSH KRL (stdout or --out FILE)',
     positionals: [],
@@ -125,7 +137,7 @@ await runCli(() =>
       usage: '$0 [command]: the jit-ssh certificate authority daemon and its admin commands',
       globals: GLOBAL_OPTIONS,
       commands: COMMANDS,
-      groups: { ca: 'CA keys: show, rotate, retire', policy: 'validate the policy or dry-run a decision', audit: 'audit log tools' },
+      groups: { hosts: 'the hosts of targets', ca: 'CA keys: show, rotate, retire', policy: 'validate the policy or dry-run a decision', audit: 'audit log tools' },
       defaultCommand: 'serve',
     },
     process.argv.slice(2),
