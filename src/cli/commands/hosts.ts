@@ -5,6 +5,7 @@
  * think they are". Exit 3 when a host does not answer.
  */
 import { JitError } from '../../errors.js';
+import { escapeLinesForTerminal } from '../../policy/text.js';
 import { localTime } from './client-args.js';
 import { mapLimited, probeHost, type HostProbe } from './host-probe.js';
 import { adminPolicy, print, type CommonArgs } from './settings.js';
@@ -30,7 +31,8 @@ export async function hostsCheck(a: HostsCheckArgs): Promise<void> {
   const hosts = policy.targets[a.target].hosts;
   const nowMs = Date.now();
   const probes = await mapLimited(hosts, PARALLEL, (h) => probeHost(h, a.port, { timeoutSeconds: a.timeout, nowMs }));
-  print(a, probes.map((p) => render(p, nowMs)).join('\n'), { target: a.target, hosts: probes });
+  // Principals and errors come from remote hosts: never let them reach the terminal raw.
+  print(a, escapeLinesForTerminal(probes.map((p) => render(p, nowMs)).join('\n')), { target: a.target, hosts: probes });
   const down = probes.filter((p) => !p.reachable);
   if (down.length) {
     throw new JitError('unreachable', `${down.length} of ${probes.length} hosts of ${a.target} did not answer: ${down.map((p) => p.host).join(', ')}`);
