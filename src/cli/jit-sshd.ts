@@ -14,6 +14,9 @@ const GLOBAL_OPTIONS = {
 
 const DATA_DIR = { 'data-dir': { type: 'string', describe: 'data directory (overrides the config)' } } as const satisfies Record<string, OptSpec>;
 const POLICY = { policy: { type: 'string', describe: 'policy file (overrides the config)' } } as const satisfies Record<string, OptSpec>;
+const CA_TYPE = {
+  type: { type: 'string', choices: ['user', 'host'], default: 'user', describe: 'which CA: user certificates or host certificates' },
+} as const satisfies Record<string, OptSpec>;
 
 const command = commandsWith(GLOBAL_OPTIONS);
 
@@ -34,16 +37,16 @@ const COMMANDS: CommandSpec[] = [
   }),
   command({
     name: 'ca show',
-    describe: 'TrustedUserCAKeys lines (active and still trusted keys)',
+    describe: 'TrustedUserCAKeys lines (active and still trusted keys); --type host: the host CA keys',
     positionals: [],
-    options: DATA_DIR,
+    options: { ...CA_TYPE, ...DATA_DIR },
     run: async (a) => (await import('./commands/ca.js')).show(a),
   }),
   command({
     name: 'ca rotate',
     describe: 'make a new signing key; the old one stays trusted',
     positionals: [],
-    options: DATA_DIR,
+    options: { ...CA_TYPE, ...DATA_DIR },
     run: async (a) => (await import('./commands/ca.js')).rotate(a),
   }),
   command({
@@ -53,6 +56,7 @@ const COMMANDS: CommandSpec[] = [
     options: {
       force: { type: 'boolean', default: false, describe: 'retire even while certificates it signed are valid' },
       destroy: { type: 'boolean', default: false, describe: 'also delete the key object from the token (or the key file); cannot be undone' },
+      ...CA_TYPE,
       ...DATA_DIR,
     },
     run: async (a) => (await import('./commands/ca.js')).retire(a),
@@ -97,7 +101,20 @@ const COMMANDS: CommandSpec[] = [
     run: async (a) => (await import('./commands/host-config.js')).hostConfigCommand(a),
   }),
   command({
-    name: 'hosts check',
+    name: 'host token',
+    describe: 'print a one-time token a host of the target uses to get host certificates (host-setup.sh --enroll-token)',
+    positionals: [],
+    options: {
+      target: { type: 'string', demandOption: true, describe: 'target name' },
+      host: { type: 'string', describe: 'the one host name the certificate may carry (default: every host name of the target)' },
+      ttl: { type: 'string', default: '1h', describe: 'how long the token can be used' },
+      ...DATA_DIR,
+      ...POLICY,
+    },
+    run: async (a) => (await import('./commands/host-token.js')).hostToken(a),
+  }),
+  command({
+    name: 'host check',
     describe: "probe each host of a target without logging in: reachable?, host keys, host certificates",
     positionals: [],
     options: {
@@ -106,7 +123,7 @@ const COMMANDS: CommandSpec[] = [
       timeout: { type: 'number', default: 5, describe: 'seconds to wait for each host' },
       ...POLICY,
     },
-    run: async (a) => (await import('./commands/hosts.js')).hostsCheck(a),
+    run: async (a) => (await import('./commands/host-check.js')).hostCheck(a),
   }),
   command({
     name: 'krl',
@@ -137,7 +154,7 @@ await runCli(() =>
       usage: '$0 [command]: the jit-ssh certificate authority daemon and its admin commands',
       globals: GLOBAL_OPTIONS,
       commands: COMMANDS,
-      groups: { hosts: 'the hosts of targets', ca: 'CA keys: show, rotate, retire', policy: 'validate the policy or dry-run a decision', audit: 'audit log tools' },
+      groups: { host: 'hosts of targets: enrolment tokens, probes', ca: 'CA keys: show, rotate, retire (--type host for the host CA)', policy: 'validate the policy or dry-run a decision', audit: 'audit log tools' },
       defaultCommand: 'serve',
     },
     process.argv.slice(2),

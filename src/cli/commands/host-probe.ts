@@ -85,7 +85,7 @@ function keyscan(bin: string, args: string[], timeoutSeconds: number): Promise<{
   return new Promise((resolve, reject) => {
     execFile(bin, args, { timeout: (timeoutSeconds + 5) * 1000, maxBuffer: 1 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
       if ((err as NodeJS.ErrnoException | null)?.code === 'ENOENT') {
-        reject(new JitError('unavailable', `${bin} not found: hosts check needs OpenSSH's ssh-keyscan (apt-get install openssh-client)`));
+        reject(new JitError('unavailable', `${bin} not found: host check needs OpenSSH's ssh-keyscan (apt-get install openssh-client)`));
         return;
       }
       resolve({ stdout: String(stdout ?? ''), stderr: String(stderr ?? '') });

@@ -1,5 +1,5 @@
 /**
- * jit-sshd hosts check --target T: for each host of the target, whether its SSH server answers,
+ * jit-sshd host check --target T: for each host of the target, whether its SSH server answers,
  * the host keys it offers and its host certificates (which CA, which names, until when). Read
  * only, no login: the on-call view of "can anyone reach these hosts, and are they the hosts we
  * think they are". Exit 3 when a host does not answer.
@@ -11,7 +11,7 @@ import { mapLimited, probeHost, type HostProbe } from './host-probe.js';
 import { adminPolicy, print, type CommonArgs } from './settings.js';
 import { closest } from './unknown-names.js';
 
-export interface HostsCheckArgs extends CommonArgs {
+export interface HostCheckArgs extends CommonArgs {
   target: string;
   port: number;
   timeout: number;
@@ -20,7 +20,7 @@ export interface HostsCheckArgs extends CommonArgs {
 /** Hosts probed at once: a target of hundreds of hosts should not open hundreds of sockets. */
 const PARALLEL = 8;
 
-export async function hostsCheck(a: HostsCheckArgs): Promise<void> {
+export async function hostCheck(a: HostCheckArgs): Promise<void> {
   const { policy } = adminPolicy(a);
   if (!Object.hasOwn(policy.targets, a.target)) {
     const near = closest(a.target, Object.keys(policy.targets));

@@ -1,5 +1,5 @@
 /**
- * jit-sshd hosts check: a real sshd with a host certificate (signed by a test host CA) and a
+ * jit-sshd host check: a real sshd with a host certificate (signed by a test host CA) and a
  * host that does not exist; the probe must report keys and certificate exactly as ssh-keygen
  * sees them, and exit 3 for the missing host.
  */
@@ -14,13 +14,13 @@ import { describeWithTools } from '../helpers/tools.js';
 
 const BIN = join(REPO, 'dist/cli/jit-sshd.js');
 
-describeWithTools(['sshd', 'ssh-keygen', 'ssh-keyscan'], 'jit-sshd hosts check', () => {
+describeWithTools(['sshd', 'ssh-keygen', 'ssh-keyscan'], 'jit-sshd host check', () => {
   let env: TestEnv;
   let sshd: Sshd;
   let hostKeyFp: string;
   let hostCaFp: string;
   const run = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [BIN, 'hosts', 'check', ...args, '--config', env.configPath], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(process.execPath, [BIN, 'host', 'check', ...args, '--config', env.configPath], { encoding: 'utf8', timeout: 30_000 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
   const fp = (file: string) => sshKeygen(['-l', '-f', file]).split(' ')[1];
