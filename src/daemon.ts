@@ -173,7 +173,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     log,
     metrics,
     notify: createNotifier(
-      { url: config.webhook?.url, timeoutMs: (config.webhook?.timeout ?? 5) * 1000, retries: config.webhook?.retries ?? 3 },
+      { url: config.webhook?.url, timeoutMs: (config.webhook?.timeout ?? 5) * 1000, retries: config.webhook?.retries ?? 3, publicUrl: config.publicUrl },
       store.audit,
       log,
     ),
@@ -185,6 +185,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       binding: () => ({ server: publicUrl, ca: ca.active().fingerprint }),
     }),
     tokens: new SessionTokens({ now: () => clock.now(), random: (n) => randomBytes(n), ttlMs: config.tokenTtl * 1000 }),
+    publicUrl: () => publicUrl,
     ...(config.oidc
       ? { oidc: { verifier: new OidcVerifier(config.oidc, { now: () => clock.now(), log, jwksCooldownMs: opts.jwksCooldownMs }), used: new MemoryUsedTokens({ now: () => clock.now() }) } }
       : {}),
