@@ -14,6 +14,7 @@ import { api, makeEnv, REPO, type TestEnv } from '../helpers/daemon.js';
 import { generateKey, tempDir, type TempDir, type TestKey } from '../helpers/keys.js';
 import { describeWithTools } from '../helpers/tools.js';
 import {
+  changeTokenPin,
   daemonForTest,
   enrolHost,
   expectHostCertificate,
@@ -134,6 +135,19 @@ describeWithTools(['softhsm2-util', 'sshd', 'ssh', 'ssh-keygen'], 'host CA key i
     expect(again.host.created).toBe(true);
     expect(again.host.fingerprint).toBe(first.host.fingerprint);
     expect(again.host.fingerprint).not.toBe(first.fingerprint);
+  });
+
+  it('ok/token refuses the daemon (PIN changed) → host enrolment 503 ca_unavailable; PIN back → enrolment resumes', async () => {
+    const { env, label } = tokenEnv();
+    const d = await daemonForTest(env);
+    expect((await enrolHost(d.url, env, 'before')).status).toBe(200);
+    changeTokenPin(label, PIN, 'changed-4242');
+    const down = await enrolHost(d.url, env, 'during');
+    expect([down.status, down.body.error?.code]).toEqual([503, 'ca_unavailable']);
+    expect(JSON.stringify(down.body)).not.toContain(PIN);
+    expect((await api(d.url, 'GET', '/healthz')).status).toBe(200);
+    changeTokenPin(label, 'changed-4242', PIN);
+    expect((await enrolHost(d.url, env, 'after')).status).toBe(200);
   });
 
   it('fail/host key label equal to the user key label: config refused', async () => {

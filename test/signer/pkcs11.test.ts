@@ -16,7 +16,7 @@ import { api, makeEnv, REPO, startTestDaemon, type TestEnv } from '../helpers/da
 import { tempDir, type TempDir } from '../helpers/keys.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 import { describeWithTools } from '../helpers/tools.js';
-import { expectSshdAccepts, expectStartRefused, initToken, issue, SOFTHSM_MODULE, tokenPublicKeys, trustCaKeys, useSoftHsm } from './support.js';
+import { changeTokenPin, expectSshdAccepts, expectStartRefused, initToken, issue, SOFTHSM_MODULE, tokenPublicKeys, trustCaKeys, useSoftHsm } from './support.js';
 
 const PIN = '4711-not-in-logs';
 const JITSSHD = join(REPO, 'dist/cli/jit-sshd.js');
@@ -202,20 +202,7 @@ describeWithTools(['softhsm2-util', 'sshd', 'ssh', 'ssh-keygen'], 'CA key in a P
     const { env, label } = tokenEnv();
     const lines: string[] = [];
     const d = await startDaemon({ configPath: env.configPath, log: pino({ level: 'error' }, { write: (s: string) => void lines.push(s) }) });
-    // Same process, same PKCS#11 application as the daemon: the module is already initialised.
-    const p11 = new pkcs11js.PKCS11();
-    p11.load(SOFTHSM_MODULE);
-    const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === label)!;
-    const setPin = (from: string, to: string) => {
-      const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
-      try {
-        p11.C_Login(session, pkcs11js.CKU_USER, from);
-      } catch (e) {
-        if (!/CKR_USER_ALREADY_LOGGED_IN/.test(String(e))) throw e;
-      }
-      p11.C_SetPIN(session, from, to);
-      p11.C_CloseAllSessions(slot); // logs the whole application out, as a token reset does
-    };
+    const setPin = (from: string, to: string) => changeTokenPin(label, from, to);
     try {
       expect((await issue(d.url, env, 'k1')).status).toBe(201);
       setPin(PIN, 'changed-9876');

@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import pkcs11js from 'pkcs11js';
 import { expect, onTestFinished } from 'vitest';
 import type { RunningDaemon } from '../../src/daemon.js';
 import { JitError } from '../../src/errors.js';
@@ -28,6 +29,25 @@ export function useSoftHsm(dir: string): void {
 
 export function initToken(label: string, pin: string): void {
   execFileSync('softhsm2-util', ['--init-token', '--free', '--label', label, '--pin', pin, '--so-pin', `so-${pin}`], { stdio: 'pipe' });
+}
+
+/**
+ * Changes the token's user PIN from inside this process and closes all its sessions, which logs
+ * the whole application (the daemon under test included) out, as a token reset does.
+ */
+export function changeTokenPin(label: string, from: string, to: string): void {
+  // Same process, same PKCS#11 application as the daemon: the module is already initialised.
+  const p11 = new pkcs11js.PKCS11();
+  p11.load(SOFTHSM_MODULE);
+  const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === label)!;
+  const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+  try {
+    p11.C_Login(session, pkcs11js.CKU_USER, from);
+  } catch (e) {
+    if (!/CKR_USER_ALREADY_LOGGED_IN/.test(String(e))) throw e;
+  }
+  p11.C_SetPIN(session, from, to);
+  p11.C_CloseAllSessions(slot);
 }
 
 /** The public keys `ssh-keygen -D` reads from the token (OpenSSH's own PKCS#11 client). */
