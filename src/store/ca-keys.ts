@@ -242,7 +242,7 @@ function userFingerprints(dataDir: string): Set<string> {
 }
 
 function refuseShared(fp: string): never {
-  throw new JitError('invalid_config', `the host CA key ${fp} is also a user CA key; the host CA needs a key of its own (ca.pkcs11.hostKeyLabel, ca.agent.hostKey)`);
+  throw new JitError('invalid_config', `the host CA key ${fp} is also a user CA key; the host CA needs a key of its own (ca.pkcs11.hostKeyLabel, ca.agent.hostKey); name another key, or retire it from one keyring (jit-sshd ca retire [--type host])`);
 }
 
 /** The host custody, refusing to adopt, be named or make a key the user CA has. */
