@@ -28,6 +28,7 @@ import { buildBlockList } from './server/client-address.js';
 import { guardConnections, serverTimeouts } from './server/connection-limits.js';
 import { createMetrics } from './service/metrics.js';
 import { createNotifier } from './service/notify.js';
+import { newServiceRuntime } from './service/deps.js';
 import type { Clock } from './service/deps.js';
 
 /**
@@ -166,6 +167,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     random: pooledRandom(),
     log,
     metrics,
+    runtime: newServiceRuntime(config),
     notify: createNotifier(
       { url: config.webhook?.url, timeoutMs: (config.webhook?.timeout ?? 5) * 1000, retries: config.webhook?.retries ?? 3 },
       store.audit,
