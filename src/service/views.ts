@@ -67,6 +67,30 @@ export interface RevocationsView {
   revoked: { id: string; serial: string | null }[];
 }
 
+/** POST /v1/auth/challenge */
+export interface ChallengeResponse {
+  challenge: string;
+  expiresAt: string;
+}
+
+/** POST /v1/auth/token */
+export interface TokenResponse {
+  token: string;
+  expiresAt: string;
+}
+
+/** GET /v1/auth/methods: which logins the server offers. */
+export interface AuthMethods {
+  sshKey: boolean;
+  oidc: { issuer: string; clientId: string; scopes: string[] } | null;
+}
+
+/** POST /v1/auth/oidc: a session token plus who the IdP says you are. */
+export interface OidcTokenResponse extends TokenResponse {
+  user: string;
+  groups: string[];
+}
+
 const iso = (sec: number) => new Date(sec * 1000).toISOString();
 const isoMs = (ms: number) => new Date(ms).toISOString();
 

@@ -6,8 +6,9 @@
  */
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { JitError } from '../../errors.js';
-import { unauthenticated } from '../../auth/authenticate.js';
-import { loginWithIdToken, MAX_ID_TOKEN_LENGTH, OidcRefusal } from '../../auth/oidc.js';
+import { MAX_ID_TOKEN_LENGTH, OidcRefusal } from '../../auth/oidc.js';
+import { loginWithOidc } from '../../service/login.js';
+import type { AuthMethods, OidcTokenResponse } from '../../service/views.js';
 import type { Ctx } from '../app.js';
 
 const readJson = express.json({ limit: MAX_ID_TOKEN_LENGTH + 1024, strict: true, type: ['application/json', 'application/*+json'] });
@@ -23,41 +24,33 @@ function bodyOrTooLarge(req: Request, res: Response, next: NextFunction): void {
   });
 }
 
+/** The body's only field, idToken; an oversized body is refused like a bad token. */
+function idTokenOf(req: Request, res: Response): string {
+  if (res.locals.tooLarge) throw new OidcRefusal(`request body larger than ${MAX_ID_TOKEN_LENGTH + 1024} bytes`);
+  const body: unknown = req.body;
+  const idToken = (body as { idToken?: unknown } | undefined)?.idToken;
+  if (typeof idToken !== 'string' || idToken.length === 0) throw new JitError('invalid_field', 'idToken: required, the ID token from the identity provider');
+  if (Object.keys(body as object).length !== 1) throw new JitError('invalid_field', 'only idToken is accepted in the body');
+  return idToken;
+}
+
 export function oidcRoutes(ctx: Ctx): Router {
   const r = Router();
   const { deps } = ctx;
 
   r.get('/methods', (_req, res) => {
     const c = deps.oidc?.verifier.config;
-    res.json({ sshKey: true, oidc: c ? { issuer: c.issuer, clientId: c.clientId, scopes: c.scopes } : null });
+    const methods: AuthMethods = { sshKey: true, oidc: c ? { issuer: c.issuer, clientId: c.clientId, scopes: c.scopes } : null };
+    res.json(methods);
   });
 
   r.post('/oidc', bodyOrTooLarge, async (req, res) => {
     ctx.limits.authPerAddress.hit(ctx.addressGroup(req));
     const sso = deps.oidc;
     if (!sso) throw new JitError('not_found', 'SSO is not configured on this server (no oidc: in jit-sshd.yaml)');
-    const sourceAddress = ctx.sourceAddress(req);
-    const issuer = sso.verifier.config.issuer;
-    try {
-      if (res.locals.tooLarge) throw new OidcRefusal(`request body larger than ${MAX_ID_TOKEN_LENGTH + 1024} bytes`);
-      const body: unknown = req.body;
-      const idToken = (body as { idToken?: unknown } | undefined)?.idToken;
-      if (typeof idToken !== 'string' || idToken.length === 0) throw new JitError('invalid_field', 'idToken: required, the ID token from the identity provider');
-      if (Object.keys(body as object).length !== 1) throw new JitError('invalid_field', 'only idToken is accepted in the body');
-      const login = await loginWithIdToken(sso.verifier, sso.used, deps.policy(), idToken);
-      // The record is durable before the session exists.
-      await deps.audit.append({ type: 'auth', method: 'oidc', user: login.user, issuer: login.issuer, subject: login.subject, groups: login.groups, sourceAddress });
-      const { token, expiresAt } = deps.tokens.issue(login.user, { idpGroups: login.idpGroups });
-      res.json({ token, expiresAt: new Date(expiresAt).toISOString(), user: login.user, groups: login.groups });
-    } catch (e) {
-      if (!(e instanceof OidcRefusal)) throw e;
-      deps.metrics.authFailures.inc();
-      deps.log.warn({ method: 'oidc', issuer, subject: e.subject, reason: e.reason, sourceAddress }, 'OIDC login refused');
-      await deps.audit
-        .append({ type: 'auth_failure', method: 'oidc', issuer, ...(e.subject ? { subject: e.subject } : {}), reason: e.reason, sourceAddress })
-        .catch(() => undefined);
-      throw unauthenticated();
-    }
+    const session = await loginWithOidc(deps, sso, () => idTokenOf(req, res), ctx.sourceAddress(req));
+    const body: OidcTokenResponse = { ...session, expiresAt: new Date(session.expiresAt).toISOString() };
+    res.json(body);
   });
   return r;
 }
