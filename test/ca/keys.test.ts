@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JitError } from '../../src/errors.js';
 import { decodeKeyBlob, fingerprintOf, parsePublicKey, publicKeyLine } from '../../src/ca/keys.js';
 import { WireReader, WireWriter } from '../../src/ca/wire.js';
 import { generateKey, sshKeygen, tempDir, type TempDir, type TestKey, type TestKeyType } from '../helpers/keys.js';

@@ -2,7 +2,6 @@ import { createHash, generateKeyPairSync, sign as cryptoSign, type KeyObject } f
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JitError } from '../../src/errors.js';
 import { decodeOpenSshPrivateKey, encodeOpenSshPrivateKey } from '../../src/ca/openssh-key.js';
 import { createSigner, publicKeyObjectFromBlob, verifySshSignature } from '../../src/ca/signer.js';
 import { parsePublicKey } from '../../src/ca/keys.js';

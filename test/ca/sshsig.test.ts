@@ -7,7 +7,6 @@ import { decodeOpenSshPrivateKey } from '../../src/ca/openssh-key.js';
 import { createSigner } from '../../src/ca/signer.js';
 import { signSshSig, verifySshSig, type SshSigHash } from '../../src/ca/sshsig.js';
 import { WireReader, WireWriter } from '../../src/ca/wire.js';
-import { JitError } from '../../src/errors.js';
 import { generateKey, sshKeygen, tempDir, type TempDir, type TestKeyType } from '../helpers/keys.js';
 import { describeWithTools, findTool } from '../helpers/tools.js';
 import { expectJitError } from '../helpers/errors.js';
