@@ -6,8 +6,11 @@
 import { JitError } from '../errors.js';
 import { verifySshSignature } from '../ca/signer.js';
 import { decodeKeyBlob, fingerprintOf, publicKeyLine as lineOf } from '../ca/keys.js';
-import { WireReader } from '../ca/wire.js';
+import { WireReader, type WireFault } from '../ca/wire.js';
 import type { CaSigner } from './types.js';
+
+/** A custody backend's signature that is short or too long is an invalid signature. */
+const SIGNATURE: WireFault = { code: 'invalid_signature', what: 'signature from the CA key custody' };
 
 /**
  * ca_unavailable for the requester (a fixed message: no socket paths or token names leave the
@@ -44,7 +47,7 @@ export function checkedSigner(publicKeyBlob: Buffer, comment: string, where: str
       const sig = await signRaw(data);
       let alg = '';
       try {
-        alg = new WireReader(sig).utf8('signature algorithm');
+        alg = new WireReader(sig, SIGNATURE).utf8('signature algorithm');
       } catch {
         // reported below as a signature that does not verify
       }
