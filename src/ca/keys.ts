@@ -56,6 +56,19 @@ export const KEY_TYPES = [
   'ssh-rsa',
 ] as const;
 
+/** What a CA key may be, as the config names it (caKeyType): plain ed25519, ECDSA, RSA. */
+export const CA_KEY_TYPES = ['ed25519', 'ecdsa-p256', 'ecdsa-p384', 'ecdsa-p521', 'rsa'] as const;
+export type CaKeyType = (typeof CA_KEY_TYPES)[number];
+
+/** The SSH key type of each CA key kind: the one list of key types a CA may hold (no security keys, no DSA). */
+export const CA_SSH_KEY_TYPE: Readonly<Record<CaKeyType, (typeof KEY_TYPES)[number]>> = {
+  ed25519: 'ssh-ed25519',
+  'ecdsa-p256': 'ecdsa-sha2-nistp256',
+  'ecdsa-p384': 'ecdsa-sha2-nistp384',
+  'ecdsa-p521': 'ecdsa-sha2-nistp521',
+  rsa: 'ssh-rsa',
+};
+
 const MAX_LINE = 16 * 1024;
 /** Past this an RSA key is a denial-of-service vector, not a key (OpenSSH's own cap). */
 const MAX_RSA_BITS = 16384;

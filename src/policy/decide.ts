@@ -137,7 +137,9 @@ type Outcome<T> = { ok: true; value: T; why: string } | { ok: false; why: string
 const pass = <T>(value: T, why: string): Outcome<T> => ({ ok: true, value, why });
 const fail = (why: string): Outcome<never> => ({ ok: false, why });
 
-const TICKET_RE = /^[A-Za-z0-9._-]{1,64}$/;
+/** A ticket reference: the one rule the API edge and the policy check. */
+export const TICKET_RE = /^[A-Za-z0-9._-]{1,64}$/;
+export const TICKET_HINT = 'ticket must be 1-64 letters, digits, ., _ or -';
 const PRINCIPAL_RE = /^[A-Za-z0-9._@+=:-]{1,255}$/;
 
 // ---------- request syntax (throws) ----------

@@ -49,4 +49,3 @@ export function newServiceRuntime(config: Pick<DaemonConfig, 'limits'>): Service
 }
 
 export const nowSeconds = (clock: Clock): number => Math.floor(clock.now() / 1000);
-export const newRequestId = (random: (n: number) => Buffer): string => 'req_' + random(12).toString('base64url');

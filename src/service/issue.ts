@@ -7,9 +7,9 @@ import { parsePublicKey, publicKeyLine, type ParsedKey } from '../ca/keys.js';
 import { attachSignature, certificateBody, checkCertParams } from '../ca/cert.js';
 import { decide, type AccessRequest, type Identity, type Decision } from '../policy/decide.js';
 import type { IssuedRequest, PendingRequest, RequestRecord } from '../store/types.js';
-import { certificateWindow, issue, refuse, request } from './request.js';
+import { certificateWindow, issue, newRequestId, refuse, request } from './request.js';
 import { issuedView, pendingView, type IssuedView, type PendingView } from './views.js';
-import { newRequestId, type ServiceDeps } from './deps.js';
+import type { ServiceDeps } from './deps.js';
 import { limitExceeded } from './user-limits.js';
 
 export interface RequestInput {

@@ -42,6 +42,13 @@ export type {
 } from '../store/types.js';
 export { REQUEST_STATUSES } from '../store/types.js';
 
+/** A request id: `req_` and 12 random bytes, base64url. The one pattern the API edge and the CLI check. */
+export const REQUEST_ID_RE = /^req_[A-Za-z0-9_-]{16}$/;
+
+export function newRequestId(random: (bytes: number) => Buffer): string {
+  return 'req_' + random(12).toString('base64url');
+}
+
 /** The next record and what to audit before storing it (in order). */
 export interface Transition<R extends RequestRecord> {
   record: R;

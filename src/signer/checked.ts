@@ -5,7 +5,7 @@
  */
 import { JitError } from '../errors.js';
 import { verifySshSignature } from '../ca/signer.js';
-import { decodeKeyBlob, fingerprintOf, publicKeyLine as lineOf } from '../ca/keys.js';
+import { CA_SSH_KEY_TYPE, decodeKeyBlob, fingerprintOf, publicKeyLine as lineOf } from '../ca/keys.js';
 import { WireReader, type WireFault } from '../ca/wire.js';
 import type { CaSigner } from './types.js';
 
@@ -25,8 +25,8 @@ export function certSignatureAlgorithm(keyType: string): string {
   return keyType === 'ssh-rsa' ? 'rsa-sha2-512' : keyType;
 }
 
-/** Key types a CA may hold: plain ed25519, ECDSA and RSA (no security keys, no DSA). */
-const CA_KEY_TYPES: ReadonlySet<string> = new Set(['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'ssh-rsa']);
+/** Key types a CA may hold (ca/keys.ts CA_SSH_KEY_TYPE). */
+const CA_KEY_TYPES: ReadonlySet<string> = new Set(Object.values(CA_SSH_KEY_TYPE));
 
 /**
  * A CaSigner around signRaw (which returns an SSH signature blob), refusing any signature that

@@ -3,6 +3,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { JitError } from '../../errors.js';
 import { readLines } from '../../store/audit.js';
+import { STORE_FILES } from '../../store/index.js';
 import { errorCode } from '../../store/durable-file.js';
 import { destroyKey, initKeyring, readKeyringEntries, retireKey, rotateKeyring } from '../../store/ca-keys.js';
 import { openCustody, type KeyCustody } from '../../signer/index.js';
@@ -59,7 +60,7 @@ export async function rotate(a: CommonArgs): Promise<void> {
  * names the key but cannot be read stops the retirement (--force skips this check).
  */
 export async function lastValidBefore(dataDir: string, fingerprint: string): Promise<number> {
-  const file = join(dataDir, 'audit.jsonl');
+  const file = join(dataDir, STORE_FILES.audit);
   let fh: FileHandle;
   try {
     fh = await open(file, 'r');
