@@ -172,7 +172,12 @@ export function deny(rec: PendingRequest, by: string, reason: string, now: numbe
 export function expire(rec: PendingRequest, now: number): Transition<ExpiredRequest> {
   expectStatus(rec, ['pending'], 'expire');
   if (rec.expiresAt > now) throw new JitError('conflict', `request ${rec.id} is pending until ${new Date(rec.expiresAt).toISOString()}; it has not expired`);
-  return { record: { ...rec, status: 'expired' }, events: [{ type: 'expire', ...about(rec) }] };
+  return { record: { ...rec, status: 'expired' }, events: [expiryEvent(rec)] };
+}
+
+/** The `expire` record, also for requests the store's pruner expired (StateStore.prune). */
+export function expiryEvent(rec: Pick<RequestRecord, 'id' | 'user' | 'target' | 'task'>): AuditEvent {
+  return { type: 'expire', ...about(rec) };
 }
 
 /**
