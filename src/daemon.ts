@@ -15,7 +15,7 @@ import { canonicalServerUrl } from './policy/server-url.js';
 import type { Policy } from './policy/schema.js';
 import { openStore, type Store } from './store/index.js';
 import type { AuditFileOps } from './store/audit.js';
-import { initKeyring, openKeyring, type CaKeyring } from './store/ca-keys.js';
+import { hostKeyCustody, initKeyring, keyringRoot, openKeyring, type CaKeyEntry, type CaKeyring } from './store/ca-keys.js';
 import { openCustody } from './signer/index.js';
 import { startCheckpointer } from './store/audit-checkpointer.js';
 import { Challenges } from './auth/challenges.js';
@@ -100,12 +100,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const log = opts.log ?? pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.token', '*.signature'] });
   const clock: Clock = opts.clock ?? { now: () => Date.now() };
 
-  const { store, ca, challengeKey, unwind } = await openResources(opts, config, log, clock);
+  const { store, ca, hostCa, challengeKey, unwind } = await openResources(opts, config, log, clock);
 
   // What changes while running: the policy (SIGHUP), and the public URL the login challenges
   // name (configured, or this listener's URL once bound).
   const live = { policy: firstPolicy, publicUrl: config.publicUrl ?? '' };
-  const deps = buildDeps({ opts, config, log, clock, store, ca, challengeKey, live });
+  const deps = buildDeps({ opts, config, log, clock, store, ca, hostCa, challengeKey, live });
   // In the background: an IdP that is down must not keep SSH-key logins from starting.
   deps.oidc?.verifier.start();
 
@@ -180,12 +180,13 @@ interface DepsParts {
   clock: Clock;
   store: Store;
   ca: CaKeyring;
+  hostCa: CaKeyring;
   challengeKey: Buffer;
   live: { policy: Policy; publicUrl: string };
 }
 
 /** The composition root: every dependency of the app and the use cases, built once per daemon. */
-function buildDeps({ opts, config, log, clock, store, ca, challengeKey, live }: DepsParts): AppDeps {
+function buildDeps({ opts, config, log, clock, store, ca, hostCa, challengeKey, live }: DepsParts): AppDeps {
   return {
     config,
     policy: () => live.policy,
@@ -193,6 +194,7 @@ function buildDeps({ opts, config, log, clock, store, ca, challengeKey, live }: 
     audit: store.audit,
     serials: store.serials,
     ca,
+    hostCa,
     clock,
     random: pooledRandom(),
     log,
@@ -230,18 +232,23 @@ async function openResources(opts: DaemonOptions, config: DaemonConfig, log: Log
     // A missing module, token, key or a wrong PIN refuses the start here, in one line.
     const custody = await openCustody(config);
     opened.push(() => custody.close());
+    const hostCustody = hostKeyCustody(config.dataDir);
     const { entry, created } = initKeyring(config.dataDir, config.caKeyType, custody);
     if (created) opts.onFirstKey?.(entry.publicKey);
+    // The host CA: a separate key of the same type, made beside the user CA (also for old data dirs).
+    initKeyring(keyringRoot(config.dataDir, 'host'), config.caKeyType, hostCustody);
     const store = await openStore(config.dataDir, { clock: () => new Date(clock.now()), auditFs: opts.auditFs });
     opened.push(() => store.close());
     // A rotation or retirement by the admin CLI shows up here on the next refresh: audit it.
-    const ca = openKeyring(config.dataDir, custody, (entries) => {
+    const audited = (type: string) => (entries: CaKeyEntry[]) => {
       const active = entries.find((e) => e.status === 'active')?.fingerprint;
       const trusted = entries.filter((e) => e.status === 'trusted').map((e) => e.fingerprint);
       const retired = entries.filter((e) => e.status === 'retired').map((e) => e.fingerprint);
-      log.info({ active, trusted }, 'CA keyring changed');
-      store.audit.append({ type: 'ca_keyring', active, trusted, retired }).catch((e) => log.error({ error: (e as Error).message }, 'audit of keyring change failed'));
-    });
+      log.info({ active, trusted }, `${type} changed`);
+      store.audit.append({ type, active, trusted, retired }).catch((e) => log.error({ error: (e as Error).message }, 'audit of keyring change failed'));
+    };
+    const ca = openKeyring(config.dataDir, custody, audited('ca_keyring'));
+    const hostCa = openKeyring(keyringRoot(config.dataDir, 'host'), hostCustody, audited('host_ca_keyring'));
     const challengeKey = (opts.secret ?? fileSecretSource(config.dataDir)).challengeKey();
     // Before anything is served: refuses to start if the log lost or changed signed records.
     const checkpoints = await startCheckpointer({
@@ -255,7 +262,7 @@ async function openResources(opts: DaemonOptions, config: DaemonConfig, log: Log
     });
     // Closed before the store: its last checkpoint is appended to the audit.
     opened.push(() => checkpoints.close());
-    return { store, ca, challengeKey, unwind };
+    return { store, ca, hostCa, challengeKey, unwind };
   } catch (e) {
     await unwind();
     throw e;

@@ -50,6 +50,8 @@ export interface DaemonConfig {
   publicUrl?: string;
   /** Credentials hosts present to GET /v1/host-config (sha256 of the token, hex). */
   hostTokens: HostToken[];
+  /** Lifetime of host certificates (POST /v1/hosts/enroll, /renew), seconds. */
+  hostCertTtl: number;
   /** Serve GET /v1/host-config to anyone (an explicit opt-in: it lists targets and accounts). */
   publicHostConfig: boolean;
   /** Clients are grouped by these prefixes for rate limits and connection caps. */
@@ -232,6 +234,7 @@ export const configSchema = z.strictObject({
     )
     .default([]),
   publicHostConfig: z.boolean().default(false),
+  hostCertTtl: duration({ maxSeconds: 366 * 86_400 }).prefault('30d'),
   addressPrefix: z
     .strictObject({ ipv4: z.number().int().min(8).max(32).default(32), ipv6: z.number().int().min(16).max(128).default(64) })
     .prefault({}),

@@ -11,7 +11,10 @@ import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/server/app.js';
 import type { RunningDaemon } from '../../src/daemon.js';
-import { api, login, makeEnv, startTestDaemon, subjectKey, TEST_HOST_TOKEN, type TestEnv } from '../helpers/daemon.js';
+import { api, login, makeEnv, sshKeygenSign, startTestDaemon, subjectKey, TEST_HOST_TOKEN, type TestEnv } from '../helpers/daemon.js';
+import { startIdp, type TestIdp } from '../helpers/idp.js';
+import { generateKey } from '../helpers/keys.js';
+import { createHostToken } from '../../src/store/host-tokens.js';
 import { describeWithTools } from '../helpers/tools.js';
 
 type Json = Record<string, any>;
@@ -61,6 +64,8 @@ interface Seen {
 describeWithTools(['ssh-keygen'], 'docs/openapi.yaml against the real daemon', () => {
   let env: TestEnv;
   let d: RunningDaemon;
+  // SSO on a real OpenID Provider on loopback, so /v1/auth/methods and /v1/auth/oidc answer for real.
+  let idp: TestIdp;
   const seen: Seen[] = [];
   const tokens: Record<string, string> = {};
 
@@ -108,12 +113,14 @@ describeWithTools(['ssh-keygen'], 'docs/openapi.yaml against the real daemon', (
   }
 
   beforeAll(async () => {
-    env = makeEnv();
+    idp = await startIdp({ accounts: { carol: { preferred_username: 'carol', groups: ['idp-staff'] } } });
+    env = makeEnv({ config: `oidc:\n  issuer: ${idp.issuer}\n  clientId: jit-ssh-cli\n  scopes: [openid, profile, email, groups]\n` });
     d = await startTestDaemon(env);
     for (const user of ['alice', 'bob', 'carol', 'erin', 'mallory', 'dave']) tokens[user] = await login(d.url, user, env.keys[user]);
   });
   afterAll(async () => {
     await d?.close();
+    await idp?.close();
     env?.cleanup();
   });
 
@@ -144,6 +151,21 @@ describeWithTools(['ssh-keygen'], 'docs/openapi.yaml against the real daemon', (
     const signature = sshKeygenSign(env.keys.carol.path, ch2.body.challenge);
     const ok = await call('POST', '/v1/auth/token', '/v1/auth/token', { body: { user: 'carol', challenge: ch2.body.challenge, signature } });
     expect(ok.status).toBe(200);
+  });
+
+  it('ok/auth: methods, and SSO with an ID token from the IdP, and its errors', async () => {
+    const methods = await call('GET', '/v1/auth/methods', '/v1/auth/methods');
+    expect(methods.body).toMatchObject({ sshKey: true, oidc: { issuer: idp.issuer, clientId: 'jit-ssh-cli' } });
+    const O = '/v1/auth/oidc';
+    const idToken = await idp.signIdToken({ sub: 'carol-sub', preferred_username: 'carol', groups: ['idp-staff'] });
+    const sso = await call('POST', O, O, { body: { idToken } });
+    expect(sso.status).toBe(200);
+    expect(sso.body.user).toBe('carol');
+    expect(sso.body.groups).toContain('idp-staff');
+    // Single use: the same token again is the same 401 as a forged one.
+    expect((await call('POST', O, O, { body: { idToken } })).status).toBe(401);
+    expect((await call('POST', O, O, { body: { idToken: 'a.b.c' } })).status).toBe(401);
+    expect((await call('POST', O, O, { body: {} })).status).toBe(400);
   });
 
   it('ok/the request lifecycle: issue, pending, approve, deny, revoke, list, view, and their errors', async () => {
@@ -231,6 +253,35 @@ describeWithTools(['ssh-keygen'], 'docs/openapi.yaml against the real daemon', (
     expect((await call('GET', hc, `${hc}?target=prod-db&format=xml`, host)).status).toBe(400);
     expect((await call('GET', hc, `${hc}?target=nowhere`, host)).status).toBe(404);
     expect((await call('GET', hc, `${hc}?target=prod-db`)).status).toBe(401);
+  });
+
+  it('ok/host certificates: host CA lines, enrolment, renewal challenge, renewal, and their errors', async () => {
+    expect((await call('GET', '/v1/ca', '/v1/ca?type=host')).text).toMatch(/^ssh-ed25519 /);
+    expect((await call('GET', '/v1/ca', '/v1/ca?type=host&format=json')).body.keys).toHaveLength(1);
+    expect((await call('GET', '/v1/ca', '/v1/ca?type=other')).status).toBe(400);
+    const key = generateKey(env.dir, 'openapi-host-key', 'ed25519');
+    const { token } = createHostToken(env.dataDir, { target: 'prod-db', ttlSeconds: 600 });
+    const en = '/v1/hosts/enroll';
+    expect((await call('POST', en, en, { body: { token, target: 'prod-db', publicKeys: ['nope'] } })).status).toBe(400);
+    const enrolled = await call('POST', en, en, { body: { token, target: 'prod-db', publicKeys: [key.publicLine] } });
+    expect(enrolled.body.principals).toEqual(['127.0.0.1']);
+    expect((await call('POST', en, en, { body: { token, target: 'prod-db', publicKeys: [key.publicLine] } })).status).toBe(401);
+    const { token: other } = createHostToken(env.dataDir, { target: 'vault', ttlSeconds: 600 });
+    expect((await call('POST', en, `${en}?format=plain`, { body: { token: other, target: 'prod-db', publicKeys: [key.publicLine] } })).status).toBe(403);
+    const ch = '/v1/hosts/challenge';
+    expect((await call('POST', ch, `${ch}?format=xml`)).status).toBe(400);
+    const c1 = (await call('POST', ch, `${ch}?format=plain`)).text.trim();
+    const rn = '/v1/hosts/renew';
+    const certificate = enrolled.body.certificates[0].certificate;
+    const signature = sshKeygenSign(key.path, c1, 'jit-ssh-host');
+    const renewed = await call('POST', rn, rn, { body: { challenge: c1, renewals: [{ certificate, signature }] } });
+    expect(renewed.body.certificates).toHaveLength(1);
+    expect((await call('POST', rn, rn, { body: { challenge: c1, renewals: [{ certificate, signature }] } })).status).toBe(401);
+    expect((await call('POST', rn, rn, { body: { challenge: c1 } })).status).toBe(400);
+    const c2 = (await call('POST', ch, ch)).body.challenge;
+    const otherKey = generateKey(env.dir, 'openapi-other-key', 'ed25519');
+    const forged = { challenge: c2, renewals: [{ certificate, signature: sshKeygenSign(otherKey.path, c2, 'jit-ssh-host') }] };
+    expect((await call('POST', rn, `${rn}?format=plain`, { body: forged })).status).toBe(401);
   });
 
   it('ok/targets, audit feed, openapi.json, healthz, metrics', async () => {
