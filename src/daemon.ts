@@ -201,7 +201,7 @@ function buildDeps({ opts, config, log, clock, store, ca, hostCa, challengeKey, 
     metrics: createMetrics({ defaults: true }),
     runtime: newServiceRuntime(config),
     notify: createNotifier(
-      { url: config.webhook?.url, timeoutMs: (config.webhook?.timeout ?? 5) * 1000, retries: config.webhook?.retries ?? 3 },
+      { url: config.webhook?.url, timeoutMs: (config.webhook?.timeout ?? 5) * 1000, retries: config.webhook?.retries ?? 3, publicUrl: config.publicUrl },
       store.audit,
       log,
     ),
@@ -213,6 +213,7 @@ function buildDeps({ opts, config, log, clock, store, ca, hostCa, challengeKey, 
       binding: () => ({ server: live.publicUrl, ca: ca.active().fingerprint }),
     }),
     tokens: new SessionTokens({ now: () => clock.now(), random: (n) => randomBytes(n), ttlMs: config.tokenTtl * 1000 }),
+    publicUrl: () => live.publicUrl,
     ...(config.oidc
       ? { oidc: { verifier: new OidcVerifier(config.oidc, { now: () => clock.now(), log, jwksCooldownMs: opts.jwksCooldownMs }), used: new MemoryUsedTokens({ now: () => clock.now() }) } }
       : {}),

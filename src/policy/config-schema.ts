@@ -75,6 +75,8 @@ export interface OidcConfig {
   clientId: string;
   /** For confidential clients (the web pages); never sent to the CLI. */
   clientSecret?: string;
+  /** The web pages' own (confidential) client, when it is not clientId; uses clientSecret. */
+  webClientId?: string;
   scopes: string[];
   usernameClaim: string;
   groupsClaim: string;
@@ -287,6 +289,7 @@ export const configSchema = z.strictObject({
       issuer: z.string().refine((u) => issuerProblem(u) === null, { error: (iss) => issuerProblem(String(iss.input)) ?? 'invalid' }),
       clientId: z.string().min(1).max(255),
       clientSecret: z.string().min(1).max(1024).optional(),
+      webClientId: z.string().min(1).max(255).optional(),
       scopes: z
         .array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,100}$/, 'must be an OAuth scope token'))
         .refine((s) => s.includes('openid'), 'must include openid')

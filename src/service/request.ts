@@ -237,6 +237,7 @@ export function issue(rec: PendingRequest, cert: IssuedCert & { certificate: str
     ...about(rec),
     account: rec.account,
     ticket: rec.ticket,
+    reason: rec.reason, // the access report's "why" for grants that never waited for approval
     rule: rec.rule,
     serial: cert.serial,
     keyId: cert.keyId,
