@@ -5,13 +5,12 @@
  * `npm start` from the repo root finds config/policy.yaml and ./data.
  */
 import { z } from 'zod';
-import { parsePublicKey } from '../ca/keys.js';
+import { CA_KEY_TYPES, parsePublicKey, type CaKeyType } from '../ca/keys.js';
 import { cidrProblem, isLoopbackHost, parseIp } from './ip.js';
 import { canonicalServerUrl } from './server-url.js';
 import { checkWith, duration, name, parseYamlText, valueOrThrow, type Checked } from './problems.js';
 
-export const CA_KEY_TYPES = ['ed25519', 'ecdsa-p256', 'ecdsa-p384', 'ecdsa-p521', 'rsa'] as const;
-export type CaKeyType = (typeof CA_KEY_TYPES)[number];
+export { CA_KEY_TYPES, type CaKeyType };
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 

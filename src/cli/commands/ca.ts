@@ -3,6 +3,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { JitError } from '../../errors.js';
 import { readLines } from '../../store/audit.js';
+import { STORE_FILES } from '../../store/index.js';
 import { errorCode } from '../../store/durable-file.js';
 import { destroyKey, hostCustodyOf, initHostKeyring, initKeyring, keyringRoot, readKeyringEntries, retireKey, rotateKeyring, type CaKind } from '../../store/ca-keys.js';
 import { openCustodies, openCustody, openHostCustody, type KeyCustody } from '../../signer/index.js';
@@ -90,7 +91,7 @@ export async function rotate(a: CaTypeArgs): Promise<void> {
  * names the key but cannot be read stops the retirement (--force skips this check).
  */
 export async function lastValidBefore(dataDir: string, fingerprint: string): Promise<number> {
-  const file = join(dataDir, 'audit.jsonl');
+  const file = join(dataDir, STORE_FILES.audit);
   let fh: FileHandle;
   try {
     fh = await open(file, 'r');
