@@ -12,6 +12,7 @@ import { assertMayDecide, maySee } from './access.js';
 import type { ServiceDeps } from './deps.js';
 import { countLiveGrants, signRequest } from './issue.js';
 import { approve, confirmAtSigning, deny, denyAtSigning, dropApprovals, expire, type Transition } from './request.js';
+import { statusAt } from './views.js';
 
 /** Appends the transition's audit events (durably, in order), then stores its record. */
 async function commit<R extends RequestRecord>(deps: ServiceDeps, t: Transition<R>): Promise<R> {
@@ -93,11 +94,13 @@ export async function viewRequest(deps: ServiceDeps, identity: Identity, id: str
 /** What GET /v1/requests lists: the requests the caller may see, a pending one past its expiry shown as expired. */
 export async function listRequests(deps: ServiceDeps, identity: Identity, status?: RequestRecord['status']): Promise<RequestRecord[]> {
   // 'expired' also asks for pending ones: a pending request past its expiry is expired before the pruner says so.
-  const wanted = status === 'expired' ? (['pending', 'expired'] as const) : status;
+  const wanted = status === 'expired' ? (['pending', 'issued', 'expired'] as const) : status;
   const all = await deps.state.listRequests(wanted ? { status: wanted } : {});
   const now = deps.clock.now();
   const shown = all
     .filter((rec) => maySee(deps, identity, rec))
     .map((rec): RequestRecord => (rec.status === 'pending' && rec.expiresAt <= now ? expire(rec, now).record : rec));
-  return status ? shown.filter((rec) => rec.status === status) : shown;
+  // A certificate whose window has closed is no longer "issued" to the reader (statusAt).
+  const nowSec = Math.floor(now / 1000);
+  return status ? shown.filter((rec) => statusAt(rec, nowSec) === status) : shown;
 }

@@ -5,7 +5,7 @@
 import { JitError } from '../errors.js';
 import { parsePublicKey, publicKeyLine, type ParsedKey } from '../ca/keys.js';
 import { attachSignature, certificateBody, checkCertParams } from '../ca/cert.js';
-import { decide, type AccessRequest, type Identity, type Decision } from '../policy/decide.js';
+import { decide, type AccessRequest, type Identity, type Decision, type Reason } from '../policy/decide.js';
 import type { IssuedRequest, PendingRequest, RequestRecord } from '../store/types.js';
 import { certificateWindow, issue, newRequestId, refuse, request } from './request.js';
 import { issuedView, pendingView, type IssuedView, type PendingView } from './views.js';
@@ -133,8 +133,9 @@ async function decideAndStore(
   if (decision.decision === 'deny') {
     metrics.denied.inc();
     await audit.append(refuse(facts, decision));
-    throw new JitError('policy_denied', decision.reasons[0]?.message ?? 'denied by policy', {
-      details: { requestId: facts.id, rule: decision.rule ?? null, reasons: decision.reasons },
+    const reasons = reasonsForRequester(decision.reasons, identity.user, input.task, input.target);
+    throw new JitError('policy_denied', reasons[0]?.message ?? 'denied by policy', {
+      details: { requestId: facts.id, rule: decision.rule ?? null, reasons },
     });
   }
 
@@ -197,4 +198,17 @@ export async function signRequest(deps: ServiceDeps, rec: PendingRequest, nowMs:
   metrics.issued.inc();
   metrics.issueSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
   return issued;
+}
+
+/** Steps whose refusal would tell a requester whether a target or task exists at all. */
+const EXISTENCE_STEPS: ReadonlySet<string> = new Set(['targetExists', 'taskExists', 'ruleMatches']);
+
+/**
+ * What a refused requester is told. "Unknown target X" versus "no rule matches" would let anyone
+ * with a login map the policy's targets and tasks, so both read the same; the audit record keeps
+ * the precise reason for operators (and `jit-sshd policy check` explains it).
+ */
+export function reasonsForRequester(reasons: readonly Reason[], user: string, task: string, target: string): Reason[] {
+  if (!reasons.some((r) => EXISTENCE_STEPS.has(r.step))) return [...reasons];
+  return [{ step: 'ruleMatches', message: `no rule lets ${user} request task ${task} on target ${target}` }];
 }

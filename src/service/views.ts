@@ -125,7 +125,15 @@ export function pendingView(rec: PendingRequest): PendingView {
   };
 }
 
-export function requestView(rec: RequestRecord): RequestView {
+/**
+ * The status a reader sees at nowSec: an issued certificate whose window has closed is expired,
+ * though the store keeps it as issued until it prunes.
+ */
+export function statusAt(rec: RequestRecord, nowSec: number): RequestStatus {
+  return rec.status === 'issued' && rec.cert.validBefore <= nowSec ? 'expired' : rec.status;
+}
+
+export function requestView(rec: RequestRecord, nowSec = -Infinity): RequestView {
   const common = {
     id: rec.id,
     user: rec.user,
@@ -140,6 +148,8 @@ export function requestView(rec: RequestRecord): RequestView {
   };
   switch (rec.status) {
     case 'issued':
+      // Ended: still its serial and end, so a reader can say when it ended.
+      if (statusAt(rec, nowSec) === 'expired') return { ...common, status: 'expired', serial: rec.cert.serial, validBefore: iso(rec.cert.validBefore) };
       return { ...common, ...grantView(rec) };
     case 'pending':
       return { ...common, ...pendingView(rec) };

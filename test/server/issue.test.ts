@@ -1,5 +1,5 @@
 /** The daemon's main path over real HTTP: SSH-key login → request → certificate, checked by ssh-keygen -L. */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { RunningDaemon } from '../../src/daemon.js';
@@ -63,6 +63,35 @@ describeWithTools(['ssh-keygen'], 'issuance over HTTP', () => {
     expect(r.body.error.code).toBe('policy_denied');
     expect(Array.isArray(r.body.error.details.reasons)).toBe(true);
     expect(r.body.certificate).toBeUndefined();
+  });
+
+  it('fail/enumeration: an unknown target or task is refused exactly like a real one the requester may not use', async () => {
+    const k = subjectKey(env, 'k5');
+    const malloryToken = await login(d.url, 'mallory', env.keys.mallory);
+    const ask = (target: string, task: string) => api(d.url, 'POST', '/v1/requests', { target, task, publicKey: k.publicLine }, malloryToken);
+    const shape = (r: Awaited<ReturnType<typeof ask>>, target: string, task: string) => {
+      const { requestId, ...rest } = r.body.error.details;
+      expect(requestId).toMatch(/^req_/);
+      return JSON.stringify({ status: r.status, code: r.body.error.code, msg: r.body.error.message, rest }).replaceAll(target, 'T').replaceAll(task, 'K');
+    };
+    const real = shape(await ask('prod-db', 'check-logs'), 'prod-db', 'check-logs');
+    expect(shape(await ask('prod-dbx', 'check-logs'), 'prod-dbx', 'check-logs')).toBe(real);
+    expect(shape(await ask('prod-db', 'no-such-task'), 'prod-db', 'no-such-task')).toBe(real);
+    expect(real).not.toMatch(/unknown/);
+    // The operator still sees why in the audit log.
+    const audit = readFileSync(join(env.dataDir, 'audit.jsonl'), 'utf8');
+    expect(audit).toMatch(/unknown target prod-dbx/);
+  });
+
+  it('ok/GET /v1/requests?status=issued leaves out certificates whose window has closed', async () => {
+    const k = subjectKey(env, 'k6');
+    const r = await api(d.url, 'POST', '/v1/requests', { target: 'prod-db', task: 'check-logs', ttl: '1s', publicKey: k.publicLine }, aliceToken);
+    expect(r.status).toBe(201);
+    await new Promise((res) => setTimeout(res, Date.parse(r.body.validBefore) - Date.now() + 1100));
+    const issued = await api(d.url, 'GET', '/v1/requests?status=issued', undefined, aliceToken);
+    expect(issued.body.requests.map((x: { id: string }) => x.id)).not.toContain(r.body.id);
+    const expired = await api(d.url, 'GET', '/v1/requests?status=expired', undefined, aliceToken);
+    expect(expired.body.requests.find((x: { id: string }) => x.id === r.body.id)?.status).toBe('expired');
   });
 
   it('fail/ttl over the maximum is refused naming the maximum', async () => {

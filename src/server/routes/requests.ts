@@ -42,7 +42,8 @@ export function requestRoutes(ctx: Ctx): Router {
       throw new JitError('invalid_field', `status: must be one of ${REQUEST_STATUSES.join(', ')}`);
     }
     const shown = await listRequests(deps, identity, status);
-    res.json({ requests: shown.map(requestView) });
+    const nowSec = Math.floor(deps.clock.now() / 1000);
+    res.json({ requests: shown.map((rec) => requestView(rec, nowSec)) });
   });
 
   r.get('/requests/:id', async (req, res) => {
