@@ -47,7 +47,8 @@ interface Session {
   endedAt?: number;
 }
 
-let marker = 0;
+// Unique across test runs on the machine too (markers are found machine-wide in /proc).
+let marker = process.pid * 1000;
 
 describeWithTools(['sshd', 'ssh', 'ssh-keygen', 'curl', 'setsid'], 'e2e: the session guard ends sessions when the task window closes', () => {
   let env: TestEnv;
