@@ -13,7 +13,7 @@ import { loadDaemonConfig, loadPolicyFile } from './config-files.js';
 import { isLoopbackListen, listenProblem, parseListen, type DaemonConfig } from './policy/config-schema.js';
 import { canonicalServerUrl } from './policy/server-url.js';
 import type { Policy } from './policy/schema.js';
-import { openStore } from './store/index.js';
+import { openEngine } from './store/engine.js';
 import type { AuditFileOps } from './store/audit.js';
 import { initKeyring, openKeyring } from './store/ca-keys.js';
 import { startCheckpointer } from './store/audit-checkpointer.js';
@@ -21,7 +21,6 @@ import { Challenges } from './auth/challenges.js';
 import { fileSecretSource, type SecretSource } from './auth/secret.js';
 import { SessionTokens } from './auth/tokens.js';
 import { OidcVerifier } from './auth/oidc.js';
-import { MemoryUsedTokens } from './auth/oidc-replay.js';
 import { createApp, type AppDeps } from './server/app.js';
 import { buildBlockList } from './server/client-address.js';
 import { guardConnections, serverTimeouts } from './server/connection-limits.js';
@@ -99,7 +98,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   const { entry, created } = initKeyring(config.dataDir, config.caKeyType);
   if (created) opts.onFirstKey?.(entry.publicKey);
-  const store = await openStore(config.dataDir, { clock: () => new Date(clock.now()), auditFs: opts.auditFs });
+  const store = await openEngine(config, {
+    clock: () => new Date(clock.now()),
+    auditFs: opts.auditFs,
+    onPoolError: (e) => log.warn({ error: e.message }, 'database connection lost; reconnecting on next use'),
+  });
+  for (const w of store.warnings) log.warn(w);
   let ca;
   try {
     // A rotation or retirement by the admin CLI shows up here on the next refresh: audit it.
@@ -117,7 +121,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   let challengeKey: Buffer;
   try {
-    challengeKey = (opts.secret ?? fileSecretSource(config.dataDir)).challengeKey();
+    challengeKey = opts.secret?.challengeKey() ?? store.challengeKey ?? fileSecretSource(config.dataDir).challengeKey();
   } catch (e) {
     await store.close();
     throw e;
@@ -150,6 +154,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     state: store.state,
     audit: store.audit,
     serials: store.serials,
+    ...(store.requestLocks ? { requestLocks: store.requestLocks } : {}),
+    storeHealth: () => store.health(),
     ca,
     clock,
     random: pooledRandom(),
@@ -166,10 +172,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       ttlMs: config.challengeTtl * 1000,
       secret: challengeKey,
       binding: () => ({ server: publicUrl, ca: ca.active().fingerprint }),
+      used: store.usedChallenges,
     }),
-    tokens: new SessionTokens({ now: () => clock.now(), random: (n) => randomBytes(n), ttlMs: config.tokenTtl * 1000 }),
+    tokens: new SessionTokens({ now: () => clock.now(), random: (n) => randomBytes(n), ttlMs: config.tokenTtl * 1000, store: store.sessionTokens }),
     ...(config.oidc
-      ? { oidc: { verifier: new OidcVerifier(config.oidc, { now: () => clock.now(), log, jwksCooldownMs: opts.jwksCooldownMs }), used: new MemoryUsedTokens({ now: () => clock.now() }) } }
+      ? { oidc: { verifier: new OidcVerifier(config.oidc, { now: () => clock.now(), log, jwksCooldownMs: opts.jwksCooldownMs }), used: store.usedIdTokens } }
       : {}),
   };
   // In the background: an IdP that is down must not keep SSH-key logins from starting.
@@ -231,7 +238,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   if (!config.publicUrl && !isLoopbackListen(config.listen)) {
     log.warn({ publicUrl }, 'publicUrl is not set: login challenges name the listen address, and jit-ssh refuses them when it connects by another name; set publicUrl');
   }
-  log.info({ url, publicUrl, ca: ca.active().fingerprint, dataDir: config.dataDir }, 'jit-sshd listening');
+  log.info({ url, publicUrl, ca: ca.active().fingerprint, dataDir: config.dataDir, store: store.kind }, 'jit-sshd listening');
 
   let closed = false;
   return {

@@ -54,7 +54,7 @@ export async function approveRequest(deps: ServiceDeps, identity: Identity, id: 
     const issued = await signRequest(deps, updated, now);
     deps.notify.send('approved', issued);
     return issued;
-  });
+  }, deps.requestLocks);
 }
 
 export async function denyRequest(deps: ServiceDeps, identity: Identity, id: string, reason: string): Promise<RequestRecord> {
@@ -67,7 +67,7 @@ export async function denyRequest(deps: ServiceDeps, identity: Identity, id: str
     deps.metrics.denied.inc();
     deps.notify.send('denied', denied);
     return denied;
-  });
+  }, deps.requestLocks);
 }
 
 /** What GET /v1/requests/:id shows: own requests, or any for approvers of it, admins and auditors. */
@@ -78,5 +78,5 @@ export async function viewRequest(deps: ServiceDeps, identity: Identity, id: str
     throw new JitError('not_found', `no request ${id}`);
   }
   // Re-read under the lock: an approval, denial or another viewer may have moved it on meanwhile.
-  return withRequestLock(id, async () => expireIfDue(deps, (await deps.state.getRequest(id)) ?? rec));
+  return withRequestLock(id, async () => expireIfDue(deps, (await deps.state.getRequest(id)) ?? rec), deps.requestLocks);
 }

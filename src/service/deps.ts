@@ -7,6 +7,7 @@ import type { SerialAllocator } from '../store/serials.js';
 import type { CaKeyring } from '../store/ca-keys.js';
 import type { Metrics } from './metrics.js';
 import type { Notifier } from './notify.js';
+import type { SharedLocks } from './locks.js';
 
 export interface Clock {
   /** ms since the epoch */
@@ -25,6 +26,8 @@ export interface ServiceDeps {
   log: Logger;
   metrics: Metrics;
   notify: Notifier;
+  /** Request locks that hold across replicas (PostgreSQL store); absent: this process only. */
+  requestLocks?: SharedLocks;
 }
 
 export const nowSeconds = (clock: Clock): number => Math.floor(clock.now() / 1000);

@@ -59,7 +59,7 @@ async function revokeOne(deps: ServiceDeps, by: string, rec: RequestRecord, reas
     if (!isLive(current)) throw new JitError('conflict', `request ${rec.id} is ${current.status}; nothing to revoke`);
     const [revoked] = await revokeBatch(deps, by, [current], reason);
     return revoked ?? ((await deps.state.getRequest(rec.id)) as RequestRecord);
-  });
+  }, deps.requestLocks);
 }
 
 /**

@@ -25,10 +25,10 @@ export function authRoutes(ctx: Ctx): Router {
   r.post('/token', async (req, res) => {
     ctx.limits.authPerAddress.hit(ctx.addressGroup(req));
     const body = parseBody(tokenBody, req.body);
-    const result = loginWithSignature(deps.policy(), deps.challenges, body);
+    const result = await loginWithSignature(deps.policy(), deps.challenges, body);
     const sourceAddress = ctx.sourceAddress(req);
     if (result.ok) {
-      const { token, expiresAt } = deps.tokens.issue(result.user);
+      const { token, expiresAt } = await deps.tokens.issue(result.user);
       await deps.audit.append({ type: 'auth', user: result.user, method: 'ssh-key', keyFingerprint: result.keyFingerprint, sourceAddress });
       res.json({ token, expiresAt: new Date(expiresAt).toISOString() });
       return;

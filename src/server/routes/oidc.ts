@@ -47,7 +47,7 @@ export function oidcRoutes(ctx: Ctx): Router {
       const login = await loginWithIdToken(sso.verifier, sso.used, deps.policy(), idToken);
       // The record is durable before the session exists.
       await deps.audit.append({ type: 'auth', method: 'oidc', user: login.user, issuer: login.issuer, subject: login.subject, groups: login.groups, sourceAddress });
-      const { token, expiresAt } = deps.tokens.issue(login.user, { idpGroups: login.idpGroups });
+      const { token, expiresAt } = await deps.tokens.issue(login.user, { idpGroups: login.idpGroups });
       res.json({ token, expiresAt: new Date(expiresAt).toISOString(), user: login.user, groups: login.groups });
     } catch (e) {
       if (!(e instanceof OidcRefusal)) throw e;

@@ -52,13 +52,13 @@ export function publicRoutes(ctx: Ctx): Router {
     else res.json(hc);
   });
 
-  r.get('/v1/targets', (req, res) => {
-    const identity = ctx.identify(req);
+  r.get('/v1/targets', async (req, res) => {
+    const identity = await ctx.identify(req);
     res.json(listAllowed(identity, deps.policy(), new Date(deps.clock.now())));
   });
 
   r.get('/v1/audit', async (req, res) => {
-    const identity = ctx.identify(req);
+    const identity = await ctx.identify(req);
     if (!deps.config.auditorGroups.some((g) => identity.groups.includes(g))) {
       throw new JitError('forbidden', `the audit feed needs one of the groups ${deps.config.auditorGroups.join(', ')}`);
     }
@@ -76,8 +76,15 @@ export function publicRoutes(ctx: Ctx): Router {
     res.type('application/json').send(openapi);
   });
 
-  r.get('/healthz', (_req, res) => {
-    res.json({ ok: true, ca: deps.ca.active().fingerprint });
+  r.get('/healthz', async (_req, res) => {
+    const store = (await deps.storeHealth?.()) ?? { ok: true };
+    if (!store.ok) {
+      // Load balancers take this replica out; the reason goes to the log, not to the caller.
+      deps.log.warn({ problem: store.problem }, 'health check: store unavailable');
+      res.status(503).json({ ok: false, store: 'unavailable', ca: deps.ca.active().fingerprint });
+      return;
+    }
+    res.json({ ok: true, store: 'ok', ca: deps.ca.active().fingerprint });
   });
 
   r.get('/metrics', async (_req, res) => {
