@@ -131,6 +131,16 @@ await runCli(async () => {
         )
         .demandCommand(1, 'name an audit command: verify'),
     )
+    .command('store', 'storage tools', (y) =>
+      y
+        .command(
+          'migrate',
+          'copy the embedded data dir (audit chain, live grants, revocations, serials) into an empty PostgreSQL database',
+          (y2) => y2.option('to', { type: 'string', describe: `postgres:// URL (default: $JITSSHD_DATABASE_URL)` }).option('data-dir', { type: 'string' }),
+          async (a) => (await import('./commands/store.js')).migrateStore(a),
+        )
+        .demandCommand(1, 'name a store command: migrate'),
+    )
     .strict()
     .help()
     .version(VERSION)

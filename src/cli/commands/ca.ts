@@ -6,6 +6,7 @@ import { readLines } from '../../store/audit.js';
 import { errorCode } from '../../store/durable-file.js';
 import { initKeyring, readKeyringEntries, retireKey, rotateKeyring } from '../../store/ca-keys.js';
 import { adminConfig, print, type CommonArgs } from './settings.js';
+import { databaseUrl } from '../../store/engine.js';
 
 export async function init(a: CommonArgs): Promise<void> {
   const c = adminConfig(a);
@@ -72,6 +73,6 @@ export async function lastValidBefore(dataDir: string, fingerprint: string): Pro
 
 export async function retire(a: CommonArgs & { fingerprint: string; force?: boolean }): Promise<void> {
   const c = adminConfig(a);
-  const e = retireKey(c.dataDir, a.fingerprint, { force: a.force, lastValidBefore: a.force ? undefined : await lastValidBefore(c.dataDir, a.fingerprint) });
+  const e = retireKey(c.dataDir, a.fingerprint, { force: a.force, lastValidBefore: a.force ? undefined : (c.store.type === 'postgres' ? await (await import('../../store/postgres/admin.js')).lastValidBeforeInDatabase(databaseUrl(c), a.fingerprint) : await lastValidBefore(c.dataDir, a.fingerprint)) });
   print(a, `retired ${e.fingerprint}: hosts stop trusting it at their next sync`, e);
 }

@@ -6,11 +6,23 @@ import { buildKrl } from '../../service/krl.js';
 import { openKeyring } from '../../store/ca-keys.js';
 import { readRevocations } from '../../store/state.js';
 import { adminConfig, type CommonArgs } from './settings.js';
+import { databaseUrl } from '../../store/engine.js';
 
 export async function krl(a: CommonArgs & { out?: string }): Promise<void> {
   const c = adminConfig(a);
   const nowSec = Math.floor(Date.now() / 1000);
-  const snapshot = await readRevocations(join(c.dataDir, 'state.json'), nowSec);
+  let snapshot;
+  if (c.store.type === 'postgres') {
+    const { PgState } = await import('../../store/postgres/state.js');
+    const pool = (await import('../../store/postgres/admin.js')).adminPool(databaseUrl(c));
+    try {
+      snapshot = await new PgState(pool).listRevocations(nowSec);
+    } finally {
+      await pool.end();
+    }
+  } else {
+    snapshot = await readRevocations(join(c.dataDir, 'state.json'), nowSec);
+  }
   const ring = openKeyring(c.dataDir);
   const bytes = buildKrl(snapshot, (fp) => ring.byFingerprint(fp)?.publicKeyBlob, nowSec);
   if (a.out) {
