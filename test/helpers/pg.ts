@@ -7,13 +7,12 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import { describe, it } from 'vitest';
 import { inCI } from './tools.js';
-import { tempDir } from './keys.js';
 
 export const PG_ADMIN_URL = process.env.JIT_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -119,7 +118,9 @@ export interface PrivateCluster {
 export async function privateCluster(): Promise<PrivateCluster> {
   const bin = postgresBinDir();
   if (!bin) throw new Error('no /usr/lib/postgresql/*/bin/initdb');
-  const t = tempDir('jit-pgc-');
+  // Not under the test run's TMPDIR: that is 0700 root, and the server runs as `postgres`.
+  const dir = mkdtempSync('/tmp/jit-pgc-');
+  const t = { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
   const port = await freePort();
   const data = join(t.dir, 'data');
   const asRoot = process.getuid?.() === 0;
