@@ -50,8 +50,8 @@ export function createPool(url: string, opts: PoolOptions = {}): Pool {
 /** The JitError to throw for a failed database call. */
 export function storeError(e: unknown, what: string): JitError {
   if (isJitError(e)) return e;
-  const msg = e instanceof Error ? e.message : String(e);
-  return new JitError('store_unavailable', `database unavailable (${what}): ${msg}`, { cause: e, retryAfterSeconds: 2 });
+  // The driver's message (host, port, SQL detail) goes to the log via `cause`, never to clients.
+  return new JitError('store_unavailable', `the database is unavailable (${what}); try again shortly`, { cause: e, retryAfterSeconds: 2 });
 }
 
 /** Runs fn in one transaction; rolls back on error. Database errors become store_unavailable. */
