@@ -102,12 +102,17 @@ class PgAuditLog implements OpenedAuditLog {
 
   private async commit(events: Record<string, unknown>[]): Promise<AuditRecord[]> {
     const out = await inTransaction(this.pool, 'audit append', async (tx) => {
-      const { rows } = await tx.query<{ seq: string; hash: string }>('SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE');
+      const { rows } = await tx.query<{ seq: string; hash: string }>({ name: 'jit_lock_head', text: 'SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE' });
       const head = { seq: Number(rows[0].seq), hash: rows[0].hash };
       const { records, lines } = chainRecords(head, this.clock().toISOString(), events);
-      await tx.query('INSERT INTO audit_records (seq, line) SELECT * FROM unnest($1::bigint[], $2::text[])', [records.map((r) => r.seq), lines]);
       const last = records[records.length - 1];
-      await tx.query('UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1', [last.seq, last.hash]);
+      // Records and the new head in one statement: the head row stays locked for few round trips.
+      await tx.query({
+        name: 'jit_append',
+        text: `WITH ins AS (INSERT INTO audit_records (seq, line) SELECT * FROM unnest($1::bigint[], $2::text[]))
+               UPDATE audit_head SET seq = $3, hash = $4 WHERE id = 1`,
+        values: [records.map((r) => r.seq), lines, last.seq, last.hash],
+      });
       await this.sideEffects?.(tx, records);
       return records;
     });

@@ -54,7 +54,11 @@ export function storeError(e: unknown, what: string): JitError {
   return new JitError('store_unavailable', `the database is unavailable (${what}); try again shortly`, { cause: e, retryAfterSeconds: 2 });
 }
 
-/** Runs fn in one transaction; rolls back on error. Database errors become store_unavailable. */
+/**
+ * Runs fn in one transaction; rolls back on error. Errors of the database (its statements,
+ * BEGIN/COMMIT, the connection) become store_unavailable; whatever fn throws itself (a refused
+ * mutation, not_found) passes through unchanged.
+ */
 export async function inTransaction<T>(pool: Pool, what: string, fn: (c: PoolClient) => Promise<T>): Promise<T> {
   let client: PoolClient;
   try {
@@ -63,10 +67,14 @@ export async function inTransaction<T>(pool: Pool, what: string, fn: (c: PoolCli
     throw storeError(e, what);
   }
   let broken = false;
+  const c = client;
+  const tx = {
+    query: (...args: Parameters<PoolClient['query']>) => (c.query as (...a: unknown[]) => Promise<unknown>)(...args).catch((e: unknown) => Promise.reject(storeError(e, what))),
+  } as unknown as PoolClient;
   try {
-    await client.query('BEGIN');
-    const out = await fn(client);
-    await client.query('COMMIT');
+    await tx.query('BEGIN');
+    const out = await fn(tx);
+    await tx.query('COMMIT');
     return out;
   } catch (e) {
     try {
@@ -74,16 +82,21 @@ export async function inTransaction<T>(pool: Pool, what: string, fn: (c: PoolCli
     } catch {
       broken = true; // the connection is gone: do not return it to the pool
     }
-    throw storeError(e, what);
+    throw e;
   } finally {
     client.release(broken);
   }
 }
 
-/** One statement outside a transaction. */
-export async function query<R extends pg.QueryResultRow>(pool: Pool, what: string, text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
+/** One statement outside a transaction; `{name, text}` makes it a prepared statement per connection (hot paths). */
+export async function query<R extends pg.QueryResultRow>(
+  pool: Pool,
+  what: string,
+  text: string | { name: string; text: string },
+  values: unknown[] = [],
+): Promise<pg.QueryResult<R>> {
   try {
-    return await pool.query<R>(text, values);
+    return await pool.query<R>(typeof text === 'string' ? { text, values } : { ...text, values });
   } catch (e) {
     throw storeError(e, what);
   }

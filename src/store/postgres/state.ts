@@ -59,20 +59,24 @@ export async function writeRequest(db: Queryable, r: RequestRecord): Promise<voi
  * approved request's row (pending) becomes issued; a row already past issued is left alone.
  */
 export async function recordGrantsOf(db: Queryable, records: readonly AuditRecord[]): Promise<void> {
-  for (const a of records) {
-    if (a.type !== 'issue') continue;
-    const g = grantFromIssue(a);
-    if (!g) continue;
-    await db.query(
-      `INSERT INTO requests (id, user_name, target, status, created_at, expires_at, serial, valid_before, key_fingerprint, record)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+  const grants = records.flatMap((a) => (a.type === 'issue' ? (grantFromIssue(a) ?? []) : []));
+  if (grants.length === 0) return;
+  // One statement for the whole batch: this runs while the audit head row is locked.
+  const rows = grants.map((g) => {
+    const v = rowValues(g);
+    return { id: v[0], user_name: v[1], target: v[2], status: v[3], created_at: v[4], expires_at: v[5], serial: v[6], valid_before: v[7], key_fingerprint: v[8], record: g };
+  });
+  await db.query({
+    name: 'jit_record_grants',
+    text: `INSERT INTO requests (id, user_name, target, status, created_at, expires_at, serial, valid_before, key_fingerprint, record)
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, user_name text, target text, status text, created_at bigint,
+         expires_at bigint, serial text, valid_before bigint, key_fingerprint text, record jsonb)
        ON CONFLICT (id) DO UPDATE SET status = 'issued', serial = EXCLUDED.serial, valid_before = EXCLUDED.valid_before,
          key_fingerprint = EXCLUDED.key_fingerprint,
          record = requests.record || jsonb_build_object('status', 'issued', 'cert', EXCLUDED.record->'cert', 'keyFingerprint', EXCLUDED.record->'keyFingerprint')
        WHERE requests.status = 'pending'`,
-      rowValues(g),
-    );
-  }
+    values: [JSON.stringify(rows)],
+  });
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
@@ -188,7 +192,7 @@ export class PgState implements StateStore {
     const { rows } = await query<{ n: string }>(
       this.pool,
       'count grants',
-      `SELECT count(*) AS n FROM requests WHERE user_name = $1 AND status = 'issued' AND valid_before > $2`,
+      { name: 'jit_count_grants', text: `SELECT count(*) AS n FROM requests WHERE user_name = $1 AND status = 'issued' AND valid_before > $2` },
       [user, nowSec],
     );
     return Number(rows[0].n);
@@ -236,7 +240,7 @@ export class PgState implements StateStore {
   }
 
   async keyRevocation(fingerprint: string): Promise<KeyRevocation | undefined> {
-    const { rows } = await query<{ record: KeyRevocation }>(this.pool, 'read key revocation', 'SELECT record FROM key_revocations WHERE fingerprint = $1', [fingerprint]);
+    const { rows } = await query<{ record: KeyRevocation }>(this.pool, 'read key revocation', { name: 'jit_key_revocation', text: 'SELECT record FROM key_revocations WHERE fingerprint = $1' }, [fingerprint]);
     return rows[0]?.record;
   }
 
@@ -282,7 +286,7 @@ export class PgState implements StateStore {
   }
 
   async krlVersion(): Promise<number> {
-    const { rows } = await query<{ value: string }>(this.pool, 'read KRL version', `SELECT value FROM jit_counters WHERE name = 'krl'`);
+    const { rows } = await query<{ value: string }>(this.pool, 'read KRL version', { name: 'jit_krl_version', text: `SELECT value FROM jit_counters WHERE name = 'krl'` });
     return Number(rows[0].value);
   }
 
