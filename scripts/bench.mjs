@@ -16,6 +16,8 @@
  *   rss_mb             the daemon's resident set after the load.
  *   oidc_verify_us, sso_login_overhead_ms: SSO, see scripts/bench/sso.mjs.      ≤ 300 each
  *   pg_ratio, replica_scaling, pg_issue_p99_ms: PostgreSQL store, see scripts/bench/pg.mjs.
+ *   pkcs11_sign_ratio  certificates/s with the CA key in SoftHSM2 / with it in a file (report).
+ *   agent_sign_ratio   certificates/s with the CA key in an ssh-agent / in a file (report).
  *
  * Options (env): BENCH_QUICK=1 shortens every phase (smoke test; numbers are rougher),
  * BENCH_PRIOR=N changes the 100,000 prior issuances.
@@ -27,7 +29,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeCertificate, parseCertificate } from '../dist/ca/cert.js';
 import { createSigner } from '../dist/ca/signer.js';
-import { ed25519, makeBenchEnv, REPO, rssMb, spawnDaemon, spawnListening, stop } from './bench/fixture.mjs';
+import { benchCertParams, ed25519, makeBenchEnv, REPO, rssMb, spawnDaemon, spawnListening, stop } from './bench/fixture.mjs';
 import { median, pair, percentile, runLoad } from './bench/load.mjs';
 import { benchSso } from './bench/sso.mjs';
 import { benchPg } from './bench/pg.mjs';
@@ -53,19 +55,7 @@ async function main() {
     const signer = createSigner(ca.privateKey, 'bench-ca');
     const subject = ed25519('subject');
     const subjectBlob = Buffer.from(subject.publicLine.split(' ')[1], 'base64');
-    const nonces = Array.from({ length: 256 }, () => randomBytes(32));
-    const params = (i) => ({
-      type: 'user',
-      publicKey: subjectBlob,
-      serial: BigInt(i + 1),
-      keyId: 'jit-ssh:req_AbCdEfGhIjKlMnOp:alice:check-logs',
-      principals: ['readonly@prod-db'],
-      validAfter: 1_800_000_000n,
-      validBefore: 1_800_000_960n,
-      criticalOptions: { 'source-address': '127.0.0.1/32' },
-      extensions: { 'permit-pty': '' },
-      nonce: nonces[i & 255],
-    });
+    const params = benchCertParams(subjectBlob);
     const bodyLength = parseCertificate(encodeCertificate(params(0), signer).blob).signedBytes.length;
     const payload = randomBytes(bodyLength);
     const rate = (fn, ms) => {
@@ -302,6 +292,16 @@ async function main() {
     Object.assign(result, { pg_ratio: r.pg_ratio, replica_scaling: r.replica_scaling, pg_issue_p99_ms: r.pg_issue_p99_ms, pg: r.pg });
     notes.push(...r.notes);
   }
+
+  // ---------------------------------------------------------------- pkcs11_sign_ratio, agent_sign_ratio
+  {
+    const { measureCustody } = await import('./bench/custody.mjs');
+    const c = await measureCustody({ quick: QUICK, progress }).catch((e) => ({ notes: [`custody figures not measured: ${e.message}`] }));
+    result.custody = { pkcs11: c.pkcs11, agent: c.agent };
+    result.pkcs11_sign_ratio = c.pkcs11?.ratio ?? null;
+    result.agent_sign_ratio = c.agent?.ratio ?? null;
+    notes.push(...c.notes);
+  }
   result.seconds = Math.round((performance.now() - started) / 1000);
 
   // ---------------------------------------------------------------- report
@@ -317,6 +317,8 @@ async function main() {
     ['pg_ratio', result.pg_ratio, '≥ 0.6', (v) => v >= 0.6, `${result.pg.issue_per_s}/s on PostgreSQL vs ${result.pg.embedded_issue_per_s}/s embedded, ${CONCURRENCY} clients`],
     ['replica_scaling', result.replica_scaling, '≥ 1.6', (v) => v >= 1.6, `${result.pg.two_replicas_per_s}/s with 2 replicas vs ${result.pg.one_replica_per_s}/s with 1, ${result.pg.cores} cores`],
     ['pg_issue_p99_ms', result.pg_issue_p99_ms, '(report)', () => true, `p50 ${result.pg.issue_p50_ms} ms on PostgreSQL at ${CONCURRENCY} clients`],
+    ...[['pkcs11_sign_ratio', 'pkcs11'], ['agent_sign_ratio', 'agent']].map(([k, b]) => [k, result[k], '(report)', () => true,
+      result.custody[b] ? `${result.custody[b].per_s}/s ${result.custody[b].what} vs ${result.custody[b].file_per_s}/s file` : 'not measured']),
     ['rss_mb', result.rss_mb, '(report)', () => true, `daemon after the load; ${result.growth.rss_mb_full} MiB with ${PRIOR} prior`],
   ];
   result.goals_met = Object.fromEntries(rows.filter((r) => r[2] !== '(report)').map(([k, v, , ok]) => [k, v === null ? null : ok(v)]));

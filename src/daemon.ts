@@ -16,6 +16,7 @@ import type { Policy } from './policy/schema.js';
 import { openEngine } from './store/engine.js';
 import type { AuditFileOps } from './store/audit.js';
 import { initKeyring, openKeyring } from './store/ca-keys.js';
+import { openCustody } from './signer/index.js';
 import { startCheckpointer } from './store/audit-checkpointer.js';
 import { Challenges } from './auth/challenges.js';
 import { fileSecretSource, type SecretSource } from './auth/secret.js';
@@ -96,18 +97,26 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const log = opts.log ?? pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.token', '*.signature'] });
   const clock: Clock = opts.clock ?? { now: () => Date.now() };
 
-  const { entry, created } = initKeyring(config.dataDir, config.caKeyType);
-  if (created) opts.onFirstKey?.(entry.publicKey);
-  const store = await openEngine(config, {
-    clock: () => new Date(clock.now()),
-    auditFs: opts.auditFs,
-    onPoolError: (e) => log.warn({ error: e.message }, 'database connection lost; reconnecting on next use'),
-  });
-  for (const w of store.warnings) log.warn(w);
+  // A missing module, token, key or a wrong PIN refuses the start here, in one line.
+  const custody = await openCustody(config);
+  let store;
+  try {
+    const { entry, created } = initKeyring(config.dataDir, config.caKeyType, custody);
+    if (created) opts.onFirstKey?.(entry.publicKey);
+    store = await openEngine(config, {
+      clock: () => new Date(clock.now()),
+      auditFs: opts.auditFs,
+      onPoolError: (e) => log.warn({ error: e.message }, 'database connection lost; reconnecting on next use'),
+    });
+    for (const w of store.warnings) log.warn(w);
+  } catch (e) {
+    await custody.close();
+    throw e;
+  }
   let ca;
   try {
     // A rotation or retirement by the admin CLI shows up here on the next refresh: audit it.
-    ca = openKeyring(config.dataDir, (entries) => {
+    ca = openKeyring(config.dataDir, custody, (entries) => {
       const active = entries.find((e) => e.status === 'active')?.fingerprint;
       const trusted = entries.filter((e) => e.status === 'trusted').map((e) => e.fingerprint);
       const retired = entries.filter((e) => e.status === 'retired').map((e) => e.fingerprint);
@@ -116,6 +125,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
   } catch (e) {
     await store.close();
+    await custody.close();
     throw e;
   }
 
@@ -141,6 +151,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
   } catch (e) {
     await store.close();
+    await custody.close();
     throw e;
   }
 
@@ -229,6 +240,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await checkpoints.close();
     deps.oidc?.verifier.close();
     await store.close();
+    await custody.close();
     throw new JitError('unavailable', `cannot listen on ${config.listen}: ${(e as Error).message}`);
   }
   const addr = server.address();
@@ -259,6 +271,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       await Promise.race([deps.notify.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
       await checkpoints.close();
       await store.close();
+      await custody.close();
     },
   };
 }

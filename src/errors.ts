@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   store_unavailable: { status: 503, exit: 3 },
   unreachable: { status: 503, exit: 3 },
   idp_unavailable: { status: 503, exit: 3 },
+  /** The CA key's token or ssh-agent cannot sign right now; issuance resumes when it is back. */
+  ca_unavailable: { status: 503, exit: 3 },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -143,3 +143,20 @@ export function rssMb(pid) {
     return null;
   }
 }
+
+/** CertParams for certificate i of a bench run: the shape service/issue.ts signs (nonces reused from a pool of 256). */
+export function benchCertParams(subjectBlob) {
+  const nonces = Array.from({ length: 256 }, () => randomBytes(32));
+  return (i) => ({
+    type: 'user',
+    publicKey: subjectBlob,
+    serial: BigInt(i + 1),
+    keyId: 'jit-ssh:req_AbCdEfGhIjKlMnOp:alice:check-logs',
+    principals: ['readonly@prod-db'],
+    validAfter: 1_800_000_000n,
+    validBefore: 1_800_000_960n,
+    criticalOptions: { 'source-address': '127.0.0.1/32' },
+    extensions: { 'permit-pty': '' },
+    nonce: nonces[i & 255],
+  });
+}

@@ -11,7 +11,8 @@
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { openStore } from '../../dist/store/index.js';
 import { initKeyring, openKeyring } from '../../dist/store/ca-keys.js';
-import { encodeCertificate } from '../../dist/ca/cert.js';
+import { fileCustody } from '../../dist/signer/file.js';
+import { attachSignature, certificateBody } from '../../dist/ca/cert.js';
 import { fingerprintOf } from '../../dist/ca/keys.js';
 import { publicKeyBlobOf } from '../../dist/ca/signer.js';
 
@@ -22,8 +23,9 @@ const TTL = 15 * 60;
 const BACKDATE = 60;
 const BATCH = 500;
 
-initKeyring(dataDir, 'ed25519');
-const signer = openKeyring(dataDir).active();
+const custody = fileCustody(dataDir);
+initKeyring(dataDir, 'ed25519', custody);
+const signer = openKeyring(dataDir, custody).active();
 let nowMs = Date.now() - spanMs;
 const store = await openStore(dataDir, { clock: () => new Date(nowMs) });
 
@@ -50,7 +52,7 @@ for (let done = 0; done < count; ) {
     const extensions = { 'permit-pty': '' };
     const validAfter = nowSec - BACKDATE;
     const validBefore = nowSec + TTL;
-    const { line } = encodeCertificate(
+    const body = certificateBody(
       {
         type: 'user',
         publicKey: subject.blob,
@@ -63,8 +65,9 @@ for (let done = 0; done < count; ) {
         extensions,
         nonce: randomBytes(32),
       },
-      signer,
+      signer.publicKeyBlob,
     );
+    const { line } = attachSignature(body, await signer.sign(body.body));
     appends.push(
       store.audit.append({
         type: 'issue',

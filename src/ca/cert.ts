@@ -171,19 +171,30 @@ function writeOptions(w: WireWriter, map: Readonly<Record<string, string>>): voi
   w.endString(outer);
 }
 
-/** The CA key as a wire string, encoded once per signer (hot path). */
-const caKeyField = new WeakMap<Signer, Buffer>();
+/** The CA key as a wire string, encoded once per CA key blob (hot path). */
+const caKeyField = new WeakMap<Buffer, Buffer>();
 
-export function encodeCertificate(p: CertParams, ca: Signer): { blob: Buffer; line: string } {
+/** A certificate up to (and including) its signature key: what the CA signs. */
+export interface UnsignedCertificate {
+  /** Everything the signature covers. */
+  readonly body: Buffer;
+  readonly certType: string;
+  readonly keyId: string;
+}
+
+/**
+ * Checks the params and encodes the part of the certificate the CA signs. Split from the
+ * signature so a CA key held elsewhere (a token, an ssh-agent) can sign it asynchronously.
+ */
+export function certificateBody(p: CertParams, caPublicKeyBlob: Buffer): UnsignedCertificate {
   checkCertParams(p);
-  if (p.publicKey.equals(ca.publicKeyBlob)) bad('publicKey is the CA key itself');
+  if (p.publicKey.equals(caPublicKeyBlob)) bad('publicKey is the CA key itself');
 
   const keyReader = new WireReader(p.publicKey);
   const certType = certTypeName(keyReader.utf8('key type'));
-  let caKey = caKeyField.get(ca);
-  if (!caKey) caKeyField.set(ca, (caKey = new WireWriter().string(ca.publicKeyBlob).toBuffer()));
+  let caKey = caKeyField.get(caPublicKeyBlob);
+  if (!caKey) caKeyField.set(caPublicKeyBlob, (caKey = new WireWriter().string(caPublicKeyBlob).toBuffer()));
 
-  // One buffer for the whole certificate: fields in wire order, then the signature over them.
   const w = new WireWriter(1024)
     .string(certType)
     .string(p.nonce)
@@ -198,10 +209,21 @@ export function encodeCertificate(p: CertParams, ca: Signer): { blob: Buffer; li
   writeOptions(w, p.extensions);
   w.string('') // reserved
     .raw(caKey);
-  const signature = ca.sign(w.view());
-  const blob = w.string(signature).toBuffer();
-  const line = `${certType} ${blob.toString('base64')}${p.keyId ? ` ${p.keyId}` : ''}`;
+  return { body: w.toBuffer(), certType, keyId: p.keyId };
+}
+
+/** The signed certificate: body + string(signature blob), as a blob and an authorized_keys-style line. */
+export function attachSignature(u: UnsignedCertificate, signature: Buffer): { blob: Buffer; line: string } {
+  const sig = new WireWriter(signature.length + 4).string(signature).toBuffer();
+  const blob = Buffer.concat([u.body, sig]);
+  const line = `${u.certType} ${blob.toString('base64')}${u.keyId ? ` ${u.keyId}` : ''}`;
   return { blob, line };
+}
+
+/** Encodes and signs in one step with a CA key held in this process. */
+export function encodeCertificate(p: CertParams, ca: Signer): { blob: Buffer; line: string } {
+  const u = certificateBody(p, ca.publicKeyBlob);
+  return attachSignature(u, ca.sign(u.body));
 }
 
 function readOptions(data: Buffer, kind: string): Record<string, string> {

@@ -37,7 +37,7 @@ export function publicKeyBlobOf(key: KeyObject): Buffer {
 }
 
 /** ECDSA: P1363 r||s (fixed width) → SSH's string(mpint r + mpint s). */
-function ecdsaSigBlob(name: string, p1363: Buffer): Buffer {
+export function ecdsaSigBlob(name: string, p1363: Buffer): Buffer {
   const half = p1363.length / 2;
   const inner = new WireWriter().mpint(p1363.subarray(0, half)).mpint(p1363.subarray(half)).toBuffer();
   return new WireWriter().string(name).string(inner).toBuffer();

@@ -71,6 +71,7 @@ await runCli(async () => {
             y2
               .positional('fingerprint', { type: 'string', demandOption: true })
               .option('force', { type: 'boolean', default: false })
+              .option('destroy', { type: 'boolean', default: false, describe: 'also delete the key object from the token (or the key file); cannot be undone' })
               .option('data-dir', { type: 'string' }),
           async (a) => (await import('./commands/ca.js')).retire(a),
         )

@@ -5,6 +5,7 @@
  * `npm start` from the repo root finds config/policy.yaml and ./data.
  */
 import { z } from 'zod';
+import { parsePublicKey } from '../ca/keys.js';
 import { cidrProblem, isLoopbackHost, parseIp } from './ip.js';
 import { canonicalServerUrl } from './server-url.js';
 import { checkWith, duration, name, parseYamlText, valueOrThrow, type Checked } from './problems.js';
@@ -55,6 +56,8 @@ export interface DaemonConfig {
   /** Clients are grouped by these prefixes for rate limits and connection caps. */
   addressPrefix: { ipv4: number; ipv6: number };
   connections: ConnectionLimits;
+  /** Where the CA private keys live. */
+  ca: CaCustodyConfig;
   /** Signed audit-head checkpoints: every N records or `interval` seconds; optionally to syslog. */
   auditCheckpoints: { everyRecords: number; interval: number; syslog: boolean };
   /** SSO with an OpenID Connect provider; absent = SSH-key logins only. */
@@ -104,6 +107,27 @@ export interface ConnectionLimits {
   headersTimeout: number;
   requestTimeout: number;
 }
+/**
+ * file: key files in dataDir/ca. pkcs11: keys generated inside a token. agent: the key held by
+ * an ssh-agent. (A host CA key will be a second key on the same backend.)
+ */
+export type CaCustodyConfig =
+  | { backend: 'file' }
+  | {
+      backend: 'pkcs11';
+      pkcs11: {
+        /** path of the PKCS#11 module (.so) */
+        module: string;
+        tokenLabel: string;
+        /** file holding the user PIN; else env JITSSHD_PKCS11_PIN */
+        pinFile?: string;
+        /** label of the CA key objects jit-sshd creates or adopts */
+        keyLabel: string;
+        /** sessions in the signing pool */
+        sessions: number;
+      };
+    }
+  | { backend: 'agent'; agent: { socket: string; key: string } };
 
 export const DEFAULT_LISTEN = '127.0.0.1:7422';
 
@@ -139,6 +163,18 @@ export function listenProblem(listen: string, tls: boolean): string | null {
 }
 
 const path = () => z.string().min(1);
+
+/** 'SHA256:' + 43 base64 characters, as ssh-keygen -l prints a fingerprint. */
+export const CA_FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
+
+function isPublicKeyLine(k: string): boolean {
+  try {
+    parsePublicKey(k, { minRsaBits: 2048 });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export const configSchema = z.strictObject({
   listen: z
@@ -214,6 +250,34 @@ export const configSchema = z.strictObject({
       requestTimeout: duration({ maxSeconds: 600 }).prefault('30s'),
     })
     .prefault({}),
+  ca: z
+    .discriminatedUnion('backend', [
+      z.strictObject({ backend: z.literal('file') }),
+      z.strictObject({
+        backend: z.literal('pkcs11'),
+        pkcs11: z.strictObject({
+          module: path(),
+          // PKCS#11 token labels are at most 32 bytes
+          tokenLabel: z.string().min(1).max(32),
+          pinFile: path().optional(),
+          keyLabel: z.string().min(1).max(64).default('jit-ssh-user-ca'),
+          // 2 leaves half of libuv's default 4 threads for the audit log's fs work while a slow token signs
+          sessions: z.number().int().min(1).max(64).default(2),
+        }),
+      }),
+      z.strictObject({
+        backend: z.literal('agent'),
+        agent: z.strictObject({
+          socket: path(),
+          key: z
+            .string()
+            .min(1)
+            .max(16_384)
+            .refine((k) => CA_FINGERPRINT.test(k) || isPublicKeyLine(k), 'must be the CA public key line or its SHA256:… fingerprint'),
+        }),
+      }),
+    ])
+    .prefault({ backend: 'file' }),
   auditCheckpoints: z
     .strictObject({
       everyRecords: z.number().int().min(1).max(1_000_000).default(1000),

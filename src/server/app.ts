@@ -100,7 +100,9 @@ export function errorHandler(deps: Pick<ServiceDeps, 'log'>) {
       deps.log.error({ err, method: req.method, path: req.path }, 'internal error');
       e = new JitError('internal', 'internal error, see the CA log');
     }
-    if (e.status >= 500 && e.code !== 'internal') deps.log.error({ code: e.code, msg: e.message, path: req.path, ...(e.cause instanceof Error ? { cause: e.cause.message } : {}) }, 'request failed');
+    if (e.status >= 500 && e.code !== 'internal') {
+      deps.log.error({ code: e.code, msg: e.message, cause: e.cause instanceof Error ? e.cause.message : undefined, path: req.path }, 'request failed');
+    }
     if (res.headersSent) return;
     if (e.retryAfterSeconds !== undefined) res.set('Retry-After', String(e.retryAfterSeconds));
     const body: { error: { code: string; message: string; details?: unknown } } = { error: { code: e.code, message: e.message } };

@@ -4,7 +4,7 @@
  */
 import { JitError } from '../errors.js';
 import { parsePublicKey, publicKeyLine, type ParsedKey } from '../ca/keys.js';
-import { checkCertParams, encodeCertificate } from '../ca/cert.js';
+import { attachSignature, certificateBody, checkCertParams } from '../ca/cert.js';
 import { decide, type AccessRequest, type Identity, type Decision } from '../policy/decide.js';
 import type { RequestRecord } from '../store/types.js';
 import { newRequestId, type ServiceDeps } from './deps.js';
@@ -138,7 +138,7 @@ async function checkPending(deps: ServiceDeps, user: string, nowMs: number, othe
 }
 
 /** Unexpired grants + live pending requests (a pending one holds a slot, or approvals could exceed maxActive) + in-flight ones. */
-async function countLiveGrants(deps: ServiceDeps, user: string, nowMs: number, othersInFlight: number): Promise<number> {
+export async function countLiveGrants(deps: ServiceDeps, user: string, nowMs: number, othersInFlight: number): Promise<number> {
   const pending = (await deps.state.listRequests({ user, status: 'pending' })).filter((r) => r.expiresAt > nowMs);
   return (await deps.state.countActiveGrants(user, Math.floor(nowMs / 1000))) + pending.length + othersInFlight;
 }
@@ -266,7 +266,9 @@ export async function signRequest(deps: ServiceDeps, rec: RequestRecord, nowMs: 
     nonce: deps.random(32),
   };
   checkCertParams(params);
-  const { line } = encodeCertificate(params, signer);
+  // The CA key may sign elsewhere (token, agent): body here, signature awaited, then assembled.
+  const body = certificateBody(params, signer.publicKeyBlob);
+  const { line } = attachSignature(body, await signer.sign(body.body));
 
   await audit.append({
     type: 'issue',

@@ -1,29 +1,31 @@
 /**
- * The CA keys on disk: one OpenSSH private key file per key (0600, readable by `ssh-keygen` in an
- * emergency) and a small manifest saying which key signs (active), which hosts must still trust
- * (trusted), and which are retired. Admin commands change the manifest atomically; the daemon
- * reloads it when it changes, so `jit-sshd ca rotate` works while the daemon runs.
+ * The CA keyring: a small manifest in dataDir/ca saying which key signs (active), which hosts
+ * must still trust (trusted), and which are retired, and where each key lives (a file, a token
+ * object, an ssh-agent: see src/signer). Admin commands change the manifest atomically; the
+ * daemon reloads it when it changes, so `jit-sshd ca rotate` works while the daemon runs.
  */
-import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { writeFileAtomicSync } from '../files.js';
 import { join } from 'node:path';
 import { JitError } from '../errors.js';
-import { createSigner } from '../ca/signer.js';
-import { decodeOpenSshPrivateKey, encodeOpenSshPrivateKey } from '../ca/openssh-key.js';
-import type { Signer } from '../ca/types.js';
+import { caDir, fileCustody } from '../signer/file.js';
+import { publicOnlySigner } from '../signer/checked.js';
+import type { CaSigner, HeldKey, KeyCustody, KeyLocation } from '../signer/types.js';
+import type { CaKeyType } from '../policy/config-schema.js';
 
-export type CaKeyType = 'ed25519' | 'ecdsa-p256' | 'ecdsa-p384' | 'ecdsa-p521' | 'rsa';
+export type { CaKeyType };
+export { loadCaKeyFile, readPrivateKeyFile } from '../signer/file.js';
 export type CaKeyStatus = 'active' | 'trusted' | 'retired';
 
-export interface CaKeyEntry {
-  file: string;
+export type CaKeyEntry = KeyLocation & {
   fingerprint: string;
   publicKey: string;
   status: CaKeyStatus;
   createdAt: string;
   retiredAt?: string;
-}
+  /** When `ca retire --destroy` deleted the key object (token) or file. */
+  destroyedAt?: string;
+};
 
 interface Manifest {
   keys: CaKeyEntry[];
@@ -31,10 +33,10 @@ interface Manifest {
 
 export interface CaKeyring {
   /** The key that signs new certificates. */
-  active(): Signer;
+  active(): CaSigner;
   /** Active and still-trusted keys (what hosts put in TrustedUserCAKeys). */
-  trusted(): Signer[];
-  byFingerprint(fp: string): Signer | undefined;
+  trusted(): CaSigner[];
+  byFingerprint(fp: string): CaSigner | undefined;
   /** TrustedUserCAKeys lines. */
   publicLines(): string[];
   entries(): CaKeyEntry[];
@@ -42,23 +44,7 @@ export interface CaKeyring {
   refresh(): boolean;
 }
 
-const caDir = (dataDir: string) => join(dataDir, 'ca');
 const manifestPath = (dataDir: string) => join(caDir(dataDir), 'keyring.json');
-
-function generateKey(type: CaKeyType): KeyObject {
-  switch (type) {
-    case 'ed25519':
-      return generateKeyPairSync('ed25519').privateKey;
-    case 'ecdsa-p256':
-      return generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-    case 'ecdsa-p384':
-      return generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
-    case 'ecdsa-p521':
-      return generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey;
-    case 'rsa':
-      return generateKeyPairSync('rsa', { modulusLength: 3072 }).privateKey;
-  }
-}
 
 function readManifest(dataDir: string): Manifest {
   const p = manifestPath(dataDir);
@@ -76,54 +62,67 @@ function writeManifest(dataDir: string, m: Manifest): void {
   writeFileAtomicSync(manifestPath(dataDir), JSON.stringify(m, null, 2) + '\n', 0o600);
 }
 
-/** Reads an OpenSSH private key file, refusing one that group or others could read. */
-export function readPrivateKeyFile(path: string, what = 'CA key'): KeyObject {
-  const st = statSync(path);
-  if ((st.mode & 0o077) !== 0) {
-    throw new JitError(
-      'invalid_config',
-      `${what} ${path} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`,
-    );
-  }
-  return decodeOpenSshPrivateKey(readFileSync(path, 'utf8'));
+function entryOf(k: HeldKey, status: CaKeyStatus, now: Date): CaKeyEntry {
+  return { ...k.location, fingerprint: k.fingerprint, publicKey: k.publicKeyLine, status, createdAt: now.toISOString() };
 }
 
-/** Loads a CA private key file, refusing keys that group or others could read. */
-export function loadCaKeyFile(path: string, comment?: string): Signer {
-  return createSigner(readPrivateKeyFile(path), comment);
-}
-
-function createKeyFile(dataDir: string, type: CaKeyType, now: Date): CaKeyEntry {
-  mkdirSync(caDir(dataDir), { recursive: true, mode: 0o700 });
-  const key = generateKey(type);
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
-  const file = `ca-${stamp}-${randomBytes(3).toString('hex')}.key`;
-  const text = encodeOpenSshPrivateKey(key, `jit-ssh-ca-${stamp}`, randomBytes(4).readUInt32BE(0));
-  writeFileAtomicSync(join(caDir(dataDir), file), text, 0o600);
-  const signer = createSigner(key, `jit-ssh-ca-${stamp}`);
-  return { file, fingerprint: signer.fingerprint, publicKey: signer.publicKeyLine, status: 'active', createdAt: now.toISOString() };
-}
-
-/** Creates the data dir and a first CA key if there is none. Returns the active entry and whether it was created. */
-export function initKeyring(dataDir: string, type: CaKeyType, now = new Date()): { entry: CaKeyEntry; created: boolean } {
+/**
+ * Makes sure there is an active CA key: the one the config names (agent), else an adoptable
+ * key the backend already holds (one token key under keyLabel, say from a key ceremony),
+ * else a new one. Returns the active entry and whether the keyring changed.
+ */
+export function initKeyring(dataDir: string, type: CaKeyType, custody: KeyCustody, now = new Date()): { entry: CaKeyEntry; created: boolean } {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  mkdirSync(caDir(dataDir), { recursive: true, mode: 0o700 });
   const m = readManifest(dataDir);
   const active = m.keys.find((k) => k.status === 'active');
+  const named = custody.configured();
+  if (named) {
+    if (active?.fingerprint === named.fingerprint) return { entry: active, created: false };
+    // Rotation by configuration: the named key signs from now on, the previous one stays trusted.
+    const known = m.keys.find((k) => k.fingerprint === named.fingerprint);
+    if (known?.status === 'retired') throw new JitError('invalid_config', `the configured CA key ${named.fingerprint} was retired; name another key`);
+    for (const k of m.keys) if (k.status === 'active') k.status = 'trusted';
+    const entry = known ?? entryOf(named, 'active', now);
+    entry.status = 'active';
+    if (!known) m.keys.push(entry);
+    writeManifest(dataDir, m);
+    return { entry, created: true };
+  }
   if (active) return { entry: active, created: false };
-  const entry = createKeyFile(dataDir, type, now);
+  const candidates = custody.adoptable().filter((k) => !m.keys.some((e) => e.fingerprint === k.fingerprint));
+  if (candidates.length > 1) {
+    throw new JitError('conflict', `the ${custody.backend} backend holds ${candidates.length} keys that could be the CA key (${candidates.map((c) => c.fingerprint).join(', ')}); keep one or set another key label`);
+  }
+  const entry = entryOf(candidates[0] ?? custody.create(type, now), 'active', now);
   m.keys.push(entry);
   writeManifest(dataDir, m);
   return { entry, created: true };
 }
 
-/** New signing key; the old active key stays trusted until retired. */
-export function rotateKeyring(dataDir: string, type: CaKeyType, now = new Date()): CaKeyEntry {
+/** New signing key where the backend keeps keys; the old active key stays trusted until retired. */
+export function rotateKeyring(dataDir: string, type: CaKeyType, custody: KeyCustody, now = new Date()): CaKeyEntry {
   const m = readManifest(dataDir);
   if (!m.keys.some((k) => k.status === 'active')) throw new JitError('conflict', 'no CA key yet: run jit-sshd init');
-  const entry = createKeyFile(dataDir, type, now);
+  const entry = entryOf(custody.create(type, now), 'active', now);
   for (const k of m.keys) if (k.status === 'active') k.status = 'trusted';
   m.keys.push(entry);
   writeManifest(dataDir, m);
+  return entry;
+}
+
+/** Deletes a retired key's object (token) or file for good; the manifest keeps the record. */
+export function destroyKey(dataDir: string, fingerprint: string, custody: KeyCustody, now = new Date()): CaKeyEntry {
+  const m = readManifest(dataDir);
+  const entry = m.keys.find((k) => k.fingerprint === fingerprint);
+  if (!entry) throw new JitError('not_found', `no CA key with fingerprint ${fingerprint}`);
+  if (entry.status !== 'retired') throw new JitError('conflict', `CA key ${fingerprint} is ${entry.status}: only a retired key can be destroyed`);
+  if (!entry.destroyedAt) {
+    // A key file left from before a move to a token or agent is still the file backend's to delete.
+    ('file' in entry ? fileCustody(dataDir) : custody).destroy(entry);
+    entry.destroyedAt = now.toISOString();
+    writeManifest(dataDir, m);
+  }
   return entry;
 }
 
@@ -157,28 +156,42 @@ export function readKeyringEntries(dataDir: string): CaKeyEntry[] {
   return readManifest(dataDir).keys;
 }
 
+/** Public key blob by fingerprint of every non-retired key, from the manifest alone (no token or agent needed). */
+export function keyringPublicKeys(dataDir: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  for (const e of readManifest(dataDir).keys) if (e.status !== 'retired') out.set(e.fingerprint, Buffer.from(e.publicKey.split(' ')[1] ?? '', 'base64'));
+  return out;
+}
+
 /** Opens the keyring for signing; loads every non-retired key. */
-export function openKeyring(dataDir: string, onChange?: (entries: CaKeyEntry[]) => void): CaKeyring {
-  let signers = new Map<string, Signer>();
+export function openKeyring(dataDir: string, custody: KeyCustody, onChange?: (entries: CaKeyEntry[]) => void): CaKeyring {
+  let signers = new Map<string, CaSigner>();
+  /** Opened keys by role and fingerprint: a trusted key made active again must be opened then. */
+  let opened = new Map<string, CaSigner>();
   let entries: CaKeyEntry[] = [];
   let activeFp = '';
   let mtimeMs = -1;
 
   const load = (): void => {
     const m = readManifest(dataDir);
-    const next = new Map<string, Signer>();
+    const next = new Map<string, CaSigner>();
+    const nextOpened = new Map<string, CaSigner>();
     let active = '';
     for (const e of m.keys) {
       if (e.status === 'retired') continue;
-      const signer = signers.get(e.fingerprint) ?? loadCaKeyFile(join(caDir(dataDir), e.file), e.publicKey.split(' ')[2]);
+      // Only the active key is opened where it lives; trusted ones are public keys to hosts.
+      const role = `${e.status === 'active' ? 'signing' : 'public'}:${e.fingerprint}`;
+      const signer = opened.get(role) ?? (e.status === 'active' ? custody.open(e, e.fingerprint, e.publicKey) : publicOnlySigner(e.publicKey));
       if (signer.fingerprint !== e.fingerprint) {
-        throw new JitError('invalid_config', `CA key file ${e.file} does not match its fingerprint in the keyring`);
+        throw new JitError('invalid_config', `CA key ${'file' in e ? `file ${e.file}` : e.fingerprint} does not match its fingerprint in the keyring`);
       }
+      nextOpened.set(role, signer);
       next.set(e.fingerprint, signer);
       if (e.status === 'active') active = e.fingerprint;
     }
     if (!active) throw new JitError('invalid_config', `no active CA key in ${manifestPath(dataDir)}: run jit-sshd init`);
     signers = next;
+    opened = nextOpened;
     entries = m.keys;
     activeFp = active;
   };

@@ -4,29 +4,53 @@ import { join } from 'node:path';
 import { JitError } from '../../errors.js';
 import { readLines } from '../../store/audit.js';
 import { errorCode } from '../../store/durable-file.js';
-import { initKeyring, readKeyringEntries, retireKey, rotateKeyring } from '../../store/ca-keys.js';
+import { destroyKey, initKeyring, readKeyringEntries, retireKey, rotateKeyring } from '../../store/ca-keys.js';
+import { openCustody, type KeyCustody } from '../../signer/index.js';
+import type { DaemonConfig } from '../../policy/config-schema.js';
 import { adminConfig, print, type CommonArgs } from './settings.js';
 import { databaseUrl } from '../../store/engine.js';
 
+/** Runs fn with the configured key custody open (token logged in, agent reached), then closes it. */
+async function withCustody<T>(c: DaemonConfig, fn: (custody: KeyCustody) => T): Promise<T> {
+  const custody = await openCustody(c);
+  try {
+    return fn(custody);
+  } finally {
+    await custody.close();
+  }
+}
+
 export async function init(a: CommonArgs): Promise<void> {
   const c = adminConfig(a);
-  const { entry, created } = initKeyring(c.dataDir, c.caKeyType);
+  const { entry, created } = await withCustody(c, (custody) => initKeyring(c.dataDir, c.caKeyType, custody));
   print(a, `${created ? 'created' : 'exists'}: ${entry.fingerprint}\n${entry.publicKey}`, { created, ...entry });
 }
 
 export async function show(a: CommonArgs): Promise<void> {
   const c = adminConfig(a);
-  const live = readKeyringEntries(c.dataDir).filter((k) => k.status !== 'retired');
+  const entries = readKeyringEntries(c.dataDir);
+  const live = entries.filter((k) => k.status !== 'retired');
+  // A token or agent also shows what it holds, so an admin sees keys the keyring does not know.
+  const held = c.ca.backend === 'file' ? [] : await withCustody(c, (custody) => custody.list());
+  const statusOf = (fp: string) => entries.find((e) => e.fingerprint === fp)?.status ?? 'not in keyring';
   print(
     a,
-    live.map((k) => `${k.publicKey}`).join('\n') || '# no CA key yet: run jit-sshd init',
-    live.map((k) => ({ fingerprint: k.fingerprint, status: k.status, publicKey: k.publicKey })),
+    [
+      live.map((k) => `${k.publicKey}`).join('\n') || '# no CA key yet: run jit-sshd init',
+      ...held.map((k) => `# ${c.ca.backend}: ${k.fingerprint} ${statusOf(k.fingerprint)}: ${k.note}`),
+    ].join('\n'),
+    [
+      ...live.map((k) => ({ fingerprint: k.fingerprint, status: k.status, publicKey: k.publicKey, held: held.find((h) => h.fingerprint === k.fingerprint)?.note })),
+      ...held
+        .filter((h) => !live.some((k) => k.fingerprint === h.fingerprint))
+        .map((h) => ({ fingerprint: h.fingerprint, status: statusOf(h.fingerprint), publicKey: h.publicKeyLine, held: h.note })),
+    ],
   );
 }
 
 export async function rotate(a: CommonArgs): Promise<void> {
   const c = adminConfig(a);
-  const e = rotateKeyring(c.dataDir, c.caKeyType);
+  const e = await withCustody(c, (custody) => rotateKeyring(c.dataDir, c.caKeyType, custody));
   print(a, `new signing key ${e.fingerprint}; the previous key stays trusted until retired\n${e.publicKey}`, e);
 }
 
@@ -71,8 +95,24 @@ export async function lastValidBefore(dataDir: string, fingerprint: string): Pro
   return last;
 }
 
-export async function retire(a: CommonArgs & { fingerprint: string; force?: boolean }): Promise<void> {
+/** From the database's audit chain with store type postgres, else from the data dir's audit log. */
+async function lastValidBeforeOf(c: DaemonConfig, fingerprint: string): Promise<number> {
+  if (c.store.type !== 'postgres') return lastValidBefore(c.dataDir, fingerprint);
+  return (await import('../../store/postgres/admin.js')).lastValidBeforeInDatabase(databaseUrl(c), fingerprint);
+}
+
+export async function retire(a: CommonArgs & { fingerprint: string; force?: boolean; destroy?: boolean }): Promise<void> {
   const c = adminConfig(a);
-  const e = retireKey(c.dataDir, a.fingerprint, { force: a.force, lastValidBefore: a.force ? undefined : (c.store.type === 'postgres' ? await (await import('../../store/postgres/admin.js')).lastValidBeforeInDatabase(databaseUrl(c), a.fingerprint) : await lastValidBefore(c.dataDir, a.fingerprint)) });
-  print(a, `retired ${e.fingerprint}: hosts stop trusting it at their next sync`, e);
+  const already = readKeyringEntries(c.dataDir).some((k) => k.fingerprint === a.fingerprint && k.status === 'retired');
+  // Retiring only marks the key untrusted; deleting the key object is a separate, explicit step.
+  const e =
+    already && a.destroy
+      ? undefined
+      : retireKey(c.dataDir, a.fingerprint, { force: a.force, lastValidBefore: a.force ? undefined : await lastValidBeforeOf(c, a.fingerprint) });
+  if (!a.destroy) {
+    print(a, `retired ${e!.fingerprint}: hosts stop trusting it at their next sync; the key itself is kept (--destroy deletes it)`, e);
+    return;
+  }
+  const d = await withCustody(c, (custody) => destroyKey(c.dataDir, a.fingerprint, custody));
+  print(a, `retired and destroyed ${d.fingerprint}: the key no longer exists`, d);
 }

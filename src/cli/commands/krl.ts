@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '../../files.js';
 import { buildKrl } from '../../service/krl.js';
-import { openKeyring } from '../../store/ca-keys.js';
+import { keyringPublicKeys } from '../../store/ca-keys.js';
 import { readRevocations } from '../../store/state.js';
 import { adminConfig, type CommonArgs } from './settings.js';
 import { databaseUrl } from '../../store/engine.js';
@@ -23,8 +23,8 @@ export async function krl(a: CommonArgs & { out?: string }): Promise<void> {
   } else {
     snapshot = await readRevocations(join(c.dataDir, 'state.json'), nowSec);
   }
-  const ring = openKeyring(c.dataDir);
-  const bytes = buildKrl(snapshot, (fp) => ring.byFingerprint(fp)?.publicKeyBlob, nowSec);
+  const caKeys = keyringPublicKeys(c.dataDir);
+  const bytes = buildKrl(snapshot, (fp) => caKeys.get(fp), nowSec);
   if (a.out) {
     writeFileAtomicSync(a.out, bytes, 0o644);
     process.stderr.write(`wrote ${a.out}: KRL version ${snapshot.krlVersion}, ${snapshot.certificates.length} revoked certificates\n`);
