@@ -101,8 +101,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const custody = await openCustody(config);
   let store;
   try {
-    const { entry, created } = initKeyring(config.dataDir, config.caKeyType, custody);
-    if (created) opts.onFirstKey?.(entry.publicKey);
     store = await openEngine(config, {
       clock: () => new Date(clock.now()),
       auditFs: opts.auditFs,
@@ -110,6 +108,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
     for (const w of store.warnings) log.warn(w);
   } catch (e) {
+    await custody.close();
+    throw e;
+  }
+  try {
+    // Replicas: which key is active comes from the database (before a first key is made here).
+    await store.syncKeyring?.(config.dataDir, (e) => log.warn({ error: e.message }, 'CA keyring sync with the database failed; retrying'));
+    const { entry, created } = initKeyring(config.dataDir, config.caKeyType, custody);
+    if (created) opts.onFirstKey?.(entry.publicKey);
+  } catch (e) {
+    await store.close();
     await custody.close();
     throw e;
   }

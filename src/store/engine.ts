@@ -28,6 +28,8 @@ export interface StoreEngine {
   /** Request locks across replicas; absent when one daemon owns the store. */
   requestLocks?: SharedLocks;
   health(): Promise<StoreHealth>;
+  /** Shares the CA keyring manifest (which key is active/trusted) through the store, when it can. */
+  syncKeyring?(dataDir: string, onError: (e: Error) => void): Promise<void>;
   warnings: string[];
   close(): Promise<void>;
 }
@@ -64,6 +66,7 @@ export async function openEngine(config: Pick<DaemonConfig, 'store' | 'dataDir'>
       usedIdTokens: pg.usedIdTokens,
       challengeKey: pg.challengeKey,
       requestLocks: pg.requestLocks,
+      syncKeyring: (dataDir, onError) => pg.syncKeyring(dataDir, onError),
       async health() {
         try {
           await pg.ping();

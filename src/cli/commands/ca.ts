@@ -20,9 +20,27 @@ async function withCustody<T>(c: DaemonConfig, fn: (custody: KeyCustody) => T): 
   }
 }
 
+/**
+ * With store type postgres the keyring manifest is shared through the database: take the
+ * current one first, change it here, publish it (every replica follows within a second).
+ */
+async function sharedKeyring<T>(c: DaemonConfig, change: () => Promise<T>): Promise<T> {
+  if (c.store.type !== 'postgres') return change();
+  const db = await import('../../store/postgres/admin.js');
+  const pool = db.adminPool(databaseUrl(c));
+  try {
+    await db.pullKeyring(pool, c.dataDir);
+    const out = await change();
+    await db.publishKeyring(pool, c.dataDir);
+    return out;
+  } finally {
+    await pool.end();
+  }
+}
+
 export async function init(a: CommonArgs): Promise<void> {
   const c = adminConfig(a);
-  const { entry, created } = await withCustody(c, (custody) => initKeyring(c.dataDir, c.caKeyType, custody));
+  const { entry, created } = await sharedKeyring(c, () => withCustody(c, (custody) => initKeyring(c.dataDir, c.caKeyType, custody)));
   print(a, `${created ? 'created' : 'exists'}: ${entry.fingerprint}\n${entry.publicKey}`, { created, ...entry });
 }
 
@@ -50,7 +68,7 @@ export async function show(a: CommonArgs): Promise<void> {
 
 export async function rotate(a: CommonArgs): Promise<void> {
   const c = adminConfig(a);
-  const e = await withCustody(c, (custody) => rotateKeyring(c.dataDir, c.caKeyType, custody));
+  const e = await sharedKeyring(c, () => withCustody(c, (custody) => rotateKeyring(c.dataDir, c.caKeyType, custody)));
   print(a, `new signing key ${e.fingerprint}; the previous key stays trusted until retired\n${e.publicKey}`, e);
 }
 
@@ -103,6 +121,10 @@ async function lastValidBeforeOf(c: DaemonConfig, fingerprint: string): Promise<
 
 export async function retire(a: CommonArgs & { fingerprint: string; force?: boolean; destroy?: boolean }): Promise<void> {
   const c = adminConfig(a);
+  await sharedKeyring(c, () => retireHere(a, c));
+}
+
+async function retireHere(a: CommonArgs & { fingerprint: string; force?: boolean; destroy?: boolean }, c: DaemonConfig): Promise<void> {
   const already = readKeyringEntries(c.dataDir).some((k) => k.fingerprint === a.fingerprint && k.status === 'retired');
   // Retiring only marks the key untrusted; deleting the key object is a separate, explicit step.
   const e =

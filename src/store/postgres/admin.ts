@@ -3,6 +3,7 @@ import { createPool, storeError, type Pool } from './pool.js';
 
 export { auditLines } from './audit.js';
 export { importEmbedded } from './import-embedded.js';
+export { publishKeyring, pullKeyring } from './keyring.js';
 
 export function adminPool(url: string): Pool {
   return createPool(url, { max: 2, connectTimeoutMs: 5000 });

@@ -15,6 +15,7 @@ import { createPool, query, redactUrl, type Pool } from './pool.js';
 import { pgSerialAllocator, raiseSerialFloor } from './serials.js';
 import { PgState, recordGrantsOf } from './state.js';
 import { boundedAudit } from '../bounded-audit.js';
+import { syncKeyring } from './keyring.js';
 
 export { auditLines, redactUrl };
 
@@ -39,6 +40,8 @@ export interface PgStore {
   usedIdTokens: PgUsedOnce;
   challengeKey: Buffer;
   requestLocks: SharedLocks;
+  /** Keeps dataDir's keyring manifest in step with the database's (see keyring.ts) until close. */
+  syncKeyring(dataDir: string, onError: (e: Error) => void): Promise<void>;
   /** A round trip to the database: what /healthz reports. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -60,6 +63,7 @@ export async function openPgStore(url: string, opts: PgStoreOptions = {}): Promi
         await raiseSerialFloor(tx, records);
       },
     });
+    let stopKeyringSync = (): void => undefined;
     const store: PgStore = {
       pool,
       state: new PgState(pool, { clock, requestGraceSec: opts.requestGraceSec, krlGraceSec: opts.krlGraceSec }),
@@ -70,10 +74,14 @@ export async function openPgStore(url: string, opts: PgStoreOptions = {}): Promi
       usedIdTokens: new PgUsedOnce(pool, 'id_token', now),
       challengeKey: await loadChallengeKey(pool),
       requestLocks: pgRequestLocks(lockPool),
+      async syncKeyring(dataDir, onError) {
+        stopKeyringSync = await syncKeyring(pool, dataDir, onError);
+      },
       async ping() {
         await query(pool, 'health check', 'SELECT 1');
       },
       async close() {
+        stopKeyringSync();
         try {
           await audit.close();
         } finally {
