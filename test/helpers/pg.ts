@@ -8,7 +8,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import { describe, it } from 'vitest';
@@ -83,17 +82,7 @@ export async function freshDatabase(adminUrl = PG_ADMIN_URL): Promise<TestDataba
   };
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => res(port));
-    });
-  });
-}
+export { freePort } from '../reliability/support.js';
 
 /** The newest /usr/lib/postgresql/<v>/bin, where initdb and pg_ctl live. */
 export function postgresBinDir(): string | undefined {

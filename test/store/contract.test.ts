@@ -7,27 +7,14 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { verifyAuditLines } from '../../src/store/audit.js';
 import { openEngine, type StoreEngine } from '../../src/store/engine.js';
 import type { RequestRecord } from '../../src/store/types.js';
+import { sampleRequest } from '../helpers/records.js';
 import { tempDir } from '../helpers/keys.js';
 import { describeWithPostgres, freshDatabase } from '../helpers/pg.js';
 
 const NOW = 1_900_000_000; // seconds
 const clock = () => new Date(NOW * 1000);
 
-function request(id: string, over: Partial<RequestRecord> = {}): RequestRecord {
-  return {
-    id,
-    user: 'alice',
-    target: 'prod-db',
-    task: 'check-logs',
-    status: 'pending',
-    createdAt: NOW * 1000,
-    expiresAt: (NOW + 3600) * 1000,
-    draft: { account: 'readonly', principals: ['readonly@prod-db'], ttlSeconds: 900, criticalOptions: {}, extensions: { 'permit-pty': '' } },
-    approvals: [],
-    publicKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl',
-    ...over,
-  };
-}
+const request = (id: string, over: Partial<RequestRecord> = {}): RequestRecord => sampleRequest(id, NOW, over);
 
 /** What signRequest appends for an auto-issued certificate (the fields grants are rebuilt from). */
 function issueEvent(id: string, serial: string, validBefore: number, user = 'alice') {
