@@ -13,7 +13,7 @@ import { loadDaemonConfig, loadPolicyFile } from './config-files.js';
 import { isLoopbackListen, listenProblem, parseListen, type DaemonConfig } from './policy/config-schema.js';
 import { canonicalServerUrl } from './policy/server-url.js';
 import type { Policy } from './policy/schema.js';
-import { openEngine } from './store/engine.js';
+import { openEngine } from './store-engine.js';
 import type { AuditFileOps } from './store/audit.js';
 import { initKeyring, openKeyring } from './store/ca-keys.js';
 import { openCustody } from './signer/index.js';

@@ -10,7 +10,7 @@ import { identityFromAnyBearer } from '../auth/oidc-session.js';
 import type { OidcVerifier } from '../auth/oidc.js';
 import type { UsedTokenStore } from '../auth/oidc-replay.js';
 import type { Challenges } from '../auth/challenges.js';
-import type { StoreHealth } from '../store/engine.js';
+import type { StoreHealth } from '../store/types.js';
 import { addressGroup } from '../policy/ip.js';
 import type { SessionTokens } from '../auth/tokens.js';
 import type { ServiceDeps } from '../service/deps.js';

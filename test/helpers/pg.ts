@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { describe, it } from 'vitest';
 import { inCI } from './tools.js';
+import { freePort } from '../reliability/support.js';
 
 export const PG_ADMIN_URL = process.env.JIT_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -82,7 +83,7 @@ export async function freshDatabase(adminUrl = PG_ADMIN_URL): Promise<TestDataba
   };
 }
 
-export { freePort } from '../reliability/support.js';
+export { freePort };
 
 /** The newest /usr/lib/postgresql/<v>/bin, where initdb and pg_ctl live. */
 export function postgresBinDir(): string | undefined {

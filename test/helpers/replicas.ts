@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initKeyring } from '../../src/store/ca-keys.js';
+import { openCustody } from '../../src/signer/index.js';
 import { REPO, type TestEnv } from './daemon.js';
 import { freePort } from './pg.js';
 
@@ -47,7 +48,9 @@ export async function untilHealthy(r: Replica, limitMs = 20_000): Promise<void> 
 }
 
 export async function replicaSet(env: TestEnv, n: number, databaseUrl: string, extraConfig = ''): Promise<ReplicaSet> {
-  initKeyring(env.dataDir, 'ed25519');
+  const custody = await openCustody({ ca: { backend: 'file' }, dataDir: env.dataDir } as Parameters<typeof openCustody>[0]);
+  initKeyring(env.dataDir, 'ed25519', custody);
+  await custody.close();
   const base = readFileSync(env.configPath, 'utf8');
   const replicas: Replica[] = [];
   for (let i = 0; i < n; i++) {

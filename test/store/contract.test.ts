@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { verifyAuditLines } from '../../src/store/audit.js';
-import { openEngine, type StoreEngine } from '../../src/store/engine.js';
+import { openEngine, type StoreEngine } from '../../src/store-engine.js';
 import type { RequestRecord } from '../../src/store/types.js';
 import { sampleRequest } from '../helpers/records.js';
 import { tempDir } from '../helpers/keys.js';

@@ -8,7 +8,7 @@ import { readLines } from '../../store/audit.js';
 import { verifyAnchoredAudit, type Anchor } from '../../store/audit-verify.js';
 import { errorCode } from '../../store/durable-file.js';
 import { adminConfig, print, type CommonArgs } from './settings.js';
-import { databaseUrl } from '../../store/engine.js';
+import { databaseUrl } from '../../store-engine.js';
 
 export interface VerifyArgs extends CommonArgs {
   /** SEQ:HASH heads noted off the box. */

@@ -8,7 +8,7 @@ import { destroyKey, initKeyring, readKeyringEntries, retireKey, rotateKeyring }
 import { openCustody, type KeyCustody } from '../../signer/index.js';
 import type { DaemonConfig } from '../../policy/config-schema.js';
 import { adminConfig, print, type CommonArgs } from './settings.js';
-import { databaseUrl } from '../../store/engine.js';
+import { databaseUrl } from '../../store-engine.js';
 
 /** Runs fn with the configured key custody open (token logged in, agent reached), then closes it. */
 async function withCustody<T>(c: DaemonConfig, fn: (custody: KeyCustody) => T): Promise<T> {

@@ -6,7 +6,7 @@ import { buildKrl } from '../../service/krl.js';
 import { keyringPublicKeys } from '../../store/ca-keys.js';
 import { readRevocations } from '../../store/state.js';
 import { adminConfig, type CommonArgs } from './settings.js';
-import { databaseUrl } from '../../store/engine.js';
+import { databaseUrl } from '../../store-engine.js';
 
 export async function krl(a: CommonArgs & { out?: string }): Promise<void> {
   const c = adminConfig(a);

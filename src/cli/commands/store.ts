@@ -1,6 +1,6 @@
 /** jit-sshd store migrate --to postgres://… : the embedded data dir into an empty database. */
 import { JitError } from '../../errors.js';
-import { DATABASE_URL_ENV } from '../../store/engine.js';
+import { DATABASE_URL_ENV } from '../../store-engine.js';
 import { adminConfig, print, type CommonArgs } from './settings.js';
 
 export interface MigrateArgs extends CommonArgs {

@@ -3,8 +3,7 @@
  * challenge nonces and ID-token hashes (single use everywhere), and session tokens (hashes).
  */
 import { randomBytes } from 'node:crypto';
-import type { UsedTokenStore } from '../../auth/oidc-replay.js';
-import type { SessionTokenStore, TokenRecord } from '../../auth/tokens.js';
+import type { SessionRecord, SessionRecordStore, UsedOnceStore } from '../types.js';
 import { JitError } from '../../errors.js';
 import { query, type Pool } from './pool.js';
 
@@ -18,7 +17,7 @@ export async function loadChallengeKey(pool: Pool): Promise<Buffer> {
 }
 
 /** Single-use keys of one kind ('challenge', 'id_token'): the primary key makes it atomic. */
-export class PgUsedOnce implements UsedTokenStore {
+export class PgUsedOnce implements UsedOnceStore {
   constructor(
     private readonly pool: Pool,
     private readonly kind: string,
@@ -38,16 +37,16 @@ export class PgUsedOnce implements UsedTokenStore {
   }
 }
 
-export class PgSessionTokens implements SessionTokenStore {
+export class PgSessionTokens implements SessionRecordStore {
   constructor(private readonly pool: Pool) {}
 
-  async put(hash: string, rec: TokenRecord): Promise<void> {
+  async put(hash: string, rec: SessionRecord): Promise<void> {
     if (!/^[0-9a-f]{64}$/.test(hash)) throw new JitError('internal', 'session tokens are stored by their sha256 hex, never as themselves');
     await query(this.pool, 'store session', 'INSERT INTO session_tokens (hash, user_name, expires_at, record) VALUES ($1, $2, $3, $4)', [hash, rec.user, rec.expiresAt, JSON.stringify(rec)]);
   }
 
-  async get(hash: string, now: number): Promise<TokenRecord | undefined> {
-    const { rows } = await query<{ record: TokenRecord }>(this.pool, 'read session', 'SELECT record FROM session_tokens WHERE hash = $1 AND expires_at > $2', [hash, now]);
+  async get(hash: string, now: number): Promise<SessionRecord | undefined> {
+    const { rows } = await query<{ record: SessionRecord }>(this.pool, 'read session', 'SELECT record FROM session_tokens WHERE hash = $1 AND expires_at > $2', [hash, now]);
     return rows[0]?.record;
   }
 

@@ -6,7 +6,7 @@
  */
 import type { OpenedAuditLog } from '../audit.js';
 import type { SerialAllocator } from '../serials.js';
-import type { SharedLocks } from '../../service/locks.js';
+import type { RowLocks } from '../types.js';
 import { auditLines, openPgAuditLog } from './audit.js';
 import { loadChallengeKey, PgSessionTokens, PgUsedOnce } from './auth.js';
 import { pgRequestLocks } from './locks.js';
@@ -39,7 +39,7 @@ export interface PgStore {
   usedChallenges: PgUsedOnce;
   usedIdTokens: PgUsedOnce;
   challengeKey: Buffer;
-  requestLocks: SharedLocks;
+  requestLocks: RowLocks;
   /** Keeps dataDir's keyring manifest in step with the database's (see keyring.ts) until close. */
   syncKeyring(dataDir: string, onError: (e: Error) => void): Promise<void>;
   /** A round trip to the database: what /healthz reports. */

@@ -4,13 +4,13 @@
  * approvals on two replicas thus run one after the other, and the second sees the request
  * already issued. If the lock's connection drops, PostgreSQL releases the lock.
  */
-import type { SharedLocks } from '../../service/locks.js';
+import type { RowLocks } from '../types.js';
 import { storeError, type Pool } from './pool.js';
 
 /** Namespace of jit-sshd's request locks (the first key of the two-key advisory lock). */
 const REQUEST_LOCKS = 0x6a17;
 
-export function pgRequestLocks(pool: Pool): SharedLocks {
+export function pgRequestLocks(pool: Pool): RowLocks {
   return {
     async withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
       let client;

@@ -3,17 +3,18 @@
  * PostgreSQL (any number of replicas on one database). The use cases see only the interfaces
  * here; src/daemon.ts picks the engine from `store.type`.
  */
-import { MemoryUsedTokens, type UsedTokenStore } from '../auth/oidc-replay.js';
-import { MemorySessionTokens, type SessionTokenStore } from '../auth/tokens.js';
-import { JitError } from '../errors.js';
-import type { DaemonConfig } from '../policy/config-schema.js';
-import type { SharedLocks } from '../service/locks.js';
-import type { AuditFileOps, OpenedAuditLog } from './audit.js';
-import { openStore } from './index.js';
-import type { SerialAllocator } from './serials.js';
-import type { StateStore } from './types.js';
+import { MemoryUsedTokens, type UsedTokenStore } from './auth/oidc-replay.js';
+import { MemorySessionTokens, type SessionTokenStore } from './auth/tokens.js';
+import { JitError } from './errors.js';
+import type { DaemonConfig } from './policy/config-schema.js';
+import type { SharedLocks } from './service/locks.js';
+import type { AuditFileOps, OpenedAuditLog } from './store/audit.js';
+import { openStore } from './store/index.js';
+import type { SerialAllocator } from './store/serials.js';
+import type { StateStore, StoreHealth } from './store/types.js';
 
-export type StoreHealth = { ok: true } | { ok: false; problem: string };
+export type { StoreHealth };
+
 
 export interface StoreEngine {
   readonly kind: 'embedded' | 'postgres';
@@ -54,7 +55,7 @@ export interface EngineOptions {
 export async function openEngine(config: Pick<DaemonConfig, 'store' | 'dataDir'>, opts: EngineOptions = {}): Promise<StoreEngine> {
   const now = () => (opts.clock?.() ?? new Date()).getTime();
   if (config.store.type === 'postgres') {
-    const { openPgStore } = await import('./postgres/index.js');
+    const { openPgStore } = await import('./store/postgres/index.js');
     const pg = await openPgStore(databaseUrl(config), { clock: opts.clock, poolSize: config.store.poolSize, onPoolError: opts.onPoolError });
     return {
       kind: 'postgres',
