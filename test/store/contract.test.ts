@@ -208,3 +208,24 @@ function contract(engine: Engine): void {
 
 describe('store contract: embedded', () => contract(embedded));
 describeWithPostgres('store contract: postgres', () => contract(postgres));
+
+describeWithPostgres('postgres schema migrations', () => {
+  it('ok/two stores opening one fresh database at once migrate it once, to the newest version', async () => {
+    const db = await freshDatabase();
+    try {
+      const open = () => openEngine({ store: { type: 'postgres', url: db.url, poolSize: 2 }, dataDir: '/nonexistent' }, { clock });
+      const [a, b] = await Promise.all([open(), open()]);
+      const { default: pg } = await import('pg');
+      const c = new pg.Client(db.url);
+      await c.connect();
+      const { rows } = await c.query<{ version: number }>('SELECT version FROM jit_schema ORDER BY version');
+      await c.end();
+      const { MIGRATIONS } = await import('../../src/store/postgres/migrations.js');
+      expect(rows.map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
+      await a.close();
+      await b.close();
+    } finally {
+      await db.drop();
+    }
+  });
+});

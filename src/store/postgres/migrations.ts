@@ -69,6 +69,13 @@ CREATE INDEX used_once_expiry ON used_once (expires_at);
 CREATE TABLE ca_keyring (id int PRIMARY KEY CHECK (id = 1), version bigint NOT NULL, manifest jsonb NOT NULL);
 `,
   },
+  {
+    version: 2,
+    name: 'live grants per user by expiry',
+    // countActiveGrants runs on every issuance: range-scan a user's live grants by validBefore
+    // instead of filtering every grant the user ever had that prune has not dropped yet.
+    sql: `CREATE INDEX requests_live_grants ON requests (user_name, valid_before) WHERE status = 'issued';`,
+  },
 ];
 
 /** Any fixed number: the advisory lock key jit-sshd migrations take ("jitssh" in ASCII). */
