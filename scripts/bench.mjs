@@ -16,6 +16,7 @@
  *   rss_mb             the daemon's resident set after the load.
  *   oidc_verify_us, sso_login_overhead_ms: SSO, see scripts/bench/sso.mjs.      ≤ 300 each
  *   pg_ratio, replica_scaling, pg_issue_p99_ms: PostgreSQL store, see scripts/bench/pg.mjs.
+ *   report_render_ms, approvals_page_kb: web pages, see scripts/bench/web.mjs.  ≤ 1000, ≤ 50
  *   pkcs11_sign_ratio  certificates/s with the CA key in SoftHSM2 / with it in a file (report).
  *   agent_sign_ratio   certificates/s with the CA key in an ssh-agent / in a file (report).
  *
@@ -33,6 +34,7 @@ import { benchCertParams, ed25519, makeBenchEnv, REPO, rssMb, spawnDaemon, spawn
 import { median, pair, percentile, runLoad } from './bench/load.mjs';
 import { benchSso } from './bench/sso.mjs';
 import { benchPg } from './bench/pg.mjs';
+import { benchWeb } from './bench/web.mjs';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const PRIOR = Number(process.env.BENCH_PRIOR ?? 100_000);
@@ -292,6 +294,12 @@ async function main() {
     Object.assign(result, { pg_ratio: r.pg_ratio, replica_scaling: r.replica_scaling, pg_issue_p99_ms: r.pg_issue_p99_ms, pg: r.pg });
     notes.push(...r.notes);
   }
+  // ---------------------------------------------------------------- web pages (self-contained)
+  {
+    const w = await benchWeb({ quick: QUICK, progress }).catch((e) => ({ report_render_ms: null, approvals_page_kb: null, web: {}, notes: [`web figures not measured: ${e.message}`] }));
+    Object.assign(result, { report_render_ms: w.report_render_ms, approvals_page_kb: w.approvals_page_kb, web: w.web });
+    notes.push(...w.notes);
+  }
 
   // ---------------------------------------------------------------- pkcs11_sign_ratio, agent_sign_ratio
   {
@@ -317,6 +325,10 @@ async function main() {
     ['pg_ratio', result.pg_ratio, '≥ 0.6', (v) => v >= 0.6, `${result.pg.issue_per_s}/s on PostgreSQL vs ${result.pg.embedded_issue_per_s}/s embedded, ${CONCURRENCY} clients`],
     ['replica_scaling', result.replica_scaling, '≥ 1.6', (v) => v >= 1.6, `${result.pg.two_replicas_per_s}/s with 2 replicas vs ${result.pg.one_replica_per_s}/s with 1, ${result.pg.cores} cores`],
     ['pg_issue_p99_ms', result.pg_issue_p99_ms, '(report)', () => true, `p50 ${result.pg.issue_p50_ms} ms on PostgreSQL at ${CONCURRENCY} clients`],
+    ['report_render_ms', result.report_render_ms, '≤ 1000', (v) => v <= 1000,
+      `access report page over ${result.web.records} audit records, every one parsed; one target ${result.web.report_one_target_ms} ms`],
+    ['approvals_page_kb', result.approvals_page_kb, '≤ 50', (v) => v <= 50,
+      `10 waiting requests: HTML ${result.web.approvals_html_bytes} B + CSS ${result.web.css_bytes} B + JS ${result.web.js_bytes} B`],
     ...[['pkcs11_sign_ratio', 'pkcs11'], ['agent_sign_ratio', 'agent']].map(([k, b]) => [k, result[k], '(report)', () => true,
       result.custody[b] ? `${result.custody[b].per_s}/s ${result.custody[b].what} vs ${result.custody[b].file_per_s}/s file` : 'not measured']),
     ['rss_mb', result.rss_mb, '(report)', () => true, `daemon after the load; ${result.growth.rss_mb_full} MiB with ${PRIOR} prior`],

@@ -34,6 +34,7 @@ export interface SessionTokenStore {
   put(hash: string, rec: TokenRecord): Promise<void>;
   /** undefined when unknown or expired at `now` (ms). */
   get(hash: string, now: number): Promise<TokenRecord | undefined>;
+  delete(hash: string): Promise<void>;
   revokeUser(user: string): Promise<void>;
 }
 
@@ -50,6 +51,10 @@ export class MemorySessionTokens implements SessionTokenStore {
   async get(hash: string, now: number): Promise<TokenRecord | undefined> {
     const rec = this.byHash.get(hash);
     return rec && rec.expiresAt > now ? rec : undefined;
+  }
+
+  async delete(hash: string): Promise<void> {
+    this.byHash.delete(hash);
   }
 
   async revokeUser(user: string): Promise<void> {
@@ -75,6 +80,11 @@ export class SessionTokens {
   async resolve(token: string): Promise<TokenRecord | undefined> {
     if (!TOKEN_SHAPE.test(token)) return undefined;
     return this.store.get(hashToken(token).toString('hex'), this.deps.now());
+  }
+
+  /** Ends one session (signing out of the web pages). */
+  async revoke(token: string): Promise<void> {
+    if (TOKEN_SHAPE.test(token)) await this.store.delete(hashToken(token).toString('hex'));
   }
 
   revokeUser(user: string): Promise<void> {

@@ -114,6 +114,20 @@ const COMMANDS: CommandSpec[] = [
     run: async (a) => (await import('./commands/ssh.js')).ssh(a as never),
   },
   {
+    name: 'config',
+    describe: 'OpenSSH config so plain `ssh <host>` uses your jit-ssh certificate (logging in first when it expired)',
+    positionals: [],
+    options: {
+      write: { type: 'boolean', default: false, describe: 'write ~/.ssh/jit/config (to Include from ~/.ssh/config) instead of printing it' },
+      task: { type: 'string', alias: 't', describe: "task to log in with (default: each target's only auto-approved task)" },
+    },
+    examples: [
+      ['$0 config --write', 'then add `Include ~/.ssh/jit/config` at the top of ~/.ssh/config'],
+      ['$0 config --task check-logs', 'print it, logging in with check-logs'],
+    ],
+    run: async (a) => (await import('./commands/config.js')).config(a),
+  },
+  {
     name: 'logout',
     describe: 'forget the cached session token for this server and user (the next command logs in again)',
     positionals: [],

@@ -56,9 +56,10 @@ await runCli(async () => {
     .command('init', 'create the data dir and the first CA key', (y) => y.option('data-dir', { type: 'string' }), async (a) =>
       (await import('./commands/ca.js')).init(a),
     )
-    .command('ca', 'CA keys: show, rotate, retire', (y) =>
+    .command('ca', 'CA keys: show, rotate, retire (--type host for the host CA)', (y) =>
       y
-        .command('show', 'TrustedUserCAKeys lines (active and still trusted keys)', (y2) => y2.option('data-dir', { type: 'string' }), async (a) =>
+        .option('type', { choices: ['user', 'host'] as const, default: 'user' as const, describe: 'which CA: user certificates or host certificates' })
+        .command('show', 'TrustedUserCAKeys lines (active and still trusted keys); --type host: the host CA keys', (y2) => y2.option('data-dir', { type: 'string' }), async (a) =>
           (await import('./commands/ca.js')).show(a),
         )
         .command('rotate', 'make a new signing key; the old one stays trusted', (y2) => y2.option('data-dir', { type: 'string' }), async (a) =>
@@ -76,6 +77,22 @@ await runCli(async () => {
           async (a) => (await import('./commands/ca.js')).retire(a),
         )
         .demandCommand(1, 'name a ca command: show, rotate, retire'),
+    )
+    .command('host', 'host enrolment', (y) =>
+      y
+        .command(
+          'token',
+          'print a one-time token a host of the target uses to get host certificates (host-setup.sh --enroll-token)',
+          (y2) =>
+            y2
+              .option('target', { type: 'string', demandOption: true })
+              .option('host', { type: 'string', describe: 'the one host name the certificate may carry (default: every host name of the target)' })
+              .option('ttl', { type: 'string', default: '1h', describe: 'how long the token can be used' })
+              .option('data-dir', { type: 'string' })
+              .option('policy', { type: 'string' }),
+          async (a) => (await import('./commands/host-token.js')).hostToken(a),
+        )
+        .demandCommand(1, 'name a host command: token'),
     )
     .command('policy', 'validate the policy or dry-run a decision', (y) =>
       y
@@ -130,7 +147,20 @@ await runCli(async () => {
               .option('checkpoint-key', { type: 'string', describe: 'checkpoint public key (line or file) kept off this box' }),
           async (a) => (await import('./commands/audit.js')).verify(a),
         )
-        .demandCommand(1, 'name an audit command: verify'),
+        .command(
+          'report',
+          'who held which principals on which target, when, why, approved and revoked by whom',
+          (y2) =>
+            y2
+              .option('data-dir', { type: 'string' })
+              .option('since', { type: 'string', describe: 'from this date (2026-11-01, 2026-11-01T12:00Z) or time ago (30d)' })
+              .option('until', { type: 'string', describe: 'up to this date or time ago' })
+              .option('user', { type: 'string', describe: 'only this user' })
+              .option('target', { type: 'string', describe: 'only this target' })
+              .option('format', { choices: ['table', 'csv', 'json'] as const, describe: 'output (default table; json = one object per line)' }),
+          async (a) => (await import('./commands/audit.js')).report(a),
+        )
+        .demandCommand(1, 'name an audit command: verify, report'),
     )
     .command('store', 'storage tools', (y) =>
       y

@@ -283,6 +283,7 @@ export interface SessionRecord {
 export interface SessionRecordStore {
   put(hash: string, rec: SessionRecord): Promise<void>;
   get(hash: string, nowMs: number): Promise<SessionRecord | undefined>;
+  delete(hash: string): Promise<void>;
   revokeUser(user: string): Promise<void>;
 }
 

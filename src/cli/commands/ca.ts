@@ -4,24 +4,14 @@ import { join } from 'node:path';
 import { JitError } from '../../errors.js';
 import { readLines } from '../../store/audit.js';
 import { errorCode } from '../../store/durable-file.js';
-import { destroyKey, initKeyring, readKeyringEntries, retireKey, rotateKeyring } from '../../store/ca-keys.js';
+import { destroyKey, hostKeyCustody, initKeyring, keyringRoot, readKeyringEntries, retireKey, rotateKeyring, type CaKind } from '../../store/ca-keys.js';
 import { openCustody, type KeyCustody } from '../../signer/index.js';
 import type { DaemonConfig } from '../../policy/config-schema.js';
 import { adminConfig, print, type CommonArgs } from './settings.js';
 import { databaseUrl } from '../../store-engine.js';
 
-/** Runs fn with the configured key custody open (token logged in, agent reached), then closes it. */
-async function withCustody<T>(c: DaemonConfig, fn: (custody: KeyCustody) => T): Promise<T> {
-  const custody = await openCustody(c);
-  try {
-    return fn(custody);
-  } finally {
-    await custody.close();
-  }
-}
-
 /**
- * With store type postgres the keyring manifest is shared through the database: take the
+ * With store type postgres the user-CA keyring manifest is shared through the database: take the
  * current one first, change it here, publish it (every replica follows within a second).
  */
 async function sharedKeyring<T>(c: DaemonConfig, change: () => Promise<T>): Promise<T> {
@@ -38,18 +28,44 @@ async function sharedKeyring<T>(c: DaemonConfig, change: () => Promise<T>): Prom
   }
 }
 
+/** From the database's audit chain with store type postgres, else from the data dir's audit log. */
+async function lastValidBeforeOf(c: DaemonConfig, fingerprint: string): Promise<number> {
+  if (c.store.type !== 'postgres') return lastValidBefore(c.dataDir, fingerprint);
+  return (await import('../../store/postgres/admin.js')).lastValidBeforeInDatabase(databaseUrl(c), fingerprint);
+}
+
+/** `--type user|host`: which CA a command works on (user is the default). */
+export type CaTypeArgs = CommonArgs & { type?: CaKind };
+const rootOf = (dataDir: string, a: CaTypeArgs) => keyringRoot(dataDir, a.type ?? 'user');
+
+/** Runs fn with the key custody of the CA open (token logged in, agent reached), then closes it. */
+async function withCustody<T>(c: DaemonConfig, fn: (custody: KeyCustody) => T, kind: CaKind = 'user'): Promise<T> {
+  const custody = kind === 'host' ? hostKeyCustody(c.dataDir) : await openCustody(c);
+  try {
+    return fn(custody);
+  } finally {
+    await custody.close();
+  }
+}
+
 export async function init(a: CommonArgs): Promise<void> {
   const c = adminConfig(a);
   const { entry, created } = await sharedKeyring(c, () => withCustody(c, (custody) => initKeyring(c.dataDir, c.caKeyType, custody)));
-  print(a, `${created ? 'created' : 'exists'}: ${entry.fingerprint}\n${entry.publicKey}`, { created, ...entry });
+  const host = await withCustody(c, (custody) => initKeyring(keyringRoot(c.dataDir, 'host'), c.caKeyType, custody), 'host');
+  print(
+    a,
+    `${created ? 'created' : 'exists'}: ${entry.fingerprint}\n${entry.publicKey}\n` +
+      `host CA ${host.created ? 'created' : 'exists'}: ${host.entry.fingerprint}\n${host.entry.publicKey}`,
+    { created, ...entry, host: { created: host.created, ...host.entry } },
+  );
 }
 
-export async function show(a: CommonArgs): Promise<void> {
+export async function show(a: CaTypeArgs): Promise<void> {
   const c = adminConfig(a);
-  const entries = readKeyringEntries(c.dataDir);
+  const entries = readKeyringEntries(rootOf(c.dataDir, a));
   const live = entries.filter((k) => k.status !== 'retired');
   // A token or agent also shows what it holds, so an admin sees keys the keyring does not know.
-  const held = c.ca.backend === 'file' ? [] : await withCustody(c, (custody) => custody.list());
+  const held = c.ca.backend === 'file' || a.type === 'host' ? [] : await withCustody(c, (custody) => custody.list());
   const statusOf = (fp: string) => entries.find((e) => e.fingerprint === fp)?.status ?? 'not in keyring';
   print(
     a,
@@ -66,9 +82,10 @@ export async function show(a: CommonArgs): Promise<void> {
   );
 }
 
-export async function rotate(a: CommonArgs): Promise<void> {
+export async function rotate(a: CaTypeArgs): Promise<void> {
   const c = adminConfig(a);
-  const e = await sharedKeyring(c, () => withCustody(c, (custody) => rotateKeyring(c.dataDir, c.caKeyType, custody)));
+  const rotate = () => withCustody(c, (custody) => rotateKeyring(rootOf(c.dataDir, a), c.caKeyType, custody), a.type);
+  const e = a.type === 'host' ? await rotate() : await sharedKeyring(c, rotate);
   print(a, `new signing key ${e.fingerprint}; the previous key stays trusted until retired\n${e.publicKey}`, e);
 }
 
@@ -99,13 +116,21 @@ export async function lastValidBefore(dataDir: string, fingerprint: string): Pro
       if (!line.terminated) break; // a write cut short: never acknowledged, dropped on the next start
       if (line.tooLong) throw unreadable(n, 'is longer than any record');
       if (!line.text.includes(fingerprint)) continue;
-      let r: { type?: unknown; ca?: unknown; validBefore?: unknown };
+      let r: { type?: unknown; ca?: unknown; validBefore?: unknown; certificates?: unknown };
       try {
         r = JSON.parse(line.text) as typeof r;
       } catch {
         throw unreadable(n, 'is not valid JSON');
       }
       if (r.type === 'issue' && r.ca === fingerprint && typeof r.validBefore === 'number') last = Math.max(last, r.validBefore);
+      // Host certificates (service/hosts.ts) list their expiries as ISO times.
+      if ((r.type === 'host_enroll' || r.type === 'host_renew') && r.ca === fingerprint && Array.isArray(r.certificates)) {
+        for (const cert of r.certificates as { validBefore?: unknown }[]) {
+          const t = Date.parse(String(cert.validBefore)) / 1000;
+          if (!Number.isFinite(t)) throw unreadable(n, 'has a host certificate without a readable validBefore');
+          last = Math.max(last, t);
+        }
+      }
     }
   } finally {
     await fh.close();
@@ -113,28 +138,24 @@ export async function lastValidBefore(dataDir: string, fingerprint: string): Pro
   return last;
 }
 
-/** From the database's audit chain with store type postgres, else from the data dir's audit log. */
-async function lastValidBeforeOf(c: DaemonConfig, fingerprint: string): Promise<number> {
-  if (c.store.type !== 'postgres') return lastValidBefore(c.dataDir, fingerprint);
-  return (await import('../../store/postgres/admin.js')).lastValidBeforeInDatabase(databaseUrl(c), fingerprint);
-}
-
-export async function retire(a: CommonArgs & { fingerprint: string; force?: boolean; destroy?: boolean }): Promise<void> {
+export async function retire(a: CaTypeArgs & { fingerprint: string; force?: boolean; destroy?: boolean }): Promise<void> {
   const c = adminConfig(a);
+  if (a.type === 'host') return retireHere(a, c);
   await sharedKeyring(c, () => retireHere(a, c));
 }
 
-async function retireHere(a: CommonArgs & { fingerprint: string; force?: boolean; destroy?: boolean }, c: DaemonConfig): Promise<void> {
-  const already = readKeyringEntries(c.dataDir).some((k) => k.fingerprint === a.fingerprint && k.status === 'retired');
+async function retireHere(a: CaTypeArgs & { fingerprint: string; force?: boolean; destroy?: boolean }, c: DaemonConfig): Promise<void> {
+  const root = rootOf(c.dataDir, a);
+  const already = readKeyringEntries(root).some((k) => k.fingerprint === a.fingerprint && k.status === 'retired');
   // Retiring only marks the key untrusted; deleting the key object is a separate, explicit step.
   const e =
     already && a.destroy
       ? undefined
-      : retireKey(c.dataDir, a.fingerprint, { force: a.force, lastValidBefore: a.force ? undefined : await lastValidBeforeOf(c, a.fingerprint) });
+      : retireKey(root, a.fingerprint, { force: a.force, lastValidBefore: a.force ? undefined : await lastValidBeforeOf(c, a.fingerprint) });
   if (!a.destroy) {
     print(a, `retired ${e!.fingerprint}: hosts stop trusting it at their next sync; the key itself is kept (--destroy deletes it)`, e);
     return;
   }
-  const d = await withCustody(c, (custody) => destroyKey(c.dataDir, a.fingerprint, custody));
+  const d = await withCustody(c, (custody) => destroyKey(root, a.fingerprint, custody), a.type);
   print(a, `retired and destroyed ${d.fingerprint}: the key no longer exists`, d);
 }

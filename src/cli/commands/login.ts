@@ -4,6 +4,8 @@
  * `--no-wait` leaves a pending request behind (its key waits in the dir); `--resume <id>`
  * collects it later.
  */
+import { dirname } from 'node:path';
+import { knownHostsOptions, writeKnownHosts } from '../../client/known-hosts.js';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { JitError } from '../../errors.js';
 import { escapeForTerminal } from '../../policy/text.js';
@@ -141,6 +143,15 @@ export async function obtainCertificate(ctx: ClientContext, a: LoginArgs): Promi
     throw new JitError('invalid_certificate', `the CA returned a certificate for another key (request ${issued.id})`);
   }
   const hosts = await hostsP;
+  if (hosts) {
+    // The hosts' side of trust: @cert-authority lines for every host the user may reach.
+    const hostCaKeys = await ctx.api.hostCaKeys().catch(() => [] as string[]);
+    try {
+      writeKnownHosts(ctx.dir, hostCaKeys, hosts);
+    } catch {
+      // without it ssh falls back to the user's own known_hosts; the certificate still works
+    }
+  }
   const meta: CertMeta = {
     id: issued.id,
     target,
@@ -294,7 +305,11 @@ function reportPending(ctx: ClientContext, v: PendingRequest): void {
 }
 
 export function sshCommandFor(meta: CertMeta, files: CertFiles): string[] {
-  return ['ssh', '-i', files.keyFile, '-o', `CertificateFile=${files.certFile}`, '-o', 'IdentitiesOnly=yes', `${meta.account ?? 'USER'}@${meta.host ?? 'HOST'}`];
+  return [
+    'ssh', '-i', files.keyFile, '-o', `CertificateFile=${files.certFile}`, '-o', 'IdentitiesOnly=yes',
+    ...knownHostsOptions(dirname(files.keyFile)),
+    `${meta.account ?? 'USER'}@${meta.host ?? 'HOST'}`,
+  ];
 }
 
 function report(ctx: ClientContext, got: Obtained): void {

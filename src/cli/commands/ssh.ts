@@ -13,6 +13,7 @@ import { certFiles, isUsable, readMeta, type CertMeta } from '../../client/keyfi
 import { clientContext, type ClientContext } from './client-args.js';
 import type { LoginArgs } from './login.js';
 import { sessionCutNotice } from './session-cut.js';
+import { knownHostsOptions } from '../../client/known-hosts.js';
 
 export interface SshArgs extends LoginArgs {
   target: string;
@@ -75,6 +76,8 @@ export function sshArgv(ctx: ClientContext, meta: CertMeta, a: SshArgs): string[
     ...(a.port ? ['-p', String(a.port)] : []),
     ...(a.sshOption ?? []).flatMap((o) => ['-o', o]),
     ...extra,
+    // After the caller's options: ssh keeps the first value, so JITSSH_SSH_OPTS can override these.
+    ...knownHostsOptions(ctx.dir),
     '--',
     `${user}@${host}`,
     ...(a.command ?? []),

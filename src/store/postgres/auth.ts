@@ -50,6 +50,10 @@ export class PgSessionTokens implements SessionRecordStore {
     return rows[0]?.record;
   }
 
+  async delete(hash: string): Promise<void> {
+    await query(this.pool, 'end session', 'DELETE FROM session_tokens WHERE hash = $1', [hash]);
+  }
+
   async revokeUser(user: string): Promise<void> {
     await query(this.pool, 'end sessions', 'DELETE FROM session_tokens WHERE user_name = $1', [user]);
   }
