@@ -1,8 +1,12 @@
-/** A stored access request for store tests: pending, alice, prod-db, created at `nowSec`. */
+/** Stored access requests for store tests: pending, alice, prod-db, created at `nowSec`. */
 import type { RequestRecord } from '../../src/store/types.js';
 
-export function sampleRequest(id: string, nowSec: number, over: Partial<RequestRecord> = {}): RequestRecord {
-  return {
+/** Any field of any status. */
+export type RecordFields = { [K in keyof RequestRecord]?: unknown };
+
+/** A record in any status: `over` sets the status and its fields (the store checks only what it interprets). */
+export function sampleRequest(id: string, nowSec: number, over: RecordFields = {}): RequestRecord {
+  const rec = {
     id,
     user: 'alice',
     target: 'prod-db',
@@ -15,4 +19,5 @@ export function sampleRequest(id: string, nowSec: number, over: Partial<RequestR
     publicKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@laptop',
     ...over,
   };
+  return rec as RequestRecord;
 }

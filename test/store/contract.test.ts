@@ -7,14 +7,14 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { verifyAuditLines } from '../../src/store/audit.js';
 import { openEngine, type StoreEngine } from '../../src/store-engine.js';
 import type { RequestRecord } from '../../src/store/types.js';
-import { sampleRequest } from '../helpers/records.js';
+import { sampleRequest, type RecordFields } from '../helpers/records.js';
 import { tempDir } from '../helpers/keys.js';
 import { describeWithPostgres, freshDatabase } from '../helpers/pg.js';
 
 const NOW = 1_900_000_000; // seconds
 const clock = () => new Date(NOW * 1000);
 
-const request = (id: string, over: Partial<RequestRecord> = {}): RequestRecord => sampleRequest(id, NOW, over);
+const request = (id: string, over: RecordFields = {}): RequestRecord => sampleRequest(id, NOW, over);
 
 /** What signRequest appends for an auto-issued certificate (the fields grants are rebuilt from). */
 function issueEvent(id: string, serial: string, validBefore: number, user = 'alice') {
@@ -108,7 +108,7 @@ function contract(engine: Engine): void {
     expect(await s.state.countPending('alice', NOW * 1000)).toBe(1);
     const rec = await s.audit.append(issueEvent('g1', '41', NOW + 900));
     expect(rec.seq).toBe(1);
-    s.state.recordIssued({ ...request('g1'), status: 'issued', cert: { serial: '41', keyId: 'jit:g1', validAfter: NOW - 60, validBefore: NOW + 900, caFingerprint: 'SHA256:ca' } });
+    s.state.recordIssued(request('g1', { status: 'issued', cert: { serial: '41', keyId: 'jit:g1', validAfter: NOW - 60, validBefore: NOW + 900, caFingerprint: 'SHA256:ca' } }));
     expect(await s.state.countActiveGrants('alice', NOW)).toBe(1);
     expect(await s.state.countActiveGrants('alice', NOW + 900)).toBe(0);
     const bySerial = await s.state.listRequests({ serial: '41' });
@@ -137,7 +137,7 @@ function contract(engine: Engine): void {
 
   it('ok/revokeGrants: live grants become revoked with KRL entries in one step; final ones are skipped', async () => {
     await s.audit.append(issueEvent('g1', '11', NOW + 900));
-    s.state.recordIssued({ ...request('g1'), status: 'issued', cert: { serial: '11', keyId: 'k', validAfter: NOW - 60, validBefore: NOW + 900, caFingerprint: 'SHA256:ca' } });
+    s.state.recordIssued(request('g1', { status: 'issued', cert: { serial: '11', keyId: 'k', validAfter: NOW - 60, validBefore: NOW + 900, caFingerprint: 'SHA256:ca' } }));
     await s.state.putRequest(request('p1'));
     await s.state.putRequest(request('d1', { status: 'denied' }));
     const before = await s.state.krlVersion();

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openState } from '../../src/store/state.js';
 import type { RequestRecord } from '../../src/store/types.js';
-import { sampleRequest } from '../helpers/records.js';
+import { sampleRequest, type RecordFields } from '../helpers/records.js';
 
 let dir: string;
 let file: string;
@@ -18,9 +18,9 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 const NOW = 1_900_000_000; // seconds
 const clock = () => new Date(NOW * 1000);
 
-const request = (id: string, over: Partial<RequestRecord> = {}): RequestRecord => sampleRequest(id, NOW, over);
+const request = (id: string, over: RecordFields = {}): RequestRecord => sampleRequest(id, NOW, over);
 
-function issued(id: string, validBefore: number, over: Partial<RequestRecord> = {}): RequestRecord {
+function issued(id: string, validBefore: number, over: RecordFields = {}): RequestRecord {
   return request(id, {
     status: 'issued',
     cert: {

@@ -5,6 +5,7 @@ import { writeFileAtomicSync } from '../../files.js';
 import { buildKrl } from '../../service/krl.js';
 import { keyringPublicKeys } from '../../store/ca-keys.js';
 import { readRevocations } from '../../store/state.js';
+import { STORE_FILES } from '../../store/index.js';
 import { adminConfig, type CommonArgs } from './settings.js';
 import { databaseUrl } from '../../store-engine.js';
 
@@ -21,7 +22,7 @@ export async function krl(a: CommonArgs & { out?: string }): Promise<void> {
       await pool.end();
     }
   } else {
-    snapshot = await readRevocations(join(c.dataDir, 'state.json'), nowSec);
+    snapshot = await readRevocations(join(c.dataDir, STORE_FILES.state), nowSec);
   }
   const caKeys = keyringPublicKeys(c.dataDir);
   const bytes = buildKrl(snapshot, (fp) => caKeys.get(fp), nowSec);

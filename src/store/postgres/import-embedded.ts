@@ -11,7 +11,7 @@ import { JitError } from '../../errors.js';
 import { openStore, STORE_FILES } from '../index.js';
 import { readLines } from '../audit.js';
 import { serialFile } from '../serials.js';
-import type { AuditRecord, RequestRecord } from '../types.js';
+import type { AuditRecord, IssuedRequest, RequestRecord } from '../types.js';
 import { auditLines } from './audit.js';
 import { migrate } from './migrations.js';
 import { createPool, inTransaction } from './pool.js';
@@ -41,7 +41,7 @@ export async function importEmbedded(dataDir: string, url: string, opts: { clock
     const requests = await store.state.listRequests();
     // Grants kept only as compact index entries lack key and certificate: their issue records have them.
     const compact = new Set(requests.filter((r) => r.cert && !r.publicKey).map((r) => r.id));
-    const fromAudit = new Map<string, RequestRecord>();
+    const fromAudit = new Map<string, IssuedRequest>();
     const revocations = await store.state.listRevocations(nowSec);
     const reserved = await serialFile(join(dataDir, STORE_FILES.serial)).load();
 
@@ -86,7 +86,9 @@ export async function importEmbedded(dataDir: string, url: string, opts: { clock
       await tx.query('UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1', [head.seq, head.hash]);
       for (const r of requests) {
         const full = fromAudit.get(r.id);
-        await writeRequest(tx, full ? { ...full, status: r.status, ...(r.revokedAt ? { revokedAt: r.revokedAt, revokedBy: r.revokedBy } : {}) } : r);
+        // A compact grant is issued or revoked: its issue record gives the rest.
+        const rec: RequestRecord = !full ? r : r.status === 'revoked' ? { ...full, status: 'revoked', revokedAt: r.revokedAt, revokedBy: r.revokedBy } : full;
+        await writeRequest(tx, rec);
       }
       for (const c of revocations.certificates) {
         await tx.query('INSERT INTO cert_revocations (ca_fingerprint, serial, valid_before, record) VALUES ($1, $2, $3, $4)', [c.caFingerprint, c.serial, c.validBefore, JSON.stringify(c)]);

@@ -6,7 +6,9 @@
  */
 import { JitError } from '../../errors.js';
 import type {
+  AuditRecord,
   CertRevocation,
+  IssuedRequest,
   KeyRevocation,
   PruneResult,
   RequestFilter,
@@ -14,10 +16,11 @@ import type {
   RequestStatus,
   RevocationMark,
   RevocationSnapshot,
+  RevokedRequest,
   StateStore,
   TokenRecord,
 } from '../types.js';
-import type { AuditRecord } from '../types.js';
+
 import { inTransaction, query, type Pool, type PoolClient } from './pool.js';
 
 const STATUSES = new Set<RequestStatus>(['pending', 'issued', 'denied', 'expired', 'revoked']);
@@ -86,7 +89,7 @@ const stringMap = (v: unknown): Record<string, string> =>
   v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).filter((e): e is [string, string] => typeof e[1] === 'string')) : {};
 
 /** A RequestRecord rebuilt from an `issue` audit record (the fields the issuer writes). */
-export function grantFromIssue(a: AuditRecord): RequestRecord | undefined {
+export function grantFromIssue(a: AuditRecord): IssuedRequest | undefined {
   const id = str(a.id);
   const serial = str(a.serial);
   const validAfter = num(a.validAfter);
@@ -255,7 +258,8 @@ export class PgState implements StateStore {
       const changed: RequestRecord[] = [];
       let certs = 0;
       for (const { record } of rows) {
-        const rec: RequestRecord = { ...record, status: 'revoked', revokedAt: mark.at, revokedBy: mark.by };
+        if (record.status !== 'issued' && record.status !== 'pending') continue; // the query's own filter, for the type
+        const rec: RevokedRequest = { ...record, status: 'revoked', revokedAt: mark.at, revokedBy: mark.by };
         await writeRequest(tx, rec);
         if (rec.cert) {
           const c = rec.cert;
