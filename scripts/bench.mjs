@@ -15,6 +15,7 @@
  *   login_overhead_ms  median `jit-ssh login` wall time − median `node -e ''`.       ≤ 250
  *   rss_mb             the daemon's resident set after the load.
  *   oidc_verify_us, sso_login_overhead_ms: SSO, see scripts/bench/sso.mjs.      ≤ 300 each
+ *   pg_ratio, replica_scaling, pg_issue_p99_ms: PostgreSQL store, see scripts/bench/pg.mjs.
  *   report_render_ms, approvals_page_kb: web pages, see scripts/bench/web.mjs.  ≤ 1000, ≤ 50
  *   pkcs11_sign_ratio  certificates/s with the CA key in SoftHSM2 / with it in a file (report).
  *   agent_sign_ratio   certificates/s with the CA key in an ssh-agent / in a file (report).
@@ -32,6 +33,7 @@ import { createSigner } from '../dist/ca/signer.js';
 import { benchCertParams, ed25519, makeBenchEnv, REPO, rssMb, spawnDaemon, spawnListening, stop } from './bench/fixture.mjs';
 import { median, pair, percentile, runLoad } from './bench/load.mjs';
 import { benchSso } from './bench/sso.mjs';
+import { benchPg } from './bench/pg.mjs';
 import { benchWeb } from './bench/web.mjs';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -280,6 +282,18 @@ async function main() {
     Object.assign(result, { oidc_verify_us, sso_login_overhead_ms, sso });
     notes.push(...ssoNotes);
   }
+  // ---------------------------------------------------------------- PostgreSQL (self-contained)
+  {
+    const r = await benchPg({ quick: QUICK, progress }).catch((e) => ({
+      pg_ratio: null,
+      replica_scaling: null,
+      pg_issue_p99_ms: null,
+      pg: {},
+      notes: [`PostgreSQL figures not measured: ${e.message}`],
+    }));
+    Object.assign(result, { pg_ratio: r.pg_ratio, replica_scaling: r.replica_scaling, pg_issue_p99_ms: r.pg_issue_p99_ms, pg: r.pg });
+    notes.push(...r.notes);
+  }
   // ---------------------------------------------------------------- web pages (self-contained)
   {
     const w = await benchWeb({ quick: QUICK, progress }).catch((e) => ({ report_render_ms: null, approvals_page_kb: null, web: {}, notes: [`web figures not measured: ${e.message}`] }));
@@ -308,6 +322,9 @@ async function main() {
     ['oidc_verify_us', result.oidc_verify_us, '≤ 300', (v) => v <= 300, `RS256, JWKS cached; ES256 ${result.sso.verify_es256_us} µs`],
     ['sso_login_overhead_ms', result.sso_login_overhead_ms, '≤ 300', (v) => v <= 300,
       `login --sso=device ${result.sso.login_wall_ms} ms wall − IdP time = ${result.sso.login_minus_idp_ms} ms − node ${result.sso.node_ms} ms`],
+    ['pg_ratio', result.pg_ratio, '≥ 0.6', (v) => v >= 0.6, `${result.pg.issue_per_s}/s on PostgreSQL vs ${result.pg.embedded_issue_per_s}/s embedded, ${CONCURRENCY} clients`],
+    ['replica_scaling', result.replica_scaling, '≥ 1.6', (v) => v >= 1.6, `${result.pg.two_replicas_per_s}/s with 2 replicas vs ${result.pg.one_replica_per_s}/s with 1, ${result.pg.cores} cores`],
+    ['pg_issue_p99_ms', result.pg_issue_p99_ms, '(report)', () => true, `p50 ${result.pg.issue_p50_ms} ms on PostgreSQL at ${CONCURRENCY} clients`],
     ['report_render_ms', result.report_render_ms, '≤ 1000', (v) => v <= 1000,
       `access report page over ${result.web.records} audit records, every one parsed; one target ${result.web.report_one_target_ms} ms`],
     ['approvals_page_kb', result.approvals_page_kb, '≤ 50', (v) => v <= 50,

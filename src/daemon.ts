@@ -13,7 +13,7 @@ import { loadDaemonConfig, loadPolicyFile } from './config-files.js';
 import { isLoopbackListen, listenProblem, parseListen, type DaemonConfig } from './policy/config-schema.js';
 import { canonicalServerUrl } from './policy/server-url.js';
 import type { Policy } from './policy/schema.js';
-import { openStore, type Store } from './store/index.js';
+import { openEngine, type StoreEngine } from './store-engine.js';
 import type { AuditFileOps } from './store/audit.js';
 import { initHostKeyring, initKeyring, openHostKeyring, openKeyring, type CaKeyEntry, type CaKeyring } from './store/ca-keys.js';
 import { openCustodies } from './signer/index.js';
@@ -22,7 +22,6 @@ import { Challenges } from './auth/challenges.js';
 import { fileSecretSource, type SecretSource } from './auth/secret.js';
 import { SessionTokens } from './auth/tokens.js';
 import { OidcVerifier } from './auth/oidc.js';
-import { MemoryUsedTokens } from './auth/oidc-replay.js';
 import { createApp, type AppDeps } from './server/app.js';
 import { buildBlockList } from './server/client-address.js';
 import { guardConnections, serverTimeouts } from './server/connection-limits.js';
@@ -149,7 +148,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   if (!config.publicUrl && !isLoopbackListen(config.listen)) {
     log.warn({ publicUrl: live.publicUrl }, 'publicUrl is not set: login challenges name the listen address, and jit-ssh refuses them when it connects by another name; set publicUrl');
   }
-  log.info({ url, publicUrl: live.publicUrl, ca: ca.active().fingerprint, dataDir: config.dataDir }, 'jit-sshd listening');
+  log.info({ url, publicUrl: live.publicUrl, ca: ca.active().fingerprint, dataDir: config.dataDir, store: store.kind }, 'jit-sshd listening');
 
   let closed = false;
   return {
@@ -178,7 +177,7 @@ interface DepsParts {
   config: DaemonConfig;
   log: Logger;
   clock: Clock;
-  store: Store;
+  store: StoreEngine;
   ca: CaKeyring;
   hostCa: CaKeyring;
   challengeKey: Buffer;
@@ -193,13 +192,14 @@ function buildDeps({ opts, config, log, clock, store, ca, hostCa, challengeKey, 
     state: store.state,
     audit: store.audit,
     serials: store.serials,
+    storeHealth: () => store.health(),
     ca,
     hostCa,
     clock,
     random: pooledRandom(),
     log,
     metrics: createMetrics({ defaults: true }),
-    runtime: newServiceRuntime(config),
+    runtime: newServiceRuntime(config, store.requestLocks),
     notify: createNotifier(
       { url: config.webhook?.url, timeoutMs: (config.webhook?.timeout ?? 5) * 1000, retries: config.webhook?.retries ?? 3, publicUrl: config.publicUrl },
       store.audit,
@@ -211,17 +211,18 @@ function buildDeps({ opts, config, log, clock, store, ca, hostCa, challengeKey, 
       ttlMs: config.challengeTtl * 1000,
       secret: challengeKey,
       binding: () => ({ server: live.publicUrl, ca: ca.active().fingerprint }),
+      used: store.usedChallenges,
     }),
-    tokens: new SessionTokens({ now: () => clock.now(), random: (n) => randomBytes(n), ttlMs: config.tokenTtl * 1000 }),
+    tokens: new SessionTokens({ now: () => clock.now(), random: (n) => randomBytes(n), ttlMs: config.tokenTtl * 1000, store: store.sessionTokens }),
     publicUrl: () => live.publicUrl,
     ...(config.oidc
-      ? { oidc: { verifier: new OidcVerifier(config.oidc, { now: () => clock.now(), log, jwksCooldownMs: opts.jwksCooldownMs }), used: new MemoryUsedTokens({ now: () => clock.now() }) } }
+      ? { oidc: { verifier: new OidcVerifier(config.oidc, { now: () => clock.now(), log, jwksCooldownMs: opts.jwksCooldownMs }), used: store.usedIdTokens } }
       : {}),
   };
 }
 
 /**
- * Opens what the daemon holds, in order: CA key custody, keyring, store, challenge key, audit
+ * Opens what the daemon holds, in order: CA key custody, store (embedded or PostgreSQL), keyring, challenge key, audit
  * checkpointer. A failure closes what was opened before it; `unwind` closes all, newest first.
  */
 async function openResources(opts: DaemonOptions, config: DaemonConfig, log: Logger, clock: Clock) {
@@ -234,12 +235,19 @@ async function openResources(opts: DaemonOptions, config: DaemonConfig, log: Log
     // Closing the user custody closes the host one too (one token session or agent for both).
     const { custody, host: hostCustody } = await openCustodies(config);
     opened.push(() => custody.close());
+    const store = await openEngine(config, {
+      clock: () => new Date(clock.now()),
+      auditFs: opts.auditFs,
+      onPoolError: (e) => log.warn({ error: e.message }, 'database connection lost; reconnecting on next use'),
+    });
+    opened.push(() => store.close());
+    for (const w of store.warnings) log.warn(w);
+    // Replicas: which key is active comes from the database (before a first key is made here).
+    await store.syncKeyring?.(config.dataDir, (e) => log.warn({ error: e.message }, 'CA keyring sync with the database failed; retrying'));
     const { entry, created } = initKeyring(config.dataDir, config.caKeyType, custody);
     if (created) opts.onFirstKey?.(entry.publicKey);
     // The host CA: a separate key of the same type on the same backend (also for old data dirs).
     initHostKeyring(config.dataDir, config.caKeyType, hostCustody);
-    const store = await openStore(config.dataDir, { clock: () => new Date(clock.now()), auditFs: opts.auditFs });
-    opened.push(() => store.close());
     // A rotation or retirement by the admin CLI shows up here on the next refresh: audit it.
     const audited = (type: string) => (entries: CaKeyEntry[]) => {
       const active = entries.find((e) => e.status === 'active')?.fingerprint;
@@ -250,7 +258,7 @@ async function openResources(opts: DaemonOptions, config: DaemonConfig, log: Log
     };
     const ca = openKeyring(config.dataDir, custody, audited('ca_keyring'));
     const hostCa = openHostKeyring(config.dataDir, hostCustody, audited('host_ca_keyring'));
-    const challengeKey = (opts.secret ?? fileSecretSource(config.dataDir)).challengeKey();
+    const challengeKey = opts.secret?.challengeKey() ?? store.challengeKey ?? fileSecretSource(config.dataDir).challengeKey();
     // Before anything is served: refuses to start if the log lost or changed signed records.
     const checkpoints = await startCheckpointer({
       dataDir: config.dataDir,
@@ -271,7 +279,7 @@ async function openResources(opts: DaemonOptions, config: DaemonConfig, log: Log
 }
 
 /** Expires stale pending requests (audited) and drops what no longer matters, now and every minute. */
-async function startPruner(store: Store, clock: Clock, log: Logger): Promise<NodeJS.Timeout> {
+async function startPruner(store: Pick<StoreEngine, 'state' | 'audit'>, clock: Clock, log: Logger): Promise<NodeJS.Timeout> {
   const prune = async (): Promise<void> => {
     try {
       const r = await store.state.prune(Math.floor(clock.now() / 1000));

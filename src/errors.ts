@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   rate_limited: { status: 429, exit: 2 },
   internal: { status: 500, exit: 1 },
   unavailable: { status: 503, exit: 3 },
+  store_unavailable: { status: 503, exit: 3 },
   unreachable: { status: 503, exit: 3 },
   idp_unavailable: { status: 503, exit: 3 },
   /** The CA key's token or ssh-agent cannot sign right now; issuance resumes when it is back. */

@@ -29,13 +29,13 @@ export type LoginResult = { ok: true; user: string; keyFingerprint: string } | {
  * Verifies an SSHSIG over a live challenge of this server by one of the user's registered keys.
  * `why` is for the log only: the client always hears the same 'authentication failed'.
  */
-export function loginWithSignature(
+export async function loginWithSignature(
   policy: Policy,
   challenges: Challenges,
   body: { user: string; challenge: string; signature: string },
-): LoginResult {
+): Promise<LoginResult> {
   // Consume first: a challenge is single-use even when the signature turns out bad.
-  const live = challenges.consume(body.user, body.challenge);
+  const live = await challenges.consume(body.user, body.challenge);
   if (!live.ok) return live;
   const u = policy.users[body.user];
   if (!u || u.disabled) return { ok: false, why: 'unknown or disabled user' };
@@ -59,11 +59,11 @@ export function loginWithSignature(
 }
 
 /** Resolves `Authorization: Bearer …` to an identity, with groups read from the current policy. */
-export function identityFromBearer(header: string | undefined, policy: Policy, tokens: SessionTokens, now: number): Identity {
+export async function identityFromBearer(header: string | undefined, policy: Policy, tokens: SessionTokens, now: number): Promise<Identity> {
   const m = /^Bearer ([!-~]{1,512})$/.exec(header ?? '');
   if (!m) throw unauthenticated('missing or malformed Authorization: Bearer token');
   const token = m[1];
-  const session = tokens.resolve(token);
+  const session = await tokens.resolve(token);
   if (session) {
     const groups = groupsOf(policy, session.user);
     if (!groups) throw unauthenticated();

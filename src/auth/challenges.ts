@@ -7,6 +7,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { challengeBody, parseChallenge } from './challenge-text.js';
+import { MemoryUsedTokens, type UsedTokenStore } from './oidc-replay.js';
 
 export interface ServerBinding {
   /** canonical public URL of this daemon */
@@ -23,15 +24,19 @@ export interface ChallengeDeps {
   secret: Buffer;
   /** read at each use: the public URL is known after listen, the CA key may rotate */
   binding: () => ServerBinding;
+  /** Where used nonces are kept (default: this process's memory; with PostgreSQL, the database). */
+  used?: UsedTokenStore;
 }
 
 export type ChallengeVerdict = { ok: true } | { ok: false; why: string };
 
 export class Challenges {
-  /** nonce → expiry (ms) of challenges already presented; insertion order ≈ expiry order. */
-  private readonly used = new Map<string, number>();
+  /** Nonces of challenges already presented, until they expire. */
+  private readonly used: UsedTokenStore;
 
-  constructor(private readonly deps: ChallengeDeps) {}
+  constructor(private readonly deps: ChallengeDeps) {
+    this.used = deps.used ?? new MemoryUsedTokens({ now: deps.now });
+  }
 
   issue(user: string): { challenge: string; expiresAt: number } {
     const expiresAt = this.deps.now() + this.deps.ttlMs;
@@ -48,18 +53,15 @@ export class Challenges {
    * Checks a presented challenge and uses it up: afterwards it is refused, whatever the verdict
    * on the signature. Only a challenge this server made (valid mac) is remembered.
    */
-  consume(user: string, challenge: string): ChallengeVerdict {
+  async consume(user: string, challenge: string): Promise<ChallengeVerdict> {
     const c = parseChallenge(challenge);
     if (!c) return { ok: false, why: 'not a challenge of this version' };
     const want = Buffer.from(this.mac(c.signed));
     const got = Buffer.from(c.mac);
     if (want.length !== got.length || !timingSafeEqual(want, got)) return { ok: false, why: 'challenge not issued by this CA (bad mac)' };
-    const now = this.deps.now();
-    this.prune(now);
     const expMs = c.exp * 1000;
-    if (expMs <= now) return { ok: false, why: 'challenge expired' };
-    if (this.used.has(c.nonce)) return { ok: false, why: 'challenge already used' };
-    this.used.set(c.nonce, expMs);
+    if (expMs <= this.deps.now()) return { ok: false, why: 'challenge expired' };
+    if (!(await this.used.markUsed(c.nonce, expMs))) return { ok: false, why: 'challenge already used' };
     const b = this.deps.binding();
     if (c.server !== b.server) return { ok: false, why: `challenge bound to another server (${c.server})` };
     if (c.ca !== b.ca) return { ok: false, why: 'challenge bound to another CA key' };
@@ -69,18 +71,14 @@ export class Challenges {
 
   /** How many used challenges are remembered (for tests and metrics). */
   get remembered(): number {
-    return this.used.size;
+    if (this.used instanceof MemoryUsedTokens) {
+      this.used.prune();
+      return this.used.size;
+    }
+    return 0;
   }
 
   private mac(body: string): string {
     return createHmac('sha256', this.deps.secret).update(body, 'utf8').digest('base64url');
-  }
-
-  private prune(now: number): void {
-    // Expiries arrive in near order (fixed ttl): drop from the front until a live one.
-    for (const [nonce, exp] of this.used) {
-      if (exp > now) break;
-      this.used.delete(nonce);
-    }
   }
 }

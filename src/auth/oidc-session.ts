@@ -9,9 +9,9 @@ import { identityFromBearer, unauthenticated } from './authenticate.js';
 import { withPolicyGroups } from './oidc-identity.js';
 import type { SessionTokens } from './tokens.js';
 
-export function identityFromAnyBearer(header: string | undefined, policy: Policy, tokens: SessionTokens, now: number): Identity {
+export async function identityFromAnyBearer(header: string | undefined, policy: Policy, tokens: SessionTokens, now: number): Promise<Identity> {
   const token = header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : undefined;
-  const session = token ? tokens.resolve(token) : undefined;
+  const session = token ? await tokens.resolve(token) : undefined;
   if (!session?.idpGroups) return identityFromBearer(header, policy, tokens, now);
   const u = policy.users[session.user];
   if (u?.disabled) throw unauthenticated();

@@ -1,7 +1,8 @@
 /**
  * Bearer tokens. Session tokens are random 256-bit strings handed out after an SSH-key login;
  * only their SHA-256 is kept (in memory: they live minutes, and after a restart the CLI simply
- * signs a new challenge). Static automation tokens are configured as SHA-256 hashes and
+ * signs a new challenge; with PostgreSQL they live in the database, so every replica knows them:
+ * see SessionTokenStore). Static automation tokens are configured as SHA-256 hashes and
  * compared in constant time.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -28,39 +29,66 @@ export function hashToken(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
 }
 
-export class SessionTokens {
+/** Where session tokens are kept, by the hex SHA-256 of the token (never the token). */
+export interface SessionTokenStore {
+  put(hash: string, rec: TokenRecord): Promise<void>;
+  /** undefined when unknown or expired at `now` (ms). */
+  get(hash: string, now: number): Promise<TokenRecord | undefined>;
+  delete(hash: string): Promise<void>;
+  revokeUser(user: string): Promise<void>;
+}
+
+/** One daemon's tokens in memory (the embedded store). */
+export class MemorySessionTokens implements SessionTokenStore {
   private readonly byHash = new Map<string, TokenRecord>();
 
-  constructor(private readonly deps: { now: () => number; random: (n: number) => Buffer; ttlMs: number }) {}
+  async put(hash: string, rec: TokenRecord): Promise<void> {
+    const now = Date.now();
+    for (const [h, r] of this.byHash) if (r.expiresAt <= now) this.byHash.delete(h);
+    this.byHash.set(hash, rec);
+  }
 
-  issue(user: string, extra: { idpGroups?: string[] } = {}): { token: string; expiresAt: number } {
-    this.prune();
+  async get(hash: string, now: number): Promise<TokenRecord | undefined> {
+    const rec = this.byHash.get(hash);
+    return rec && rec.expiresAt > now ? rec : undefined;
+  }
+
+  async delete(hash: string): Promise<void> {
+    this.byHash.delete(hash);
+  }
+
+  async revokeUser(user: string): Promise<void> {
+    for (const [h, r] of this.byHash) if (r.user === user) this.byHash.delete(h);
+  }
+}
+
+export class SessionTokens {
+  private readonly store: SessionTokenStore;
+
+  constructor(private readonly deps: { now: () => number; random: (n: number) => Buffer; ttlMs: number; store?: SessionTokenStore }) {
+    this.store = deps.store ?? new MemorySessionTokens();
+  }
+
+  async issue(user: string, extra: { idpGroups?: string[] } = {}): Promise<{ token: string; expiresAt: number }> {
     const token = TOKEN_PREFIX + this.deps.random(32).toString('base64url');
     const expiresAt = this.deps.now() + this.deps.ttlMs;
-    this.byHash.set(hashToken(token).toString('hex'), { user, expiresAt, ...(extra.idpGroups ? { idpGroups: [...extra.idpGroups] } : {}) });
+    await this.store.put(hashToken(token).toString('hex'), { user, expiresAt, ...(extra.idpGroups ? { idpGroups: [...extra.idpGroups] } : {}) });
     return { token, expiresAt };
   }
 
-  /** The record for a live session token; a map lookup by hash leaks nothing about the token. */
-  resolve(token: string): TokenRecord | undefined {
+  /** The record for a live session token; a lookup by hash leaks nothing about the token. */
+  async resolve(token: string): Promise<TokenRecord | undefined> {
     if (!TOKEN_SHAPE.test(token)) return undefined;
-    const rec = this.byHash.get(hashToken(token).toString('hex'));
-    if (!rec || rec.expiresAt <= this.deps.now()) return undefined;
-    return rec;
+    return this.store.get(hashToken(token).toString('hex'), this.deps.now());
   }
 
   /** Ends one session (signing out of the web pages). */
-  revoke(token: string): void {
-    if (TOKEN_SHAPE.test(token)) this.byHash.delete(hashToken(token).toString('hex'));
+  async revoke(token: string): Promise<void> {
+    if (TOKEN_SHAPE.test(token)) await this.store.delete(hashToken(token).toString('hex'));
   }
 
-  revokeUser(user: string): void {
-    for (const [h, r] of this.byHash) if (r.user === user) this.byHash.delete(h);
-  }
-
-  private prune(): void {
-    const now = this.deps.now();
-    for (const [h, r] of this.byHash) if (r.expiresAt <= now) this.byHash.delete(h);
+  revokeUser(user: string): Promise<void> {
+    return this.store.revokeUser(user);
   }
 }
 

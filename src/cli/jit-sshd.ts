@@ -158,6 +158,16 @@ const COMMANDS: CommandSpec[] = [
     },
     run: async (a) => (await import('./commands/audit.js')).report(a),
   }),
+  command({
+    name: 'store migrate',
+    describe: 'copy the embedded data dir (audit chain, live grants, revocations, serials) into an empty PostgreSQL database',
+    positionals: [],
+    options: {
+      ...DATA_DIR,
+      to: { type: 'string', describe: 'postgres:// URL of an empty database (default: JITSSHD_DATABASE_URL)' },
+    },
+    run: async (a) => (await import('./commands/store.js')).migrateStore(a),
+  }),
 ];
 
 // Last: the top-level await must not run before the declarations above exist.
@@ -168,7 +178,7 @@ await runCli(() =>
       usage: '$0 [command]: the jit-ssh certificate authority daemon and its admin commands',
       globals: GLOBAL_OPTIONS,
       commands: COMMANDS,
-      groups: { host: 'hosts of targets: enrolment tokens, probes', ca: 'CA keys: show, rotate, retire (--type host for the host CA)', policy: 'validate the policy or dry-run a decision', audit: 'audit log tools' },
+      groups: { host: 'hosts of targets: enrolment tokens, probes', ca: 'CA keys: show, rotate, retire (--type host for the host CA)', policy: 'validate the policy or dry-run a decision', audit: 'audit log tools', store: 'storage: move the data dir into PostgreSQL' },
       defaultCommand: 'serve',
     },
     process.argv.slice(2),

@@ -63,7 +63,12 @@ export interface DaemonConfig {
   auditCheckpoints: { everyRecords: number; interval: number; syslog: boolean };
   /** SSO with an OpenID Connect provider; absent = SSH-key logins only. */
   oidc?: OidcConfig;
+  /** Where state and the audit chain live: the data dir (default) or a shared PostgreSQL. */
+  store: StoreConfig;
 }
+
+/** `url` may come from JITSSHD_DATABASE_URL instead (it wins when set). */
+export type StoreConfig = { type: 'embedded' } | { type: 'postgres'; url?: string; poolSize: number };
 
 /** Asymmetric JWS algorithms an ID token may use; never none or HS* (a shared secret). */
 export const OIDC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA'] as const;
@@ -315,6 +320,20 @@ export const configSchema = z.strictObject({
       emailDomains: z.array(z.string().regex(HOSTNAME_RE, 'must be a domain name')).min(1).optional(),
     })
     .optional(),
+  store: z
+    .discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('embedded') }),
+      z.strictObject({
+        type: z.literal('postgres'),
+        url: z
+          .string()
+          .max(2048)
+          .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+          .optional(),
+        poolSize: z.number().int().min(1).max(200).default(10),
+      }),
+    ])
+    .default({ type: 'embedded' }),
 });
 
 /** An issuer is an https URL without query or fragment; plain http only on this machine (tests, dev IdPs). */

@@ -10,6 +10,7 @@ import { identityFromAnyBearer } from '../auth/oidc-session.js';
 import type { OidcVerifier } from '../auth/oidc.js';
 import type { UsedTokenStore } from '../auth/oidc-replay.js';
 import type { Challenges } from '../auth/challenges.js';
+import type { StoreHealth } from '../store/types.js';
 import { addressGroup } from '../policy/ip.js';
 import type { SessionTokens } from '../auth/tokens.js';
 import type { ServiceDeps } from '../service/deps.js';
@@ -32,12 +33,14 @@ export interface AppDeps extends ServiceDeps {
   publicUrl?: () => string;
   /** The host CA (signs host certificates); the daemon always has one. */
   hostCa?: CaKeyring;
+  /** Whether the store answers (GET /healthz); absent: always healthy. */
+  storeHealth?: () => Promise<StoreHealth>;
 }
 
 export interface Ctx {
   deps: AppDeps;
   /** Authenticates the request's bearer token against the current policy. */
-  identify(req: Request): Identity;
+  identify(req: Request): Promise<Identity>;
   sourceAddress(req: Request): string | undefined;
   /** The client's address group for limits: its address cut to addressPrefix (IPv6 /64). */
   addressGroup(req: Request): string;

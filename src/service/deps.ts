@@ -7,7 +7,7 @@ import type { SerialAllocator } from '../store/serials.js';
 import type { CaKeyring } from '../store/ca-keys.js';
 import type { Metrics } from './metrics.js';
 import type { Notifier } from './notify.js';
-import { RequestLocks } from './locks.js';
+import { RequestLocks, type SharedLocks } from './locks.js';
 import { UserRateLimiter } from './user-limits.js';
 import type { KrlSnapshot } from './krl.js';
 
@@ -44,8 +44,9 @@ export interface ServiceRuntime {
   krl?: { key: string; snap: KrlSnapshot };
 }
 
-export function newServiceRuntime(config: Pick<DaemonConfig, 'limits'>): ServiceRuntime {
-  return { locks: new RequestLocks(), inFlight: new Map(), requestRate: new UserRateLimiter(config.limits.requestsPerMinute) };
+/** `sharedLocks`: request locks that hold across replicas (PostgreSQL store); absent: this process only. */
+export function newServiceRuntime(config: Pick<DaemonConfig, 'limits'>, sharedLocks?: SharedLocks): ServiceRuntime {
+  return { locks: new RequestLocks(sharedLocks), inFlight: new Map(), requestRate: new UserRateLimiter(config.limits.requestsPerMinute) };
 }
 
 export const nowSeconds = (clock: Clock): number => Math.floor(clock.now() / 1000);

@@ -197,7 +197,7 @@ function checkRenewal(deps: HostDeps, r: Renewal, i: number, challenge: string):
 export async function renewHost(
   deps: HostDeps,
   body: { challenge: string; renewals: Renewal[] },
-  challengeOk: (challenge: string) => boolean,
+  challengeOk: (challenge: string) => Promise<boolean>,
   sourceAddress?: string,
 ): Promise<HostCertificates> {
   const refused = async (e: JitError, target?: string): Promise<never> => {
@@ -205,7 +205,7 @@ export async function renewHost(
     await deps.audit.append({ type: 'host_renew_refused', target, why: e.message, sourceAddress });
     throw e;
   };
-  if (!challengeOk(body.challenge)) {
+  if (!(await challengeOk(body.challenge))) {
     return refused(new JitError('unauthenticated', 'challenge: unknown, expired or already used; get a new one from POST /v1/hosts/challenge'));
   }
   let checked;

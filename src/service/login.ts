@@ -26,9 +26,9 @@ export interface LoginAttempt {
 
 export async function loginWithSshKey(deps: LoginDeps, attempt: LoginAttempt, failures: FailureBudget): Promise<{ token: string; expiresAt: number }> {
   const { sourceAddress } = attempt;
-  const result = loginWithSignature(deps.policy(), deps.challenges, attempt);
+  const result = await loginWithSignature(deps.policy(), deps.challenges, attempt);
   if (result.ok) {
-    const issued = deps.tokens.issue(result.user);
+    const issued = await deps.tokens.issue(result.user);
     await deps.audit.append({ type: 'auth', user: result.user, method: 'ssh-key', keyFingerprint: result.keyFingerprint, sourceAddress });
     return issued;
   }

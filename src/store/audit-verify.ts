@@ -6,7 +6,7 @@
  * either. Every failure is one sentence saying what was found and what it means.
  */
 import type { AuditRecord } from './types.js';
-import { verifyAuditFile, type ChainBreak } from './audit.js';
+import { verifyAuditFile, verifyAuditLines, type ChainBreak, type Line, type VerifyAuditOptions } from './audit.js';
 import { checkpointSignedBy, readCheckpoints, type Checkpoint } from './audit-checkpoints.js';
 
 export interface Anchor {
@@ -18,6 +18,8 @@ export interface Anchor {
 
 export interface AnchoredVerifyOptions {
   auditFile: string;
+  /** The chain's lines from elsewhere (the database); when set, auditFile is not read. */
+  auditLines?: AsyncIterable<Pick<Line, 'text' | 'tooLong' | 'terminated'>>;
   /** The data dir's checkpoint file (may not exist yet). */
   checkpointFile: string;
   /** The checkpoint public key blob; undefined when there is none (then any checkpoint fails). */
@@ -84,7 +86,7 @@ export async function verifyAnchoredAudit(o: AnchoredVerifyOptions): Promise<Anc
   };
 
   await pullLocal();
-  const chain = await verifyAuditFile(o.auditFile, {
+  const onRecord: VerifyAuditOptions = {
     onRecord: (r) => {
       while (outsideAt < outside.length && outside[outsideAt].seq === r.seq) check(outside[outsideAt++], r);
       if (!nextLocal || nextLocal.seq !== r.seq) return undefined;
@@ -95,7 +97,8 @@ export async function verifyAnchoredAudit(o: AnchoredVerifyOptions): Promise<Anc
         }
       })();
     },
-  });
+  };
+  const chain = o.auditLines ? await verifyAuditLines(o.auditLines, onRecord) : await verifyAuditFile(o.auditFile, onRecord);
   if (!chain.ok) {
     const b = chain.firstBreak;
     return { ok: false, records: chain.records, chainBreak: b, problem: `the hash chain breaks at line ${b.line} (seq ${b.seq}): ${b.message}` };

@@ -111,7 +111,7 @@ const RESERVED = new Set(['seq', 'time', 'prevHash', 'hash']);
 const SECRET_FIELD = /^(token|accesstoken|bearer|signature|privatekey|password|secret)$/i;
 
 /** The event as plain JSON data (bigint → decimal string), refusing reserved and secret fields. */
-function normalizeEvent(event: AuditEvent): Record<string, unknown> {
+export function normalizeEvent(event: AuditEvent): Record<string, unknown> {
   if (typeof event?.type !== 'string' || event.type === '') {
     throw new JitError('internal', 'audit event needs a non-empty string type');
   }
@@ -288,29 +288,37 @@ export async function verifyAuditFile(file: string, opts: VerifyAuditOptions = {
     throw new JitError('not_found', `cannot read audit log ${file}: ${errorCode(e)}`, { cause: e });
   }
   try {
-    const chain = new ChainChecker();
-    for await (const line of readLines(fh)) {
-      if (!line.terminated) {
-        return {
-          ok: false,
-          records: chain.seq,
-          firstBreak: {
-            line: chain.lines + 1,
-            seq: chain.seq + 1,
-            reason: 'torn_line',
-            message: `last line ${chain.lines + 1} is incomplete (a write cut short; the daemon drops it on start)`,
-          },
-        };
-      }
-      const r = chain.check(line);
-      if ('broken' in r) return { ok: false, records: chain.seq, firstBreak: r.broken };
-      const pending = opts.onRecord?.(r.record);
-      if (pending) await pending;
-    }
-    return { ok: true, records: chain.seq, lastSeq: chain.seq, lastHash: chain.hash };
+    return await verifyAuditLines(readLines(fh), opts);
   } finally {
     await fh.close();
   }
+}
+
+/** The same check over lines from anywhere (a file, or the database's audit table). */
+export async function verifyAuditLines(
+  lines: AsyncIterable<Pick<Line, 'text' | 'tooLong' | 'terminated'>>,
+  opts: VerifyAuditOptions = {},
+): Promise<VerifyResult> {
+  const chain = new ChainChecker();
+  for await (const line of lines) {
+    if (!line.terminated) {
+      return {
+        ok: false,
+        records: chain.seq,
+        firstBreak: {
+          line: chain.lines + 1,
+          seq: chain.seq + 1,
+          reason: 'torn_line',
+          message: `last line ${chain.lines + 1} is incomplete (a write cut short; the daemon drops it on start)`,
+        },
+      };
+    }
+    const r = chain.check(line);
+    if ('broken' in r) return { ok: false, records: chain.seq, firstBreak: r.broken };
+    const pending = opts.onRecord?.(r.record);
+    if (pending) await pending;
+  }
+  return { ok: true, records: chain.seq, lastSeq: chain.seq, lastHash: chain.hash };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -71,6 +71,27 @@ function writeManifest(dataDir: string, m: Manifest): void {
   writeFileAtomicSync(manifestPath(dataDir), JSON.stringify(m, null, 2) + '\n', 0o600);
 }
 
+/**
+ * The manifest as stored, for sharing it through a database (store type postgres): undefined
+ * when there is none yet. `replaceKeyringManifest` checks the shape before it replaces the file.
+ */
+export function keyringManifestText(dataDir: string): string | undefined {
+  if (!existsSync(manifestPath(dataDir))) return undefined;
+  return JSON.stringify(readManifest(dataDir));
+}
+
+export function replaceKeyringManifest(dataDir: string, text: string): void {
+  let m: Manifest;
+  try {
+    m = JSON.parse(text) as Manifest;
+    if (!Array.isArray(m.keys)) throw new Error('keys is not a list');
+  } catch (e) {
+    throw new JitError('invalid_config', `the shared CA keyring manifest is unreadable: ${(e as Error).message}`);
+  }
+  mkdirSync(caDir(dataDir), { recursive: true, mode: 0o700 });
+  writeManifest(dataDir, m);
+}
+
 function entryOf(k: HeldKey, status: CaKeyStatus, now: Date): CaKeyEntry {
   return { ...k.location, fingerprint: k.fingerprint, publicKey: k.publicKeyLine, status, createdAt: now.toISOString() };
 }

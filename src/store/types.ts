@@ -316,3 +316,37 @@ export interface StateStore {
   flush(): Promise<void>;
   close(): Promise<void>;
 }
+
+/*
+ * What a shared (PostgreSQL) store keeps for the login layer and the use cases. The auth and
+ * service layers declare the same shapes on their side (SessionTokenStore, UsedTokenStore,
+ * SharedLocks); the composition root hands one to the other.
+ */
+
+/** A session, stored under the hex SHA-256 of its token (never the token). */
+export interface SessionRecord {
+  user: string;
+  /** ms since the epoch. */
+  expiresAt: number;
+  idpGroups?: string[];
+}
+
+export interface SessionRecordStore {
+  put(hash: string, rec: SessionRecord): Promise<void>;
+  get(hash: string, nowMs: number): Promise<SessionRecord | undefined>;
+  delete(hash: string): Promise<void>;
+  revokeUser(user: string): Promise<void>;
+}
+
+/** Single-use keys (challenge nonces, ID-token hashes): true the first time only, atomically. */
+export interface UsedOnceStore {
+  markUsed(key: string, expiresAtMs: number): Promise<boolean>;
+}
+
+/** What GET /healthz reports of the store. */
+export type StoreHealth = { ok: true } | { ok: false; problem: string };
+
+/** A lock per id that holds across every process sharing the store. */
+export interface RowLocks {
+  withLock<T>(id: string, fn: () => Promise<T>): Promise<T>;
+}

@@ -301,6 +301,14 @@ describeWithTools(['ssh-keygen'], 'docs/openapi.yaml against the real daemon', (
     const served = await call('GET', '/v1/openapi.json', '/v1/openapi.json');
     expect(served.body).toEqual(DOC);
     expect((await call('GET', '/healthz', '/healthz')).body.ok).toBe(true);
+    // The store failing its check (as a PostgreSQL store does when the database is down).
+    const realHealth = d.deps.storeHealth;
+    d.deps.storeHealth = async () => ({ ok: false, problem: 'test: database down' });
+    try {
+      expect((await call('GET', '/healthz', '/healthz')).status).toBe(503);
+    } finally {
+      d.deps.storeHealth = realHealth;
+    }
     expect((await call('GET', '/metrics', '/metrics')).text).toMatch(/^# (HELP|TYPE) /m);
   });
 

@@ -41,6 +41,7 @@ describe('validateConfig', () => {
       addressPrefix: { ipv4: 32, ipv6: 64 },
       connections: { max: 1000, perAddress: 50, healthReserve: 10, headersTimeout: 10, requestTimeout: 30 },
       auditCheckpoints: { everyRecords: 1000, interval: 60, syslog: false },
+      store: { type: 'embedded' },
       ca: { backend: 'file' },
     });
     expect(validateConfig(null)).toEqual(c);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { journalFileOf, openState, readRevocations } from '../../src/store/state.js';
 import type { RequestRecord } from '../../src/store/types.js';
+import { sampleRequest } from '../helpers/records.js';
 
 let dir: string;
 let file: string;
@@ -25,19 +26,7 @@ const clock = () => new Date(NOW * 1000);
 const size = (f: string) => (existsSync(f) ? statSync(f).size : 0);
 
 function pending(id: string, user = 'alice'): RequestRecord {
-  return {
-    id,
-    user,
-    target: 'prod-db',
-    task: 'incident',
-    reason: 'r'.repeat(500),
-    status: 'pending',
-    createdAt: NOW * 1000,
-    expiresAt: (NOW + 3600) * 1000,
-    draft: { account: 'root', principals: ['root@prod-db'], ttlSeconds: 900, criticalOptions: {}, extensions: { 'permit-pty': '' } },
-    approvals: [],
-    publicKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl',
-  };
+  return sampleRequest(id, NOW, { user, task: 'incident', reason: 'r'.repeat(500) });
 }
 
 describe('state journal', () => {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openState } from '../../src/store/state.js';
 import type { RequestRecord } from '../../src/store/types.js';
+import { sampleRequest, type RecordFields } from '../helpers/records.js';
 
 let dir: string;
 let file: string;
@@ -17,28 +18,9 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 const NOW = 1_900_000_000; // seconds
 const clock = () => new Date(NOW * 1000);
 
-/** Any field of any status. */
-type Fields = { [K in keyof RequestRecord]?: unknown };
+const request = (id: string, over: RecordFields = {}): RequestRecord => sampleRequest(id, NOW, over);
 
-/** A record in any status: `over` sets the status and its fields (the store checks only what it interprets). */
-function request(id: string, over: Fields = {}): RequestRecord {
-  const rec = {
-    id,
-    user: 'alice',
-    target: 'prod-db',
-    task: 'check-logs',
-    status: 'pending',
-    createdAt: NOW * 1000,
-    expiresAt: (NOW + 3600) * 1000,
-    draft: { account: 'readonly', principals: ['readonly@prod-db'], ttlSeconds: 900, criticalOptions: {}, extensions: { 'permit-pty': '' } },
-    approvals: [],
-    publicKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@laptop',
-    ...over,
-  };
-  return rec as RequestRecord;
-}
-
-function issued(id: string, validBefore: number, over: Fields = {}): RequestRecord {
+function issued(id: string, validBefore: number, over: RecordFields = {}): RequestRecord {
   return request(id, {
     status: 'issued',
     cert: {

@@ -10,6 +10,7 @@ import { verifyAnchoredAudit, type Anchor } from '../../store/audit-verify.js';
 import { errorCode } from '../../store/durable-file.js';
 import { accessReport, csvLine, CSV_COLUMNS, endOf, jsonRow, parseReportFilter, rowFields, type AccessRow } from '../../service/report.js';
 import { adminConfig, print, type CommonArgs } from './settings.js';
+import { databaseUrl } from '../../store-engine.js';
 
 export interface VerifyArgs extends CommonArgs {
   /** SEQ:HASH heads noted off the box. */
@@ -61,13 +62,22 @@ export async function verify(a: VerifyArgs): Promise<void> {
   const pubFile = join(c.dataDir, CHECKPOINT_FILES.pub);
   const keySource = a['checkpoint-key'] ?? (existsSync(pubFile) ? pubFile : undefined);
   const publicKey = keySource === undefined ? undefined : readCheckpointPublicKey(keySource);
-  const r = await verifyAnchoredAudit({
-    auditFile: join(c.dataDir, STORE_FILES.audit),
-    checkpointFile: join(c.dataDir, CHECKPOINT_FILES.log),
-    publicKey,
-    external,
-    heads,
-  });
+  // With PostgreSQL the chain is read from the database; checkpoints still come from the data dir.
+  const db = c.store.type === 'postgres' ? await import('../../store/postgres/admin.js') : undefined;
+  const pool = db?.adminPool(databaseUrl(c));
+  let r;
+  try {
+    r = await verifyAnchoredAudit({
+      auditFile: join(c.dataDir, STORE_FILES.audit),
+      ...(pool && db ? { auditLines: db.auditLines(pool) } : {}),
+      checkpointFile: join(c.dataDir, CHECKPOINT_FILES.log),
+      publicKey,
+      external,
+      heads,
+    });
+  } finally {
+    await pool?.end();
+  }
   if (!r.ok) {
     throw new JitError('conflict', `audit chain broken: ${r.problem}.`, { details: r });
   }

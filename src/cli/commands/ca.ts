@@ -9,6 +9,31 @@ import { destroyKey, hostCustodyOf, initHostKeyring, initKeyring, keyringRoot, r
 import { openCustodies, openCustody, openHostCustody, type KeyCustody } from '../../signer/index.js';
 import type { DaemonConfig } from '../../policy/config-schema.js';
 import { adminConfig, print, type CommonArgs } from './settings.js';
+import { databaseUrl } from '../../store-engine.js';
+
+/**
+ * With store type postgres the user-CA keyring manifest is shared through the database: take the
+ * current one first, change it here, publish it (every replica follows within a second).
+ */
+async function sharedKeyring<T>(c: DaemonConfig, change: () => Promise<T>): Promise<T> {
+  if (c.store.type !== 'postgres') return change();
+  const db = await import('../../store/postgres/admin.js');
+  const pool = db.adminPool(databaseUrl(c));
+  try {
+    await db.pullKeyring(pool, c.dataDir);
+    const out = await change();
+    await db.publishKeyring(pool, c.dataDir);
+    return out;
+  } finally {
+    await pool.end();
+  }
+}
+
+/** From the database's audit chain with store type postgres, else from the data dir's audit log. */
+async function lastValidBeforeOf(c: DaemonConfig, fingerprint: string): Promise<number> {
+  if (c.store.type !== 'postgres') return lastValidBefore(c.dataDir, fingerprint);
+  return (await import('../../store/postgres/admin.js')).lastValidBeforeInDatabase(databaseUrl(c), fingerprint);
+}
 
 /** `--type user|host`: which CA a command works on (user is the default). */
 export type CaTypeArgs = CommonArgs & { type?: CaKind };
@@ -32,15 +57,15 @@ async function hostCustody(c: DaemonConfig): Promise<KeyCustody> {
 
 export async function init(a: CommonArgs): Promise<void> {
   const c = adminConfig(a);
-  const { custody, host } = await openCustodies(c);
-  let user;
-  let hostKey;
-  try {
-    user = initKeyring(c.dataDir, c.caKeyType, custody);
-    hostKey = initHostKeyring(c.dataDir, c.caKeyType, host);
-  } finally {
-    await custody.close();
-  }
+  // The user CA's keyring is shared through the database with store type postgres (sharedKeyring).
+  const { user, hostKey, host } = await sharedKeyring(c, async () => {
+    const { custody, host } = await openCustodies(c);
+    try {
+      return { user: initKeyring(c.dataDir, c.caKeyType, custody), hostKey: initHostKeyring(c.dataDir, c.caKeyType, host), host };
+    } finally {
+      await custody.close();
+    }
+  });
   const { entry, created } = user;
   print(
     a,
@@ -81,7 +106,8 @@ export async function show(a: CaTypeArgs): Promise<void> {
 
 export async function rotate(a: CaTypeArgs): Promise<void> {
   const c = adminConfig(a);
-  const e = await withCustody(c, (custody) => rotateKeyring(rootOf(c.dataDir, a), c.caKeyType, custody), a.type);
+  const rotate = () => withCustody(c, (custody) => rotateKeyring(rootOf(c.dataDir, a), c.caKeyType, custody), a.type);
+  const e = a.type === 'host' ? await rotate() : await sharedKeyring(c, rotate);
   print(a, `new signing key ${e.fingerprint}; the previous key stays trusted until retired\n${e.publicKey}`, e);
 }
 
@@ -136,13 +162,18 @@ export async function lastValidBefore(dataDir: string, fingerprint: string): Pro
 
 export async function retire(a: CaTypeArgs & { fingerprint: string; force?: boolean; destroy?: boolean }): Promise<void> {
   const c = adminConfig(a);
+  if (a.type === 'host') return retireHere(a, c);
+  await sharedKeyring(c, () => retireHere(a, c));
+}
+
+async function retireHere(a: CaTypeArgs & { fingerprint: string; force?: boolean; destroy?: boolean }, c: DaemonConfig): Promise<void> {
   const root = rootOf(c.dataDir, a);
   const already = readKeyringEntries(root).some((k) => k.fingerprint === a.fingerprint && k.status === 'retired');
   // Retiring only marks the key untrusted; deleting the key object is a separate, explicit step.
   const e =
     already && a.destroy
       ? undefined
-      : retireKey(root, a.fingerprint, { force: a.force, lastValidBefore: a.force ? undefined : await lastValidBefore(c.dataDir, a.fingerprint) });
+      : retireKey(root, a.fingerprint, { force: a.force, lastValidBefore: a.force ? undefined : await lastValidBeforeOf(c, a.fingerprint) });
   if (!a.destroy) {
     print(a, `retired ${e!.fingerprint}: hosts stop trusting it at their next sync; the key itself is kept (--destroy deletes it)`, e);
     return;

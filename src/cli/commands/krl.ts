@@ -7,11 +7,23 @@ import { keyringPublicKeys } from '../../store/ca-keys.js';
 import { readRevocations } from '../../store/state.js';
 import { STORE_FILES } from '../../store/index.js';
 import { adminConfig, type CommonArgs } from './settings.js';
+import { databaseUrl } from '../../store-engine.js';
 
 export async function krl(a: CommonArgs & { out?: string }): Promise<void> {
   const c = adminConfig(a);
   const nowSec = Math.floor(Date.now() / 1000);
-  const snapshot = await readRevocations(join(c.dataDir, STORE_FILES.state), nowSec);
+  let snapshot;
+  if (c.store.type === 'postgres') {
+    const { PgState } = await import('../../store/postgres/state.js');
+    const pool = (await import('../../store/postgres/admin.js')).adminPool(databaseUrl(c));
+    try {
+      snapshot = await new PgState(pool).listRevocations(nowSec);
+    } finally {
+      await pool.end();
+    }
+  } else {
+    snapshot = await readRevocations(join(c.dataDir, STORE_FILES.state), nowSec);
+  }
   const caKeys = keyringPublicKeys(c.dataDir);
   const bytes = buildKrl(snapshot, (fp) => caKeys.get(fp), nowSec);
   if (a.out) {

@@ -60,7 +60,7 @@ export function hostRoutes(ctx: Ctx): Router {
     ctx.limits.authPerAddress.hit(ctx.addressGroup(req));
     plainWanted(req);
     const body = parseBody(renewBody, req.body);
-    const used = (c: string) => ctx.deps.challenges.consume(HOST_CHALLENGE_SUBJECT, c).ok;
+    const used = async (c: string) => (await ctx.deps.challenges.consume(HOST_CHALLENGE_SUBJECT, c)).ok;
     send(req, res, await renewHost(hostDeps(), body, used, ctx.sourceAddress(req)));
   });
   return r;

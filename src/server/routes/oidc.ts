@@ -77,7 +77,7 @@ export async function openSsoSession(
   try {
     const login = await loginWithIdToken(verifier ?? sso.verifier, sso.used, deps.policy(), idToken);
     await deps.audit.append({ type: 'auth', method, user: login.user, issuer: login.issuer, subject: login.subject, groups: login.groups, sourceAddress });
-    const { token, expiresAt } = deps.tokens.issue(login.user, { idpGroups: login.idpGroups });
+    const { token, expiresAt } = await deps.tokens.issue(login.user, { idpGroups: login.idpGroups });
     return { token, expiresAt, user: login.user, groups: login.groups };
   } catch (e) {
     if (e instanceof OidcRefusal) throw await refuseSso(ctx, e, sourceAddress);

@@ -61,13 +61,13 @@ export function publicRoutes(ctx: Ctx): Router {
     else res.json(hc);
   });
 
-  r.get('/v1/targets', (req, res) => {
-    const identity = ctx.identify(req);
+  r.get('/v1/targets', async (req, res) => {
+    const identity = await ctx.identify(req);
     res.json(listAllowed(identity, deps.policy(), new Date(deps.clock.now())));
   });
 
   r.get('/v1/audit', async (req, res) => {
-    const identity = ctx.identify(req);
+    const identity = await ctx.identify(req);
     assertAuditor(deps, identity);
     const after = req.query.after === undefined ? 0 : Number(req.query.after);
     const limit = req.query.limit === undefined ? 1000 : Number(req.query.limit);
@@ -83,8 +83,15 @@ export function publicRoutes(ctx: Ctx): Router {
     res.type('application/json').send(openapi);
   });
 
-  r.get('/healthz', (_req, res) => {
-    res.json({ ok: true, ca: deps.ca.active().fingerprint });
+  r.get('/healthz', async (_req, res) => {
+    const store = (await deps.storeHealth?.()) ?? { ok: true };
+    if (!store.ok) {
+      // Load balancers take this replica out; the reason goes to the log, not to the caller.
+      deps.log.warn({ problem: store.problem }, 'health check: store unavailable');
+      res.status(503).json({ ok: false, store: 'unavailable', ca: deps.ca.active().fingerprint });
+      return;
+    }
+    res.json({ ok: true, store: 'ok', ca: deps.ca.active().fingerprint });
   });
 
   r.get('/metrics', async (_req, res) => {

@@ -29,14 +29,14 @@ export function requestRoutes(ctx: Ctx): Router {
   const { deps } = ctx;
 
   r.post('/requests', async (req, res) => {
-    const identity = ctx.identify(req);
+    const identity = await ctx.identify(req);
     const body = parseBody(requestBody, req.body);
     const result = await createRequest(deps, identity, body, ctx.sourceAddress(req));
     res.status(result.status === 'issued' ? 201 : 202).json(result);
   });
 
   r.get('/requests', async (req, res) => {
-    const identity = ctx.identify(req);
+    const identity = await ctx.identify(req);
     const status = req.query.status;
     if (status !== undefined && !isRequestStatus(status)) {
       throw new JitError('invalid_field', `status: must be one of ${REQUEST_STATUSES.join(', ')}`);
@@ -47,47 +47,47 @@ export function requestRoutes(ctx: Ctx): Router {
   });
 
   r.get('/requests/:id', async (req, res) => {
-    const identity = ctx.identify(req);
+    const identity = await ctx.identify(req);
     const id = parseParam(requestIdParam, req.params.id, 'request');
     send(res, await viewRequest(deps, identity, id));
   });
 
   r.post('/requests/:id/approve', async (req, res) => {
-    const identity = ctx.identify(req);
+    const identity = await ctx.identify(req);
     const id = parseParam(requestIdParam, req.params.id, 'request');
     const { comment } = parseBody(approveBody, req.body ?? {});
     send(res, await approveRequest(deps, identity, id, comment));
   });
 
   r.post('/requests/:id/deny', async (req, res) => {
-    const identity = ctx.identify(req);
+    const identity = await ctx.identify(req);
     const id = parseParam(requestIdParam, req.params.id, 'request');
     const { reason } = parseBody(denyBody, req.body);
     send(res, await denyRequest(deps, identity, id, reason));
   });
 
   r.post('/requests/:id/revoke', async (req, res) => {
-    const identity = ctx.identify(req);
+    const identity = await ctx.identify(req);
     const id = parseParam(requestIdParam, req.params.id, 'request');
     const { reason } = parseBody(revokeBody, req.body ?? {});
     send(res, await revokeRequest(deps, identity, id, reason));
   });
 
   r.post('/revocations', async (req, res) => {
-    const identity = ctx.identify(req);
+    const identity = await ctx.identify(req);
     const body = parseBody(revocationBody, req.body);
     let revoked: RequestRecord[];
     if (body.serial) revoked = [await revokeBySerial(deps, identity, body.serial, body.reason)];
     else if (body.user) revoked = await revokeUser(deps, identity, body.user, body.reason);
     else revoked = await revokeKey(deps, identity, body.fingerprint!, body.reason);
-    if (body.user) deps.tokens.revokeUser(body.user);
+    if (body.user) await deps.tokens.revokeUser(body.user);
     const view: RevocationsView = { revoked: revoked.map((rec) => ({ id: rec.id, serial: rec.cert?.serial ?? null })) };
     res.json(view);
   });
 
   // Admin: a revoked key may be certified again (and leaves the KRL). Audited.
   r.post('/revocations/lift', async (req, res) => {
-    const identity = ctx.identify(req);
+    const identity = await ctx.identify(req);
     const body = parseBody(liftKeyBody, req.body);
     res.json({ lifted: await liftKeyRevocation(deps, identity, body.fingerprint, body.reason) });
   });

@@ -73,13 +73,15 @@ export function webRoutes(ctx: Ctx): Router {
   });
 
   /** The signed-in person, or undefined (the caller sends them to sign in). */
-  const who = (req: Request): Signed | undefined => {
+  const who = async (req: Request): Promise<Signed | undefined> => {
     const token = sessions.sessionOf(req);
     if (!token) return undefined;
     try {
-      const identity = identityFromAnyBearer(`Bearer ${token}`, deps.policy(), deps.tokens, deps.clock.now());
+      const identity = await identityFromAnyBearer(`Bearer ${token}`, deps.policy(), deps.tokens, deps.clock.now());
       return { identity, token, viewer: { user: identity.user, auditor: isAuditor(deps, identity), csrf: sessions.csrfToken(token) } };
-    } catch {
+    } catch (e) {
+      // A store that cannot answer is not a signed-out user: say so (503) instead of a sign-in loop.
+      if (isJitError(e) && e.code === 'store_unavailable') throw e;
       return undefined;
     }
   };
@@ -90,7 +92,7 @@ export function webRoutes(ctx: Ctx): Router {
 
   /** GET pages: not signed in → sign in, then come back here. */
   const signedIn = (handler: (req: Request, res: Response, s: Signed) => Promise<void> | void) => async (req: Request, res: Response) => {
-    const s = who(req);
+    const s = await who(req);
     if (!s) return res.redirect(303, `/ui/login?next=${encodeURIComponent(safeNext(req.originalUrl))}`);
     await handler(req, res, s);
   };
@@ -100,7 +102,7 @@ export function webRoutes(ctx: Ctx): Router {
   const posted = (handler: (req: Request, res: Response, s: Signed) => Promise<void>) => [
     form,
     async (req: Request, res: Response) => {
-      const s = who(req);
+      const s = await who(req);
       if (!s) throw new JitError('unauthenticated', 'your session has ended: sign in again');
       const origin = req.get('origin');
       if (origin !== undefined && origin !== 'null' && publicUrl() && origin !== new URL(publicUrl()).origin) {
@@ -137,14 +139,14 @@ export function webRoutes(ctx: Ctx): Router {
   });
 
   r.post('/ui/logout', ...posted(async (_req, res, s) => {
-    deps.tokens.revoke(s.token);
+    await deps.tokens.revoke(s.token);
     sessions.clearSession(res);
     res.type('html').send(layout('Signed out', messagePage('Signed out', 'You are signed out of jit-ssh.')));
   }));
 
   /** Polled by app.js: the audit head moves with every approval, denial, issue and revocation. */
-  r.get('/ui/changes', (req, res) => {
-    if (!who(req)) throw new JitError('unauthenticated', 'sign in first');
+  r.get('/ui/changes', async (req, res) => {
+    if (!(await who(req))) throw new JitError('unauthenticated', 'sign in first');
     res.json({ seq: deps.audit.head().seq });
   });
 
