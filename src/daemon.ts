@@ -93,6 +93,9 @@ export function loadSettings(opts: Pick<DaemonOptions, 'configPath' | 'listen' |
   return { config, policyPath, policy: loadPolicyFile(policyPath) };
 }
 
+/** Bounds the audit tail a start replays (≈ 0.2 s per 10,000 records) at a small cost per snapshot. */
+const START_SNAPSHOTS = { everyRecords: 10_000, intervalSec: 300 };
+
 export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const { config, policyPath, policy: firstPolicy } = loadSettings(opts);
   const log = opts.log ?? pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.token', '*.signature'] });
@@ -104,7 +107,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   try {
     const { entry, created } = initKeyring(config.dataDir, config.caKeyType, custody);
     if (created) opts.onFirstKey?.(entry.publicKey);
-    store = await openStore(config.dataDir, { clock: () => new Date(clock.now()), auditFs: opts.auditFs });
+    store = await openStore(config.dataDir, { clock: () => new Date(clock.now()), auditFs: opts.auditFs, snapshots: true });
   } catch (e) {
     await custody.close();
     throw e;
@@ -150,6 +153,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await custody.close();
     throw e;
   }
+  // Only now that the log is trusted: start-up snapshots, so the next start reads only the tail.
+  store.startSnapshots({
+    ...START_SNAPSHOTS,
+    onError: (e) => log.warn({ error: (e as Error).message }, 'start-up snapshot not written; the next start replays a longer tail'),
+  });
+  for (const w of store.warnings) log.warn(w);
+  log.info({ fromSnapshotSeq: store.opened.fromSnapshotSeq, replayedRecords: store.opened.replayedRecords }, 'audit log replayed');
 
   let policy = firstPolicy;
   // The public URL the login challenges name: configured, or this listener's URL once bound.
