@@ -52,6 +52,16 @@ export interface OpenAuditOptions {
    * opening fails (nothing is written).
    */
   resume?: AuditResumePoint;
+  /**
+   * Refuse (bad_request, nothing written) a record whose event part is longer than this many
+   * bytes in the log. Checked on the line the writer builds anyway: no second serialisation.
+   */
+  maxRecordBytes?: number;
+}
+
+/** Bytes the writer adds to an event's JSON: the seq, time and prevHash members, their commas, and the hash suffix. */
+function envelopeBytes(seq: number, time: string): number {
+  return `"seq":${seq},"time":"${time}","prevHash":"${GENESIS_HASH}",`.length + HASH_SUFFIX_LENGTH;
 }
 
 export type AuditHead = { seq: number; hash: string };
@@ -398,6 +408,7 @@ class JsonlAuditLog implements OpenedAuditLog {
     private readonly file: string,
     private readonly clock: () => Date,
     private readonly ops: AuditFileOps,
+    private readonly maxRecordBytes = Infinity,
   ) {}
 
   /** Verifies the existing file, cuts a torn last line, and opens it for appending. */
@@ -550,19 +561,27 @@ class JsonlAuditLog implements OpenedAuditLog {
     const lines: string[] = [];
     const starts: number[] = [];
     let bytes = 0;
+    const kept: Pending[] = [];
     for (const p of batch) {
-      seq++;
-      const body = { seq, time: p.time, ...p.event, prevHash: hash };
+      const body = { seq: seq + 1, time: p.time, ...p.event, prevHash: hash };
       // The line is the canonical form itself plus the hash: serialised once, hashed once.
       const canonical = canonicalJson(body);
+      const lineBytes = Buffer.byteLength(canonical) + HASH_SUFFIX_LENGTH;
+      if (lineBytes - envelopeBytes(body.seq, p.time) > this.maxRecordBytes) {
+        p.reject(new JitError('bad_request', `audit record '${String(p.event.type)}' would exceed ${this.maxRecordBytes} bytes; shorten the free-text fields`));
+        continue;
+      }
+      seq++;
       hash = createHash('sha256').update(body.prevHash + canonical).digest('hex');
       const rec = { ...body, hash } as AuditRecord;
       const line = `${canonical.slice(0, -1)},"hash":"${hash}"}\n`;
       starts.push(this.size + bytes);
-      bytes += Buffer.byteLength(line);
+      bytes += lineBytes;
       records.push(rec);
       lines.push(line);
+      kept.push(p);
     }
+    if (kept.length === 0) return;
     const buf = Buffer.from(lines.join(''));
     try {
       const fh = await this.writable();
@@ -574,7 +593,7 @@ class JsonlAuditLog implements OpenedAuditLog {
     } catch (e) {
       await this.cutBackAfterFailure();
       const err = new JitError('unavailable', `audit log not writable: ${errorCode(e)}`, { cause: e });
-      for (const p of batch) p.reject(err);
+      for (const p of kept) p.reject(err);
       return;
     }
     records.forEach((r, i) => {
@@ -583,7 +602,7 @@ class JsonlAuditLog implements OpenedAuditLog {
     this.seq = seq;
     this.hash = hash;
     this.size += buf.length;
-    batch.forEach((p, i) => p.resolve(records[i]));
+    kept.forEach((p, i) => p.resolve(records[i]));
     for (const fn of this.commitListeners) fn({ seq, hash }, records);
   }
 
@@ -655,7 +674,7 @@ class JsonlAuditLog implements OpenedAuditLog {
  * to a broken chain would bury the damage.
  */
 export async function openAuditLog(file: string, opts: OpenAuditOptions = {}): Promise<OpenedAuditLog> {
-  const log = new JsonlAuditLog(file, opts.clock ?? (() => new Date()), opts.fs ?? nodeAuditFileOps);
+  const log = new JsonlAuditLog(file, opts.clock ?? (() => new Date()), opts.fs ?? nodeAuditFileOps, opts.maxRecordBytes);
   await log.load(opts.onRecord, opts.resume);
   return log;
 }

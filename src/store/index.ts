@@ -12,7 +12,7 @@ import { acquireDataDirLock, LOCK_FILE } from './lock.js';
 import { openSerialAllocator, type SerialAllocator } from './serials.js';
 import { KRL_GRACE_SEC, openState, type OpenedState } from './state.js';
 import { auditReplay } from './replay.js';
-import { boundedAudit } from './bounded-audit.js';
+import { MAX_AUDIT_RECORD_BYTES } from './bounded-audit.js';
 import { openCheckpointKey } from './audit-checkpoints.js';
 import { readSnapshot, writeSnapshot, type SnapshotPayload } from './audit-snapshot.js';
 
@@ -89,6 +89,7 @@ export async function openStore(dataDir: string, opts: StoreOptions = {}): Promi
       clock: opts.clock,
       fs: opts.auditFs,
       resume: from?.resume,
+      maxRecordBytes: MAX_AUDIT_RECORD_BYTES,
       onRecord: (r) => {
         replayedRecords++;
         replay.onRecord(r);
@@ -110,7 +111,7 @@ export async function openStore(dataDir: string, opts: StoreOptions = {}): Promi
     // revocations, whatever state file (lost, or restored from an old backup) we found.
     for (const g of replay.grants()) state.recordIssued(g);
     await state.restoreRevocations(replay.certRevocations(), replay.keyRevocations(), replay.krlFloor());
-    const opened = boundedAudit(audit);
+    const opened = audit;
     const snapshotter = key && snapshotWriter(dataDir, key, opened, replay, clock, krlGraceSec, replayedRecords);
     let closed = false;
     return {
