@@ -211,7 +211,15 @@ class LowdbState implements OpenedState {
   /** Per-user index: counting one user's grants must not scan everyone's. */
   private readonly byUser = new Map<string, Set<string>>();
 
+  /**
+   * Per user: how many unexpired issued grants they hold as of `asOf`, valid until the first of
+   * them expires (`nextExpiry`). Issuing adds to it; anything else about the user drops it.
+   * The limit check runs on every issuance: it must not walk all of a user's live certificates.
+   */
+  private readonly activeCounts = new Map<string, { asOf: number; count: number; nextExpiry: number }>();
+
   private indexUser(id: string, user: string): void {
+    this.activeCounts.delete(user);
     const old = this.requests.get(id) ?? this.grants.get(id);
     if (old && old.user !== user) this.unindexUser(id, old.user);
     let ids = this.byUser.get(user);
@@ -220,6 +228,7 @@ class LowdbState implements OpenedState {
   }
 
   private unindexUser(id: string, user: string): void {
+    this.activeCounts.delete(user);
     const ids = this.byUser.get(user);
     ids?.delete(id);
     if (ids?.size === 0) this.byUser.delete(user);
@@ -272,8 +281,16 @@ class LowdbState implements OpenedState {
     const g = r.status === 'issued' || r.status === 'revoked' ? compactGrant(r) : undefined;
     if (!g) throw new JitError('internal', 'recordIssued takes an issued request');
     if (this.requests.has(r.id)) return; // a persisted record wins
+    const counted = this.grants.has(g.id) ? undefined : this.activeCounts.get(g.user);
     this.indexUser(g.id, g.user);
     this.grants.set(g.id, g);
+    if (counted) {
+      if (g.status === 'issued' && g.validBefore > counted.asOf) {
+        counted.count++;
+        counted.nextExpiry = Math.min(counted.nextExpiry, g.validBefore);
+      }
+      this.activeCounts.set(g.user, counted);
+    }
   }
 
   async getRequest(id: string): Promise<RequestRecord | undefined> {
@@ -311,13 +328,20 @@ class LowdbState implements OpenedState {
   }
 
   async countActiveGrants(user: string, nowSec: number): Promise<number> {
+    const cached = this.activeCounts.get(user);
+    if (cached && nowSec >= cached.asOf && nowSec < cached.nextExpiry) return cached.count;
     let n = 0;
+    let nextExpiry = Infinity;
     for (const id of this.byUser.get(user) ?? []) {
       const r = this.requests.get(id);
       const g = r ? undefined : this.grants.get(id);
       const validBefore = r ? r.cert?.validBefore : g?.validBefore;
-      if ((r ?? g)?.status === 'issued' && validBefore !== undefined && validBefore > nowSec) n++;
+      if ((r ?? g)?.status === 'issued' && validBefore !== undefined && validBefore > nowSec) {
+        n++;
+        nextExpiry = Math.min(nextExpiry, validBefore);
+      }
     }
+    this.activeCounts.set(user, { asOf: nowSec, count: n, nextExpiry });
     return n;
   }
 
@@ -374,6 +398,7 @@ class LowdbState implements OpenedState {
       const g = r ? undefined : this.grants.get(id);
       const status = (r ?? g)?.status;
       if (status !== 'issued' && status !== 'pending') continue;
+      this.activeCounts.delete((r ?? g)!.user);
       if (r) {
         Object.assign(r, { status: 'revoked', revokedAt: mark.at, revokedBy: mark.by });
         this.requests.touch(id);
