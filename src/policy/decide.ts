@@ -17,6 +17,7 @@ import { formatDuration, parseDuration } from './duration.js';
 import { globMatches } from './glob.js';
 import { cidrContains, formatCidr, formatIp, parseCidr, parseIp } from './ip.js';
 import { NAME_HINT, NAME_RE } from './problems.js';
+import { freeTextProblem } from './text.js';
 import type { ApproverSet, Policy, PolicyDefaults, Rule, Schedule, Target, Task, Weekday } from './schema.js';
 
 export interface AccessRequest {
@@ -112,7 +113,6 @@ const fail = (why: string): Outcome<never> => ({ ok: false, why });
 
 const TICKET_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const PRINCIPAL_RE = /^[A-Za-z0-9._@+=:-]{1,255}$/;
-const MAX_REASON = 1000;
 
 // ---------- request syntax (throws) ----------
 
@@ -140,9 +140,8 @@ export function checkRequestSyntax(request: AccessRequest): CheckedRequest {
   }
   const reason = typeof request.reason === 'string' && request.reason.trim() !== '' ? request.reason.trim() : undefined;
   if (request.reason !== undefined && typeof request.reason !== 'string') throw new JitError('invalid_field', 'reason: must be text');
-  if (reason !== undefined && (reason.length > MAX_REASON || /[\x00-\x1f\x7f]/.test(reason))) {
-    throw new JitError('invalid_field', `reason: must be one line of at most ${MAX_REASON} characters`);
-  }
+  const reasonProblem = reason === undefined ? null : freeTextProblem(reason);
+  if (reasonProblem) throw new JitError('invalid_field', `reason: ${reasonProblem}`);
   if (request.sourceAddress !== undefined && parseIp(request.sourceAddress) === null) {
     throw new JitError('invalid_field', 'sourceAddress: not an IP address');
   }

@@ -10,6 +10,8 @@ import { cidrProblem } from './ip.js';
 import { checkWith, duration, name, parseYamlText, record, valueOrThrow, type Checked } from './problems.js';
 import { KEY_TYPES } from '../ca/keys.js';
 import { KNOWN_EXTENSIONS } from '../ca/cert.js';
+import { freeTextProblem } from './text.js';
+import { principalCollisions, type Collision } from './principals.js';
 
 export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
 export const WEEKDAYS: readonly Weekday[] = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
@@ -164,10 +166,17 @@ const extensionName = z
     error: (iss) => `unknown extension "${String(iss.input)}" (known: ${KNOWN_EXTENSIONS.join(', ')})`,
   });
 
+/** Shown to approvers and users: the free-text rule (no control or bidi characters). */
+const description = z.string().refine((t) => freeTextProblem(t) === null, { error: (iss) => freeTextProblem(String(iss.input)) ?? 'invalid text' });
+
+const FORCE_COMMAND_MAX = 4096;
+// Reviewers read it in the policy file and the certificate: one line, no bidi tricks.
 const forceCommand = z
   .string()
   .min(1)
-  .refine((c) => !/[\0\r\n]/.test(c), 'must be a single line');
+  .refine((c) => freeTextProblem(c, FORCE_COMMAND_MAX) === null, {
+    error: (iss) => freeTextProblem(String(iss.input), FORCE_COMMAND_MAX) ?? 'invalid command',
+  });
 
 const approverSet = {
   approvers: names().min(1),
@@ -211,7 +220,7 @@ const targetSchema = z.strictObject({
   hosts: z.array(z.string().regex(/^[A-Za-z0-9._:-]{1,253}$/, 'must be a host name or address')).min(1),
   accounts: names().min(1),
   principalFormat: z.string().default(DEFAULT_PRINCIPAL_FORMAT),
-  description: z.string().optional(),
+  description: description.optional(),
 });
 
 const taskSchema = z.strictObject({
@@ -222,12 +231,12 @@ const taskSchema = z.strictObject({
   extensions: z.array(extensionName).default(['permit-pty']),
   requireTicket: regexSource.optional(),
   requireReason: z.boolean().default(false),
-  description: z.string().optional(),
+  description: description.optional(),
 });
 
 const ruleSchema = z.strictObject({
   name: name(),
-  description: z.string().optional(),
+  description: description.optional(),
   users: names().optional(),
   groups: names().optional(),
   targets: z.array(glob).min(1),
@@ -266,6 +275,7 @@ function crossCheck(p: Policy): Problem[] {
     ...checkDefaults(p),
     ...checkTokens(p),
     ...Object.entries(p.targets).flatMap(([n, t]) => checkTarget(n, t)),
+    ...checkPrincipalCollisions(p),
     ...Object.entries(p.tasks).flatMap(([n, t]) => checkTask(p, n, t)),
     ...p.rules.flatMap((r, i) => checkRule(p, r, i)),
   ];
@@ -292,6 +302,23 @@ function checkTokens(p: Policy): Problem[] {
 function checkTarget(targetName: string, t: Target): Problem[] {
   const problem = principalFormatProblem(t.principalFormat);
   return problem ? [[['targets', targetName, 'principalFormat'], problem]] : [];
+}
+
+const MAX_COLLISIONS_SHOWN = 10;
+
+/** Two (target, account) pairs must never render the same principal (see principals.ts). */
+function checkPrincipalCollisions(p: Policy): Problem[] {
+  const valid = Object.fromEntries(Object.entries(p.targets).filter(([, t]) => principalFormatProblem(t.principalFormat) === null));
+  const found = principalCollisions(valid);
+  const shown: Problem[] = found.slice(0, MAX_COLLISIONS_SHOWN).map((c) => [['targets', c.b.target, 'principalFormat'], collisionMessage(p, c)]);
+  if (found.length > shown.length) shown.push([['targets'], `${found.length - shown.length} more principal collisions not shown`]);
+  return shown;
+}
+
+function collisionMessage(p: Policy, c: Collision): string {
+  const pair = (x: { target: string; account: string }) => `target ${x.target} account ${x.account} ("${p.targets[x.target].principalFormat}")`;
+  const example = c.viaUser ? `can render the same principal, e.g. "${c.principal}" for some user names,` : `both render the principal "${c.principal}"`;
+  return `${pair(c.a)} and ${pair(c.b)} ${example} so a certificate for one would log in to the other; separate the parts with a character names cannot contain (@ + = :), as in "${DEFAULT_PRINCIPAL_FORMAT}"`;
 }
 
 /** Placeholders {account} {target} {user} only; {account} and {target} both required so a

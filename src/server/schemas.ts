@@ -2,13 +2,14 @@
 import { z } from 'zod';
 import { JitError } from '../errors.js';
 import { NAME_RE } from '../policy/names.js';
+import { freeTextProblem } from '../policy/text.js';
 
 // The policy's own name rule: a name the policy could not define never reaches it.
 const NAME = NAME_RE;
-const NO_CONTROL = /^[^\u0000-\u001f\u007f]*$/;
 
 const name = (what: string) => z.string().regex(NAME, `${what} must be 1-63 letters, digits, '.', '_' or '-'`);
-const text = (max: number) => z.string().max(max).regex(NO_CONTROL, 'must not contain control characters');
+/** Every free-text field (reason, comment, …): the one rule of policy/text.ts; parseBody names the field. */
+const text = () => z.string().refine((t) => freeTextProblem(t) === null, { error: (iss) => freeTextProblem(String(iss.input)) ?? 'invalid text' });
 
 export const challengeBody = z.strictObject({ user: name('user') });
 
@@ -22,15 +23,15 @@ export const requestBody = z.strictObject({
   target: name('target'),
   task: name('task'),
   account: name('account').optional(),
-  reason: text(500).optional(),
+  reason: text().optional(),
   ticket: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'ticket must be 1-64 letters, digits, ., _ or -').optional(),
   ttl: z.union([z.string().max(16), z.number()]).optional(),
   publicKey: z.string().min(1).max(16_384),
 });
 
-export const approveBody = z.strictObject({ comment: text(500).optional() });
-export const denyBody = z.strictObject({ reason: text(500).min(1, 'a reason is required') });
-export const revokeBody = z.strictObject({ reason: text(500).optional() });
+export const approveBody = z.strictObject({ comment: text().optional() });
+export const denyBody = z.strictObject({ reason: text().min(1, 'a reason is required') });
+export const revokeBody = z.strictObject({ reason: text().optional() });
 
 const FINGERPRINT = z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'fingerprint must look like SHA256:…');
 
@@ -39,14 +40,14 @@ export const revocationBody = z
     user: name('user').optional(),
     fingerprint: FINGERPRINT.optional(),
     serial: z.string().regex(/^[0-9]{1,20}$/, 'serial must be a decimal number').optional(),
-    reason: text(500).optional(),
+    reason: text().optional(),
   })
   .refine((b) => [b.user, b.fingerprint, b.serial].filter((x) => x !== undefined).length === 1, {
     message: 'give exactly one of user, fingerprint, serial',
   });
 
 /** Lifting a key revocation: the key may be certified again. */
-export const liftKeyBody = z.strictObject({ fingerprint: FINGERPRINT, reason: text(500).optional() });
+export const liftKeyBody = z.strictObject({ fingerprint: FINGERPRINT, reason: text().optional() });
 
 export const targetName = name('target');
 

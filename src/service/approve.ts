@@ -1,12 +1,15 @@
 /**
  * Approval workflow: approvers of the deciding rule say yes (N distinct people, never the
- * requester) or no. The certificate's window starts at the final approval.
+ * requester) or no. At the final approval the policy decides again with the current policy
+ * (policy/recheck.ts): the certificate is what is still allowed now, or the request is denied.
+ * The certificate's window starts at the final approval.
  */
 import { JitError } from '../errors.js';
 import type { Identity } from '../policy/decide.js';
+import { recheckAtSigning } from '../policy/recheck.js';
 import type { RequestRecord } from '../store/types.js';
 import type { ServiceDeps } from './deps.js';
-import { signRequest } from './issue.js';
+import { countLiveGrants, signRequest } from './issue.js';
 import { withRequestLock } from './locks.js';
 
 export function isApproverOf(identity: Identity, rec: RequestRecord): boolean {
@@ -51,10 +54,47 @@ export async function approveRequest(deps: ServiceDeps, identity: Identity, id: 
       await deps.state.putRequest(updated);
       return updated;
     }
-    const issued = await signRequest(deps, updated, now);
-    deps.notify.send('approved', issued);
-    return issued;
+    return signIfStillAllowed(deps, updated, now);
   });
+}
+
+/** The final approval: decide again under the current policy, then issue, deny or keep waiting. */
+async function signIfStillAllowed(deps: ServiceDeps, rec: RequestRecord, now: number): Promise<RequestRecord> {
+  const policy = deps.policy();
+  // This request holds one of the user's maxActive slots while pending; do not count it against itself.
+  const activeGrants = policy.rules.some((r) => r.maxActive !== undefined) ? (await countLiveGrants(deps, rec.user, now, 0)) - 1 : 0;
+  const check = recheckAtSigning(rec, policy, new Date(now), {
+    activeGrants: Math.max(0, activeGrants),
+    config: { maxTtl: deps.config.maxTtl, backdate: deps.config.backdate },
+  });
+  const about = { id: rec.id, user: rec.user, target: rec.target, task: rec.task, rule: rec.rule };
+
+  if (check.verdict === 'deny') {
+    const reason = `denied at signing: ${check.reason}`;
+    await deps.audit.append({ type: 'deny', ...about, stage: 'signing', reasons: [{ step: 'recheck', message: reason }] });
+    const denied: RequestRecord = { ...rec, status: 'denied', denial: { at: now, reason } };
+    await deps.state.putRequest(denied);
+    deps.metrics.denied.inc();
+    deps.notify.send('denied', denied);
+    return denied;
+  }
+
+  const kept = rec.approvals.filter((a) => check.approvedBy.includes(a.by));
+  if (check.verdict === 'wait') {
+    await deps.audit.append({ type: 'decision', ...about, stage: 'signing', decision: 'wait', dropped: check.dropped, approvals: kept.length });
+    const waiting: RequestRecord = { ...rec, approvals: kept };
+    await deps.state.putRequest(waiting);
+    return waiting;
+  }
+
+  if (check.changes.length) {
+    await deps.audit.append({ type: 'decision', ...about, stage: 'signing', decision: 'issue', changes: check.changes });
+  }
+  const { window } = check;
+  const draft = { ...rec.draft, ttlSeconds: window.ttlSeconds, backdateSeconds: window.backdateSeconds, ...(window.notAfter !== undefined ? { notAfter: window.notAfter } : {}) };
+  const issued = await signRequest(deps, { ...rec, approvals: kept, draft }, now);
+  deps.notify.send('approved', issued);
+  return issued;
 }
 
 export async function denyRequest(deps: ServiceDeps, identity: Identity, id: string, reason: string): Promise<RequestRecord> {

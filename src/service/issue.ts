@@ -138,7 +138,7 @@ async function checkPending(deps: ServiceDeps, user: string, nowMs: number, othe
 }
 
 /** Unexpired grants + live pending requests (a pending one holds a slot, or approvals could exceed maxActive) + in-flight ones. */
-async function countLiveGrants(deps: ServiceDeps, user: string, nowMs: number, othersInFlight: number): Promise<number> {
+export async function countLiveGrants(deps: ServiceDeps, user: string, nowMs: number, othersInFlight: number): Promise<number> {
   const pending = (await deps.state.listRequests({ user, status: 'pending' })).filter((r) => r.expiresAt > nowMs);
   return (await deps.state.countActiveGrants(user, Math.floor(nowMs / 1000))) + pending.length + othersInFlight;
 }

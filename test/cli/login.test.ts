@@ -255,7 +255,12 @@ describeWithTools(['ssh', 'sshd', 'ssh-keygen', 'ssh-agent', 'ssh-add', 'script'
     const alice = as(h, 'alice', { JITSSH_IDENTITY: env.keys.alice.path, JITSSH_POLL_MS: '150' });
     const run = startCli(['login', 'prod-db', '--task', 'incident', '--ticket', 'INC-8'], alice);
     const pendingDir = join(h, '.ssh', 'jit', '.pending');
-    for (let i = 0; i < 100 && !(existsSync(pendingDir) && readdirSync(pendingDir).some((n) => n.endsWith('.json'))); i++) await sleep(50);
+    // The "is pending" note is printed once the Ctrl-C handler is in place; signalling earlier
+    // would test node's default SIGINT, not ours.
+    let said = '';
+    run.child.stderr!.on('data', (b: Buffer) => (said += b.toString()));
+    for (let i = 0; i < 200 && !/ is pending/.test(said); i++) await sleep(50);
+    expect(existsSync(pendingDir) && readdirSync(pendingDir).length > 0).toBe(true);
     run.child.kill('SIGINT');
     const r = await run.done;
     expect(r.code).toBe(130);

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/server/app.js';
 import type { RunningDaemon } from '../../src/daemon.js';
 import { api, login, makeEnv, startTestDaemon, subjectKey, TEST_HOST_TOKEN, type TestEnv } from '../helpers/daemon.js';
+import { startIdp, type TestIdp } from '../helpers/idp.js';
 import { describeWithTools } from '../helpers/tools.js';
 
 type Json = Record<string, any>;
@@ -61,6 +62,8 @@ interface Seen {
 describeWithTools(['ssh-keygen'], 'docs/openapi.yaml against the real daemon', () => {
   let env: TestEnv;
   let d: RunningDaemon;
+  // SSO on a real OpenID Provider on loopback, so /v1/auth/methods and /v1/auth/oidc answer for real.
+  let idp: TestIdp;
   const seen: Seen[] = [];
   const tokens: Record<string, string> = {};
 
@@ -108,12 +111,14 @@ describeWithTools(['ssh-keygen'], 'docs/openapi.yaml against the real daemon', (
   }
 
   beforeAll(async () => {
-    env = makeEnv();
+    idp = await startIdp({ accounts: { carol: { preferred_username: 'carol', groups: ['idp-staff'] } } });
+    env = makeEnv({ config: `oidc:\n  issuer: ${idp.issuer}\n  clientId: jit-ssh-cli\n  scopes: [openid, profile, email, groups]\n` });
     d = await startTestDaemon(env);
     for (const user of ['alice', 'bob', 'carol', 'erin', 'mallory', 'dave']) tokens[user] = await login(d.url, user, env.keys[user]);
   });
   afterAll(async () => {
     await d?.close();
+    await idp?.close();
     env?.cleanup();
   });
 
@@ -144,6 +149,21 @@ describeWithTools(['ssh-keygen'], 'docs/openapi.yaml against the real daemon', (
     const signature = sshKeygenSign(env.keys.carol.path, ch2.body.challenge);
     const ok = await call('POST', '/v1/auth/token', '/v1/auth/token', { body: { user: 'carol', challenge: ch2.body.challenge, signature } });
     expect(ok.status).toBe(200);
+  });
+
+  it('ok/auth: methods, and SSO with an ID token from the IdP, and its errors', async () => {
+    const methods = await call('GET', '/v1/auth/methods', '/v1/auth/methods');
+    expect(methods.body).toMatchObject({ sshKey: true, oidc: { issuer: idp.issuer, clientId: 'jit-ssh-cli' } });
+    const O = '/v1/auth/oidc';
+    const idToken = await idp.signIdToken({ sub: 'carol-sub', preferred_username: 'carol', groups: ['idp-staff'] });
+    const sso = await call('POST', O, O, { body: { idToken } });
+    expect(sso.status).toBe(200);
+    expect(sso.body.user).toBe('carol');
+    expect(sso.body.groups).toContain('idp-staff');
+    // Single use: the same token again is the same 401 as a forged one.
+    expect((await call('POST', O, O, { body: { idToken } })).status).toBe(401);
+    expect((await call('POST', O, O, { body: { idToken: 'a.b.c' } })).status).toBe(401);
+    expect((await call('POST', O, O, { body: {} })).status).toBe(400);
   });
 
   it('ok/the request lifecycle: issue, pending, approve, deny, revoke, list, view, and their errors', async () => {

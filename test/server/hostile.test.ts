@@ -60,6 +60,45 @@ describeWithTools(['ssh-keygen'], 'hostile input', () => {
     expect(r.body.certificate).toBeUndefined();
   });
 
+  // Issue 11.10: one rule for every free-text field, refused at the edge with the field named.
+  const HOSTILE_TEXT: Array<[string, string]> = [
+    ['8-bit CSI U+009B', 'fix \u009b2J\u009b31mAPPROVED'],
+    ['ESC sequence', 'fix \u001b]0;pwned\u0007'],
+    ['RLO U+202E', 'routine \u202etoor'],
+    ['RLI U+2067', 'a\u2067b'],
+    ['LRM U+200E', 'a\u200eb'],
+    ['ALM U+061C', 'a\u061cb'],
+    ['newline', 'line one\nline two'],
+    ['501 characters', 'x'.repeat(501)],
+  ];
+  const ID = 'req_AAAAAAAAAAAAAAAA'; // well formed, unknown: a valid body gets 404, so a 400 is the text's fault
+  const FIELDS: Array<[string, string, string, (text: string) => unknown]> = [
+    ['request reason', 'POST', '/v1/requests', (t) => req({ reason: t })],
+    ['approve comment', 'POST', `/v1/requests/${ID}/approve`, (t) => ({ comment: t })],
+    ['deny reason', 'POST', `/v1/requests/${ID}/deny`, (t) => ({ reason: t })],
+    ['revoke reason', 'POST', `/v1/requests/${ID}/revoke`, (t) => ({ reason: t })],
+    ['revocation reason', 'POST', '/v1/revocations', (t) => ({ serial: '1', reason: t })],
+  ];
+  const fieldCases = FIELDS.flatMap(([field, method, path, body]) => HOSTILE_TEXT.map(([what, text]) => [field, what, method, path, body(text)] as const));
+
+  it.each(fieldCases)('fail/%s with %s → 400 naming the field', async (_field, _what, method, path, body) => {
+    const r = await api(d.url, method, path, body, token);
+    expect(r.status).toBe(400);
+    expect(r.body.error.code).toBe('invalid_field');
+    const field = Object.keys(body as object).find((k) => ['reason', 'comment'].includes(k));
+    expect(r.body.error.message).toMatch(new RegExp(`^${field}: must (not contain control or bidirectional-formatting characters|be at most 500 characters)`));
+  });
+
+  it('ok/the same fields with ordinary text in any script pass the edge (controls: 404/403, not 400)', async () => {
+    const text = 'Grüße — 日本語 — עברית 🚀 INC-42';
+    for (const [, method, path, body] of FIELDS.slice(1)) {
+      expect((await api(d.url, method, path, body(text), token)).status).not.toBe(400);
+    }
+    const created = await api(d.url, 'POST', '/v1/requests', req({ reason: text }), token);
+    expect(created.status).toBe(201);
+    expect(created.body.certificate).toMatch(/-cert-v01@openssh.com /);
+  });
+
   it('fail/body over 64 KiB → 413', async () => {
     const r = await api(d.url, 'POST', '/v1/requests', req({ reason: 'x'.repeat(70_000) }), token);
     expect(r.status).toBe(413);
@@ -81,7 +120,7 @@ describeWithTools(['ssh-keygen'], 'hostile input', () => {
   it('ok/after all of it: healthy, no issue record, no stack trace in any answer', async () => {
     expect((await api(d.url, 'GET', '/healthz')).status).toBe(200);
     const records = await d.deps.audit.tail(0, 10_000);
-    expect(records.filter((r) => r.type === 'issue')).toHaveLength(0);
+    expect(records.filter((r) => r.type === 'issue')).toHaveLength(1); // only the ordinary-text control case
     const r = await api(d.url, 'POST', '/v1/requests', '{"target": ', token);
     expect(JSON.stringify(r.body)).not.toMatch(/at .*\.js:\d+/);
   });

@@ -7,6 +7,7 @@ import { JitError } from '../../errors.js';
 import { ApiClient, DEFAULT_SERVER, normaliseServer } from '../../client/api.js';
 import type { AgentClient } from '../../client/agent.js';
 import { defaultCertDir } from '../../client/keyfiles.js';
+import { escapeForTerminal, escapeLinesForTerminal } from '../../policy/text.js';
 
 export interface ClientArgs {
   server?: string;
@@ -31,7 +32,7 @@ export interface ClientContext {
   json: boolean;
   /** The user's ssh-agent, when SSH_AUTH_SOCK is set (connects on first use). */
   agent(): Promise<AgentClient | undefined>;
-  /** Writes a line to stdout. */
+  /** Writes a line to stdout; unprintable characters (from the server) are shown escaped. */
   print(line?: string): void;
   /** Progress and notes for a person: stderr, and silent under --json. */
   note(line: string): void;
@@ -105,9 +106,9 @@ export function clientContext(a: ClientArgs): ClientContext {
     dir: s.dir,
     json,
     agent,
-    print: (line = '') => process.stdout.write(line + '\n'),
+    print: (line = '') => process.stdout.write(escapeLinesForTerminal(line) + '\n'),
     note: (line) => {
-      if (!json) process.stderr.write(line + '\n');
+      if (!json) process.stderr.write(escapeLinesForTerminal(line) + '\n');
     },
     close: () => {
       void agentPromise?.then((ag) => ag?.close());
@@ -141,9 +142,11 @@ export function localTime(iso: string, nowMs = Date.now()): string {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${hms}`;
 }
 
-/** Plain text table with left-aligned columns. */
-export function table(rows: string[][]): string {
-  if (rows.length === 0) return '';
+/** Plain text table with left-aligned columns; a cell cannot break its row (line breaks and
+ * other unprintable characters in server-supplied text are shown escaped). */
+export function table(cells: string[][]): string {
+  if (cells.length === 0) return '';
+  const rows = cells.map((r) => r.map(escapeForTerminal));
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd()).join('\n');
 }

@@ -6,6 +6,7 @@
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { JitError } from '../../errors.js';
+import { escapeForTerminal } from '../../policy/text.js';
 import { publicKeyBlobOf } from '../../ca/signer.js';
 import { publicKeyLine } from '../../ca/keys.js';
 import { parseCertificate } from '../../ca/cert.js';
@@ -240,7 +241,7 @@ async function waitForDecision(ctx: ClientContext, first: PendingRequest): Promi
   const line = () => {
     const s = Math.floor((Date.now() - started) / 1000);
     const elapsed = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
-    return `waiting for ${needed} approval${needed === 1 ? '' : 's'} from ${approvers.join(', ') || 'an approver'} · ${id} · ${elapsed} · Ctrl-C leaves it pending`;
+    return escapeForTerminal(`waiting for ${needed} approval${needed === 1 ? '' : 's'} from ${approvers.join(', ') || 'an approver'} · ${id} · ${elapsed} · Ctrl-C leaves it pending`);
   };
   const onInterrupt = () => {
     if (live) process.stderr.write('\r\x1b[2K');

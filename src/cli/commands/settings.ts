@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { loadDaemonConfig, loadPolicyFile } from '../../config-files.js';
 import type { DaemonConfig } from '../../policy/config-schema.js';
 import type { Policy } from '../../policy/schema.js';
+import { escapeLinesForTerminal } from '../../policy/text.js';
 
 export interface CommonArgs {
   config: string;
@@ -23,5 +24,6 @@ export function adminPolicy(a: CommonArgs): { config: DaemonConfig; policy: Poli
 }
 
 export function print(a: { json?: boolean }, human: string, machine: unknown): void {
-  process.stdout.write(a.json ? JSON.stringify(machine) + '\n' : human.endsWith('\n') ? human : human + '\n');
+  const text = escapeLinesForTerminal(human);
+  process.stdout.write(a.json ? JSON.stringify(machine) + '\n' : text.endsWith('\n') ? text : text + '\n');
 }
