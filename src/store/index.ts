@@ -128,6 +128,7 @@ export async function openStore(dataDir: string, opts: StoreOptions = {}): Promi
         if (closed) return;
         closed = true;
         try {
+          await serials.idle?.();
           await state.close();
         } finally {
           try {
