@@ -66,6 +66,15 @@ async function history(s: Store, count: number) {
   return live;
 }
 
+/** A data dir holding a history, closed cleanly (so its snapshot covers all of it). */
+async function closedWithHistory(count: number, dir = dataDir) {
+  const s = await open(dir);
+  start(s);
+  const live = await history(s, count);
+  await s.close();
+  return live;
+}
+
 /** The data dir as a crash would leave it: files copied while the store is still open. */
 function crashImage(): string {
   const dir = join(root, `crash-${n++}`);
@@ -87,10 +96,7 @@ async function fullReplayOf(dir: string) {
 
 describe('start-up snapshot', () => {
   it('ok/a start reads only the tail after the snapshot and rebuilds exactly what a full replay does', async () => {
-    const s = await open();
-    start(s);
-    await history(s, 60);
-    await s.close(); // writes the snapshot
+    await closedWithHistory(60); // close writes the snapshot
     expect(existsSync(join(dataDir, AUDIT_SNAPSHOT_FILE))).toBe(true);
     expect(statSync(join(dataDir, AUDIT_SNAPSHOT_FILE)).mode & 0o777).toBe(0o600);
 
@@ -120,10 +126,7 @@ describe('start-up snapshot', () => {
   });
 
   it('ok/revocations written after the last snapshot survive a crash (the tail brings them back)', async () => {
-    const s = await open();
-    start(s);
-    const g = await history(s, 6);
-    await s.close();
+    const g = await closedWithHistory(6);
     const again = await open();
     start(again);
     await revokeCert(again, g[2], nowSec + 905);
@@ -140,10 +143,7 @@ describe('start-up snapshot', () => {
   });
 
   it('fail/records cut off below the snapshot refuse the start, and the refused start writes nothing', async () => {
-    const s = await open();
-    start(s);
-    await history(s, 10);
-    await s.close();
+    await closedWithHistory(10);
     const audit = join(dataDir, STORE_FILES.audit);
     const lines = readFileSync(audit, 'utf8').trim().split('\n');
     writeFileSync(audit, lines.slice(0, -3).join('\n') + '\n');
@@ -159,10 +159,7 @@ describe('start-up snapshot', () => {
   });
 
   it('fail/a record rewritten below the snapshot with its chain recomputed refuses the start', async () => {
-    const s = await open();
-    start(s);
-    await history(s, 10);
-    await s.close();
+    await closedWithHistory(10);
     const audit = join(dataDir, STORE_FILES.audit);
     const { recordHash, canonicalJson } = await import('../../src/store/audit.js');
     let prev = '0'.repeat(64);
@@ -183,10 +180,7 @@ describe('start-up snapshot', () => {
   });
 
   it('fail/a damaged, foreign-signed or unsigned snapshot is ignored with a warning: the whole log is replayed', async () => {
-    const s = await open();
-    start(s);
-    await history(s, 12);
-    await s.close();
+    await closedWithHistory(12);
     const file = join(dataDir, AUDIT_SNAPSHOT_FILE);
     const good = readFileSync(file, 'utf8');
     const reference = await fullReplayOf(dataDir);
@@ -207,10 +201,7 @@ describe('start-up snapshot', () => {
     }
     // A snapshot signed by another data dir's key (a copy from elsewhere) is not ours.
     const other = join(root, 'other');
-    const o = await open(other);
-    start(o);
-    await history(o, 12);
-    await o.close();
+    await closedWithHistory(12, other);
     cpSync(join(other, AUDIT_SNAPSHOT_FILE), file);
     const again = await open();
     expect(again.warnings.join('\n')).toMatch(/not signed by this data dir's audit checkpoint key/);
