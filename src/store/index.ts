@@ -106,6 +106,8 @@ export async function openStore(dataDir: string, opts: StoreOptions = {}): Promi
       clock: opts.clock,
       requestGraceSec: opts.requestGraceSec,
       krlGraceSec: opts.krlGraceSec,
+      // The replay kept current for snapshots forgets expired grants when the state does.
+      onPrune: opts.snapshots ? (t) => replay.prune(t) : undefined,
     });
     // Auto-issued grants live in memory only; their audit records bring them back. So do the
     // revocations, whatever state file (lost, or restored from an old backup) we found.

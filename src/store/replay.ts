@@ -20,6 +20,8 @@ export interface AuditReplay {
    * after they are stored (a revoke replaces them), so a snapshot taken now stays as it was.
    */
   exportState(nowSec: number): ReplayState;
+  /** Drops what can no longer matter at nowSec (expired past the KRL grace): memory follows the live window. */
+  prune(nowSec: number): void;
   /** Issued grants still valid at nowSec, with revocations applied (compact: no certificate text). */
   grants(): RequestRecord[];
   certRevocations(): CertRevocation[];
@@ -149,19 +151,14 @@ export function auditReplay(nowSec: number, krlGraceSec: number, from?: ReplaySt
     keyRevocations: () => [...keys.values()],
     krlFloor: () => floor,
     maxSerial: () => maxSerial,
-    exportState(at) {
+    prune(at) {
       const cutoff = at - krlGraceSec;
-      const grants: CompactGrant[] = [];
-      for (const [id, g] of issued) {
-        if (g.validBefore <= cutoff) issued.delete(id);
-        else grants.push(g);
-      }
-      const live: CertRevocation[] = [];
-      for (const [k, c] of certs) {
-        if (c.validBefore <= cutoff) certs.delete(k);
-        else live.push(c);
-      }
-      return { grants, certs: live, keys: [...keys.values()], floor, maxSerial: maxSerial.toString() };
+      for (const [id, g] of issued) if (g.validBefore <= cutoff) issued.delete(id);
+      for (const [k, c] of certs) if (c.validBefore <= cutoff) certs.delete(k);
+    },
+    exportState(at) {
+      this.prune(at);
+      return { grants: [...issued.values()], certs: [...certs.values()], keys: [...keys.values()], floor, maxSerial: maxSerial.toString() };
     },
   };
 }

@@ -98,6 +98,8 @@ export interface StateOptions {
    * whose clock runs behind the CA's still accepts a cert the CA thinks expired.
    */
   krlGraceSec?: number;
+  /** Called at the start of every prune(nowSec), e.g. so a cache of the audit replay drops what expired too. */
+  onPrune?: (nowSec: number) => void;
 }
 
 export interface OpenedState extends StateStore {
@@ -151,6 +153,7 @@ class LowdbState implements OpenedState {
   private closed = false;
   private readonly requestGraceSec: number;
   private readonly krlGraceSec: number;
+  private readonly onPrune: ((nowSec: number) => void) | undefined;
 
   constructor(
     private readonly db: Low<StateFile>,
@@ -163,6 +166,7 @@ class LowdbState implements OpenedState {
   ) {
     this.requestGraceSec = opts.requestGraceSec ?? 3600;
     this.krlGraceSec = opts.krlGraceSec ?? KRL_GRACE_SEC;
+    this.onPrune = opts.onPrune;
     const data = db.data;
     if (data.version !== SCHEMA_VERSION) {
       throw new JitError('internal', `state file has schema version ${String(data.version)}; this jit-sshd reads ${SCHEMA_VERSION}`);
@@ -506,6 +510,7 @@ class LowdbState implements OpenedState {
    */
   async prune(nowSec: number): Promise<PruneResult> {
     this.assertOpen();
+    this.onPrune?.(nowSec);
     const nowMs = nowSec * 1000;
     const result: PruneResult = { expired: [], removedRequests: 0, removedRevocations: 0, removedTokens: 0 };
     // An expired auto-issued grant is of no further use (the KRL keeps its own revocation
