@@ -17,6 +17,7 @@
  *   login_overhead_ms  median `jit-ssh login` wall time − median `node -e ''`.       ≤ 250
  *   rss_mb             the daemon's resident set after the load.
  *   oidc_verify_us, sso_login_overhead_ms: SSO, see scripts/bench/sso.mjs.      ≤ 300 each
+ *   report_render_ms, approvals_page_kb: web pages, see scripts/bench/web.mjs.  ≤ 1000, ≤ 50
  *   pkcs11_sign_ratio  certificates/s with the CA key in SoftHSM2 / with it in a file (report).
  *   agent_sign_ratio   certificates/s with the CA key in an ssh-agent / in a file (report).
  *
@@ -34,6 +35,7 @@ import { createSigner } from '../dist/ca/signer.js';
 import { benchCertParams, ed25519, makeBenchEnv, REPO, rssMb, spawnDaemon, spawnListening, stop } from './bench/fixture.mjs';
 import { median, pair, percentile, runLoad } from './bench/load.mjs';
 import { benchSso } from './bench/sso.mjs';
+import { benchWeb } from './bench/web.mjs';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const PRIOR = Number(process.env.BENCH_PRIOR ?? 100_000);
@@ -291,6 +293,12 @@ async function main() {
     Object.assign(result, { oidc_verify_us, sso_login_overhead_ms, sso });
     notes.push(...ssoNotes);
   }
+  // ---------------------------------------------------------------- web pages (self-contained)
+  {
+    const w = await benchWeb({ quick: QUICK, progress }).catch((e) => ({ report_render_ms: null, approvals_page_kb: null, web: {}, notes: [`web figures not measured: ${e.message}`] }));
+    Object.assign(result, { report_render_ms: w.report_render_ms, approvals_page_kb: w.approvals_page_kb, web: w.web });
+    notes.push(...w.notes);
+  }
 
   // ---------------------------------------------------------------- pkcs11_sign_ratio, agent_sign_ratio
   {
@@ -316,6 +324,10 @@ async function main() {
     ['oidc_verify_us', result.oidc_verify_us, '≤ 300', (v) => v <= 300, `RS256, JWKS cached; ES256 ${result.sso.verify_es256_us} µs`],
     ['sso_login_overhead_ms', result.sso_login_overhead_ms, '≤ 300', (v) => v <= 300,
       `login --sso=device ${result.sso.login_wall_ms} ms wall − IdP time = ${result.sso.login_minus_idp_ms} ms − node ${result.sso.node_ms} ms`],
+    ['report_render_ms', result.report_render_ms, '≤ 1000', (v) => v <= 1000,
+      `access report page over ${result.web.records} audit records, every one parsed; one target ${result.web.report_one_target_ms} ms`],
+    ['approvals_page_kb', result.approvals_page_kb, '≤ 50', (v) => v <= 50,
+      `10 waiting requests: HTML ${result.web.approvals_html_bytes} B + CSS ${result.web.css_bytes} B + JS ${result.web.js_bytes} B`],
     ...[['pkcs11_sign_ratio', 'pkcs11'], ['agent_sign_ratio', 'agent']].map(([k, b]) => [k, result[k], '(report)', () => true,
       result.custody[b] ? `${result.custody[b].per_s}/s ${result.custody[b].what} vs ${result.custody[b].file_per_s}/s file` : 'not measured']),
     ['rss_mb', result.rss_mb, '(report)', () => true, `daemon after the load; ${result.growth.rss_mb_full} MiB with ${PRIOR} prior`],

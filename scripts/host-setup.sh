@@ -4,7 +4,7 @@
 #   host-setup.sh --server URL --target T [--root DIR] [--sshd-config FILE] [--sync auto|systemd|cron|none]
 #                 [--max-age SECONDS] [--cacert FILE] [--allow-http] [--no-reload]
 #                 [--host-token-file FILE | --host-token TOKEN]
-#                 [--no-session-guard]
+#                 [--no-session-guard] [--enroll-token-file FILE | --enroll-token TOKEN]
 #
 # What it does, in an order that never locks anyone out:
 #   1. fetches the target's principals (GET /v1/host-config) and writes one file per account
@@ -16,6 +16,9 @@
 #   3b. installs the session guard (/usr/local/sbin/jit-ssh-session-guard + guard.conf): it ends
 #      sessions whose jit-ssh certificate expired or was revoked; a systemd service, else a
 #      supervised loop started from /etc/cron.d (@reboot, and re-checked every minute);
+#   3c. with an enrolment token (jit-sshd host token): gets a host certificate for every host key
+#      sshd uses (POST /v1/hosts/enroll), writes it next to the key (<key>-cert.pub), and lets
+#      the sync renew it when less than a third of its validity is left;
 #   4. puts three lines (four with the guard: ExposeAuthInfo yes) in one marked block at the top of sshd_config (first value wins in sshd):
 #      TrustedUserCAKeys, AuthorizedPrincipalsFile, RevokedKeys; checks `sshd -t` and `sshd -T`
 #      and restores the previous file if sshd rejects it; reloads sshd if the file changed.
@@ -38,6 +41,9 @@
 #                     works too. --host-token TOKEN also, but shows the token to `ps`.
 #   --no-session-guard  leave the session guard out (sessions then outlive their certificate);
 #                     removes a guard an earlier run installed
+#   --enroll-token-file FILE  the one-time host enrolment token (jit-sshd host token --target T);
+#                     JITSSH_ENROLL_TOKEN works too, --enroll-token TOKEN also (visible to `ps`).
+#                     Without a host token, it also opens GET /v1/host-config for this run.
 set -eu
 umask 022
 
@@ -45,6 +51,7 @@ PROG=host-setup.sh
 SERVER="" TARGET="" ROOT="" SSHD_CONFIG="" SYNC=auto MAX_AGE=900 CACERT="" ALLOW_HTTP=0 RELOAD=1
 HOST_TOKEN=${JITSSH_HOST_TOKEN:-}
 GUARD=1
+ENROLL_TOKEN=${JITSSH_ENROLL_TOKEN:-}
 SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
 
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
@@ -67,6 +74,10 @@ while [ $# -gt 0 ]; do
       [ -r "${2:?--host-token-file needs a file}" ] || die "--host-token-file: cannot read $2"
       HOST_TOKEN=$(head -n 1 "$2" | tr -d '\r\n'); shift ;;
     --no-session-guard) GUARD=0 ;;
+    --enroll-token) ENROLL_TOKEN=${2:?--enroll-token needs a token}; shift ;;
+    --enroll-token-file)
+      [ -r "${2:?--enroll-token-file needs a file}" ] || die "--enroll-token-file: cannot read $2"
+      ENROLL_TOKEN=$(head -n 1 "$2" | tr -d '\r\n'); shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
@@ -126,6 +137,12 @@ CURL_OPTS=(--silent --show-error --fail-with-body --max-time 30 --connect-timeou
 curl --help all 2>/dev/null | grep -q -- --fail-with-body || CURL_OPTS=("${CURL_OPTS[@]/--fail-with-body/--fail}")
 # The host token goes to curl through a 0600 header file, never on its command line.
 HOST_AUTH=()
+if [ -n "$ENROLL_TOKEN" ]; then
+  # It is put into a JSON body: letters, digits, _ and - only (what jit-sshd host token prints).
+  printf '%s' "$ENROLL_TOKEN" | grep -Eq '^[A-Za-z0-9_-]{1,512}$' || die "enrolment token: not a token (letters, digits, _ and - only)"
+  # The enrolment token also opens the host config of its target.
+  [ -n "$HOST_TOKEN" ] || HOST_TOKEN=$ENROLL_TOKEN
+fi
 if [ -n "$HOST_TOKEN" ]; then
   printf '%s' "$HOST_TOKEN" | grep -Eq '^[!-~]{1,512}$' || die "host token: must be 1-512 printable characters without spaces"
   (umask 077 && printf 'Authorization: Bearer %s\n' "$HOST_TOKEN" >"$WORK/auth.header")
@@ -220,6 +237,37 @@ for f in "$PRINCIPALS_DIR"/*; do
   fi
 done
 
+# ---- jit-ssh host certificates: which keys (begin) ----
+# The host keys sshd uses (sshd -T, else the usual files), minus DSA and keys without a .pub.
+# Certified keys: all of them when enrolling now, else those an earlier enrolment certified.
+list_host_keys() {
+  local keys
+  keys=$("$SSHD" -T -f "$SSHD_CONFIG" 2>/dev/null | awk '$1 == "hostkey" { print $2 }') || keys=""
+  [ -n "$keys" ] || keys=$(ls "$ROOT"/etc/ssh/ssh_host_*_key 2>/dev/null || true)
+  for k in $keys; do
+    [ -r "$k.pub" ] || continue
+    case "$(awk '{ print $1; exit }' "$k.pub")" in ssh-dss|'') continue ;; esac
+    case "$k" in *[!A-Za-z0-9._/-]*) say "  note: host key $k skipped (its path cannot go into sshd_config safely)" >&2; continue ;; esac
+    printf '%s\n' "$k"
+  done
+}
+HOST_CERT_KEYS=""
+if [ -n "$ENROLL_TOKEN" ]; then
+  HOST_CERT_KEYS=$(list_host_keys | paste -sd' ' -)
+elif [ -r "$SYNC_CONF" ]; then
+  # A rerun without a token keeps the keys an earlier enrolment certified (and their renewal).
+  for k in $(sed -n 's/^HOST_KEYS=//p' "$SYNC_CONF"); do
+    case "$k" in *[!A-Za-z0-9._/-]*) continue ;; esac
+    [ ! -s "$k-cert.pub" ] || HOST_CERT_KEYS="${HOST_CERT_KEYS:+$HOST_CERT_KEYS }$k"
+  done
+fi
+[ -z "$ENROLL_TOKEN" ] || [ -n "$HOST_CERT_KEYS" ] || die "--enroll-token: no host keys found (sshd -T lists none, no $ROOT/etc/ssh/ssh_host_*_key.pub)"
+RELOAD_SSHD=$RELOAD
+[ -z "$ROOT" ] || RELOAD_SSHD=0
+# Directories the sync writes renewed certificates into (systemd's ReadWritePaths).
+HOST_CERT_DIRS=$(for k in $HOST_CERT_KEYS; do dirname "$k"; done | sort -u | paste -sd' ' -)
+# ---- jit-ssh host certificates: which keys (end) ----
+
 # ---- 2. KRL sync: install, configure, first run ----
 ensure_dir "$ROOT/usr/local/sbin"
 make_dir "$STATE_DIR" 0755
@@ -232,6 +280,8 @@ CA_FILE=$CA_FILE
 STATE_DIR=$STATE_DIR
 MAX_AGE=$MAX_AGE
 CACERT=$CACERT
+HOST_KEYS=$HOST_CERT_KEYS
+RELOAD_SSHD=$RELOAD_SSHD
 EOF
 install_file "$WORK/sync.conf" "$SYNC_CONF" 0644
 
@@ -265,7 +315,7 @@ Wants=network-online.target
 Type=oneshot
 ExecStart=$SYNC_BIN --config $SYNC_CONF --quiet
 ProtectSystem=strict
-ReadWritePaths=$ETC $STATE_DIR
+ReadWritePaths=$ETC $STATE_DIR${HOST_CERT_DIRS:+ $HOST_CERT_DIRS}
 ProtectHome=yes
 PrivateTmp=yes
 PrivateDevices=yes
@@ -398,6 +448,40 @@ else
   say "  session guard: not installed (--no-session-guard): sessions outlive their certificate"
 fi
 
+# ---- 3c. jit-ssh host certificates: enrolment (begin) ----
+if [ -n "$ENROLL_TOKEN" ]; then
+  (
+    umask 077
+    printf '{"token":"%s","target":"%s","publicKeys":[' "$ENROLL_TOKEN" "$TARGET"
+    sep=""
+    for k in $HOST_CERT_KEYS; do
+      # type and base64 only: both are plain ASCII, safe inside a JSON string
+      printf '%s"%s"' "$sep" "$(awk '{ print $1 " " $2; exit }' "$k.pub")"
+      sep=,
+    done
+    printf ']}'
+  ) >"$WORK/enroll.json"
+  if ! curl "${CURL_OPTS[@]}" -X POST -H 'Content-Type: application/json' --data-binary "@$WORK/enroll.json" \
+      -o "$WORK/enroll.out" "$SERVER/v1/hosts/enroll?format=plain" 2>"$WORK/curl.err"; then
+    body=$(sed -n 's/.*"message":"\([^"]*\)".*/\1/p' "$WORK/enroll.out" 2>/dev/null | head -n 1)
+    die "host enrolment failed: ${body:-$(head -c 300 "$WORK/curl.err")}; sshd_config was NOT changed"
+  fi
+  i=0
+  for k in $HOST_CERT_KEYS; do
+    i=$((i + 1))
+    sed -n "${i}p" "$WORK/enroll.out" >"$WORK/cert.$i"
+    # The answer must be a host certificate for exactly this key.
+    info=$(ssh-keygen -L -f "$WORK/cert.$i" 2>/dev/null) || die "host enrolment: answer line $i is not a certificate"
+    printf '%s\n' "$info" | grep -q 'Type: .* host certificate' || die "host enrolment: answer line $i is not a host certificate"
+    want=$(ssh-keygen -l -f "$k.pub" | awk '{ print $2 }')
+    printf '%s\n' "$info" | grep 'Public key: ' | grep -qF " $want" || die "host enrolment: the certificate on line $i is not for $k.pub"
+    install_file "$WORK/cert.$i" "$k-cert.pub" 0644
+  done
+  names=$(printf '%s\n' "$info" | sed -n '/Principals:/,/Critical Options:/p' | sed '1d;$d' | awk '{ print $1 }' | paste -sd' ' -)
+  say "  host certificates for $i key(s): $names"
+fi
+# ---- 3c. jit-ssh host certificates: enrolment (end) ----
+
 # ---- 4. sshd_config ----
 BEGIN_MARK="# BEGIN jit-ssh (managed by host-setup.sh: edits inside this block are replaced)"
 END_MARK="# END jit-ssh"
@@ -409,6 +493,8 @@ END_MARK="# END jit-ssh"
   printf 'RevokedKeys %s\n' "$KRL_FILE"
   # The session guard reads which certificate opened a session from SSH_USER_AUTH.
   [ "$GUARD" = 0 ] || printf 'ExposeAuthInfo yes\n'
+  # jit-ssh host certificates: one line per host key that has one.
+  for k in $HOST_CERT_KEYS; do [ ! -s "$k-cert.pub" ] || printf 'HostCertificate %s\n' "$k-cert.pub"; done
   printf '%s\n' "$END_MARK"
 } >"$WORK/block"
 # Old block out (wherever it is), new block in at the top, the rest untouched.

@@ -17,14 +17,19 @@
 #     ERROR line to stderr and syslog and exits 2, so monitoring and cron mail notice.
 # With --ca-file the CA public keys (GET /v1/ca) are refreshed the same way, so a CA rotation
 # reaches the host at its next sync; a response without at least one valid key is refused.
+# With HOST_KEYS (host keys whose <key>-cert.pub jit-ssh issued, written by host-setup.sh
+# --enroll-token) each run renews those host certificates when less than a third of their
+# validity is left (POST /v1/hosts/renew, signed by the host key); a failed renewal keeps the
+# current certificate, an expired one is logged loudly; RELOAD_SSHD=1 reloads sshd after a renewal.
 # The config file holds KEY=value lines (SERVER, KRL, CA_FILE, STATE_DIR, MAX_AGE, CACERT,
-# TIMEOUT); it is read, never sourced. Command-line options override it.
+# TIMEOUT, HOST_KEYS, RELOAD_SSHD); it is read, never sourced. Command-line options override it.
 set -eu
 umask 022
 
 PROG=jit-ssh-krl-sync
 SERVER="" KRL="" CA_FILE="" STATE_DIR="/var/lib/jit-ssh" MAX_AGE=3600 CACERT="" TIMEOUT=20
 QUIET=0 ALLOW_ROLLBACK=0 CONFIG=""
+HOST_KEYS="" RELOAD_SSHD=0
 
 log() { [ "$QUIET" = 1 ] || printf '%s: %s\n' "$PROG" "$*" >&2; }
 # Loud: stderr always, plus syslog when nobody watches stderr (cron; systemd already journals it).
@@ -47,6 +52,7 @@ read_config() {
       SERVER) SERVER=$value ;; KRL) KRL=$value ;; CA_FILE) CA_FILE=$value ;;
       STATE_DIR) STATE_DIR=$value ;; MAX_AGE) MAX_AGE=$value ;; CACERT) CACERT=$value ;;
       TIMEOUT) TIMEOUT=$value ;;
+      HOST_KEYS) HOST_KEYS=$value ;; RELOAD_SSHD) RELOAD_SSHD=$value ;;
       *) die "config file $1: unknown key $key" ;;
     esac
   done <"$1"
@@ -222,4 +228,66 @@ if [ -n "$CA_FILE" ]; then
 fi
 
 date +%s >"$OK_FILE.tmp" && mv -f "$OK_FILE.tmp" "$OK_FILE"
+
+# ---- jit-ssh host certificates: renewal (begin) ----
+# Seconds since the epoch of a certificate's "from"/"to" time (ssh-keygen -L, printed in UTC).
+cert_time() { TZ=UTC ssh-keygen -L -f "$1" 2>/dev/null | sed -n "s/^ *Valid: from \([^ ]*\) to \([^ ]*\)$/\\$2/p" | { read -r t && date -u -d "$t" +%s; }; }
+renew_host_certs() {
+  local k cert from to now due="" i=0 challenge sep="" out
+  now=$(date +%s)
+  for k in $HOST_KEYS; do
+    cert="$k-cert.pub"
+    if [ ! -s "$cert" ]; then log "no host certificate $cert yet (host-setup.sh --enroll-token)"; continue; fi
+    from=$(cert_time "$cert" 1) && to=$(cert_time "$cert" 2) || { loud "cannot read the validity of $cert"; continue; }
+    if [ "$to" -le "$now" ]; then
+      loud "host certificate $cert EXPIRED at $(date -u -d "@$to" +%FT%TZ): clients refuse this host; enrol again (jit-sshd host token, host-setup.sh --enroll-token-file)"
+      continue
+    fi
+    # Renew when less than a third of the validity is left.
+    if [ $((to - now)) -lt $(((to - from) / 3)) ]; then due="${due:+$due }$k"; else log "host certificate $cert valid until $(date -u -d "@$to" +%FT%TZ)"; fi
+  done
+  [ -n "$due" ] || return 0
+  HC_TMP=$(mktemp -d "$STATE_DIR/.host-renew.XXXXXX")
+  trap 'cleanup; rm -rf "$HC_TMP"' EXIT
+  challenge=$(curl "${CURL_OPTS[@]}" --fail -X POST "$SERVER/v1/hosts/challenge?format=plain" 2>/dev/null) || { loud "host certificate renewal: cannot get a challenge from $SERVER; keeping the current certificates"; return 1; }
+  case "$challenge" in *[!\ -~]* | *'"'* | *'\'* | '') loud "host certificate renewal: $SERVER sent an unusable challenge; keeping the current certificates"; return 1 ;; esac
+  {
+    printf '{"challenge":"%s","renewals":[' "$challenge"
+    for k in $due; do
+      # ssh-keygen signs stdin with the host's own private key; the server checks it matches the certificate.
+      printf '%s' "$challenge" | ssh-keygen -Y sign -n jit-ssh-host -f "$k" >"$HC_TMP/sig" 2>"$HC_TMP/sig.err" || { loud "host certificate renewal: ssh-keygen -Y sign with $k failed: $(head -c 200 "$HC_TMP/sig.err")"; return 1; }
+      printf '%s{"certificate":"%s","signature":"%s"}' "$sep" "$(awk '{ print $1 " " $2; exit }' "$k-cert.pub")" "$(awk '{ printf "%s\\n", $0 }' "$HC_TMP/sig")"
+      sep=,
+    done
+    printf ']}'
+  } >"$HC_TMP/body.json" || return 1
+  local fail_opt=--fail-with-body
+  curl --help all 2>/dev/null | grep -q -- --fail-with-body || fail_opt=--fail
+  if ! curl "${CURL_OPTS[@]}" "$fail_opt" -X POST -H 'Content-Type: application/json' --data-binary "@$HC_TMP/body.json" -o "$HC_TMP/out" "$SERVER/v1/hosts/renew?format=plain" 2>/dev/null; then
+    out=$(sed -n 's/.*"message":"\([^"]*\)".*/\1/p' "$HC_TMP/out" 2>/dev/null | head -n 1)
+    loud "host certificate renewal refused by $SERVER: ${out:-no answer}; keeping the current certificates"
+    return 1
+  fi
+  for k in $due; do
+    i=$((i + 1))
+    sed -n "${i}p" "$HC_TMP/out" >"$HC_TMP/cert.$i"
+    # Only a host certificate for this very key replaces the current one.
+    if ! TZ=UTC ssh-keygen -L -f "$HC_TMP/cert.$i" 2>/dev/null | grep -q 'Type: .* host certificate' ||
+      ! TZ=UTC ssh-keygen -L -f "$HC_TMP/cert.$i" | grep 'Public key: ' | grep -qF " $(ssh-keygen -l -f "$k.pub" | awk '{ print $2 }')"; then
+      loud "host certificate renewal: answer line $i is not a host certificate for $k; keeping the current one"
+      return 1
+    fi
+    tmp=$(mktemp "$(dirname "$k")/.$(basename "$k")-cert.pub.XXXXXX")
+    cat "$HC_TMP/cert.$i" >"$tmp" && chmod 0644 "$tmp" && mv -f "$tmp" "$k-cert.pub"
+    log "renewed host certificate $k-cert.pub until $(date -u -d "@$(cert_time "$k-cert.pub" 2)" +%FT%TZ)"
+  done
+  if [ "$RELOAD_SSHD" = 1 ]; then
+    # sshd reads host certificates when it starts or reloads.
+    if [ -d /run/systemd/system ] && { systemctl reload ssh 2>/dev/null || systemctl reload sshd 2>/dev/null; }; then log "reloaded sshd"
+    elif [ -f /run/sshd.pid ] && kill -HUP "$(cat /run/sshd.pid)" 2>/dev/null; then log "reloaded sshd (SIGHUP)"
+    else loud "renewed host certificates but could not reload sshd: reload it to serve them"; fi
+  fi
+}
+if [ -n "$HOST_KEYS" ]; then renew_host_certs || exit 1; fi
+# ---- jit-ssh host certificates: renewal (end) ----
 exit 0

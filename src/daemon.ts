@@ -15,7 +15,7 @@ import { canonicalServerUrl } from './policy/server-url.js';
 import type { Policy } from './policy/schema.js';
 import { openStore } from './store/index.js';
 import type { AuditFileOps } from './store/audit.js';
-import { initKeyring, openKeyring } from './store/ca-keys.js';
+import { hostKeyCustody, initKeyring, keyringRoot, openKeyring, type CaKeyEntry } from './store/ca-keys.js';
 import { openCustody } from './signer/index.js';
 import { startCheckpointer } from './store/audit-checkpointer.js';
 import { Challenges } from './auth/challenges.js';
@@ -103,25 +103,31 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   // A missing module, token, key or a wrong PIN refuses the start here, in one line.
   const custody = await openCustody(config);
+  const hostCustody = hostKeyCustody(config.dataDir);
   let store;
   try {
     const { entry, created } = initKeyring(config.dataDir, config.caKeyType, custody);
     if (created) opts.onFirstKey?.(entry.publicKey);
+    // The host CA: a separate key of the same type, made beside the user CA (also for old data dirs).
+    initKeyring(keyringRoot(config.dataDir, 'host'), config.caKeyType, hostCustody);
     store = await openStore(config.dataDir, { clock: () => new Date(clock.now()), auditFs: opts.auditFs, snapshots: true });
   } catch (e) {
     await custody.close();
     throw e;
   }
   let ca;
+  let hostCa;
   try {
     // A rotation or retirement by the admin CLI shows up here on the next refresh: audit it.
-    ca = openKeyring(config.dataDir, custody, (entries) => {
+    const audited = (type: string) => (entries: CaKeyEntry[]) => {
       const active = entries.find((e) => e.status === 'active')?.fingerprint;
       const trusted = entries.filter((e) => e.status === 'trusted').map((e) => e.fingerprint);
       const retired = entries.filter((e) => e.status === 'retired').map((e) => e.fingerprint);
-      log.info({ active, trusted }, 'CA keyring changed');
-      store.audit.append({ type: 'ca_keyring', active, trusted, retired }).catch((e) => log.error({ error: (e as Error).message }, 'audit of keyring change failed'));
-    });
+      log.info({ active, trusted }, `${type} changed`);
+      store.audit.append({ type, active, trusted, retired }).catch((e) => log.error({ error: (e as Error).message }, 'audit of keyring change failed'));
+    };
+    ca = openKeyring(config.dataDir, custody, audited('ca_keyring'));
+    hostCa = openKeyring(keyringRoot(config.dataDir, 'host'), hostCustody, audited('host_ca_keyring'));
   } catch (e) {
     await store.close();
     await custody.close();
@@ -172,12 +178,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     audit: store.audit,
     serials: store.serials,
     ca,
+    hostCa,
     clock,
     random: pooledRandom(),
     log,
     metrics,
     notify: createNotifier(
-      { url: config.webhook?.url, timeoutMs: (config.webhook?.timeout ?? 5) * 1000, retries: config.webhook?.retries ?? 3 },
+      { url: config.webhook?.url, timeoutMs: (config.webhook?.timeout ?? 5) * 1000, retries: config.webhook?.retries ?? 3, publicUrl: config.publicUrl },
       store.audit,
       log,
     ),
@@ -189,6 +196,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       binding: () => ({ server: publicUrl, ca: ca.active().fingerprint }),
     }),
     tokens: new SessionTokens({ now: () => clock.now(), random: (n) => randomBytes(n), ttlMs: config.tokenTtl * 1000 }),
+    publicUrl: () => publicUrl,
     ...(config.oidc
       ? { oidc: { verifier: new OidcVerifier(config.oidc, { now: () => clock.now(), log, jwksCooldownMs: opts.jwksCooldownMs }), used: new MemoryUsedTokens({ now: () => clock.now() }) } }
       : {}),

@@ -19,6 +19,14 @@ export function hostTokenCredential(tokens: readonly HostToken[]): HostCredentia
 }
 
 /**
+ * An unused, unexpired host enrolment token opens its own target's config (without using the
+ * token up), so `host-setup.sh --enroll-token` needs no second credential.
+ */
+export function enrolmentTokenCredential(peek: (token: string, nowSeconds: number) => { target: string } | undefined): HostCredential {
+  return (bearer, target, now) => peek(bearer, Math.floor(now / 1000))?.target === target;
+}
+
+/**
  * Throws unauthenticated unless host config is public by choice or a credential accepts the
  * `Authorization: Bearer` header for this target. One message for a missing, wrong or
  * out-of-scope token, so the answer does not tell which targets exist.

@@ -49,6 +49,11 @@ export class SessionTokens {
     return rec;
   }
 
+  /** Ends one session (signing out of the web pages). */
+  revoke(token: string): void {
+    if (TOKEN_SHAPE.test(token)) this.byHash.delete(hashToken(token).toString('hex'));
+  }
+
   revokeUser(user: string): void {
     for (const [h, r] of this.byHash) if (r.user === user) this.byHash.delete(h);
   }

@@ -172,6 +172,12 @@ export class ApiClient {
     return this.authed('POST', '/v1/revocations/lift', stripUndefined({ fingerprint, reason }));
   }
 
+  /** The host CA public key lines (for @cert-authority in known_hosts); no login needed. */
+  async hostCaKeys(): Promise<string[]> {
+    const r = await this.call<{ keys?: unknown }>('GET', '/v1/ca?type=host&format=json', undefined, false);
+    return Array.isArray(r.keys) ? r.keys.filter((k): k is string => typeof k === 'string') : [];
+  }
+
   targets(): Promise<AllowedTarget[]> {
     return this.authed('GET', '/v1/targets');
   }

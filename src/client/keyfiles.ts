@@ -54,11 +54,17 @@ export interface CertFiles {
   metaFile: string;
 }
 
+/**
+ * `<target>.valid-until`: the certificate's validBefore in epoch seconds, one line, so a shell
+ * (`jit-ssh config`'s Match exec helper) can check validity without starting node.
+ */
+export const VALID_UNTIL = '.valid-until';
+
 /** Target names are policy names; anything else must not become a path. */
 const SAFE_NAME = NAME_RE;
 
 function checkName(name: string, what: string): void {
-  if (!SAFE_NAME.test(name) || name.endsWith('.json') || name.endsWith('-cert.pub')) {
+  if (!SAFE_NAME.test(name) || name.endsWith('.json') || name.endsWith('-cert.pub') || name.endsWith(VALID_UNTIL)) {
     throw new JitError('invalid_field', `${what} '${name.slice(0, 80)}' is not a valid name`);
   }
 }
@@ -94,6 +100,7 @@ export function writeCert(dir: string, meta: CertMeta, key: KeyObject, certifica
   writePrivateFile(files.keyFile, privateKeyText(key, `jit-ssh:${meta.target}:${meta.id}`));
   writePrivateFile(files.certFile, certificateLine.trim() + '\n', 0o644);
   writePrivateFile(files.metaFile, JSON.stringify(meta, null, 2) + '\n');
+  writePrivateFile(join(dir, meta.target + VALID_UNTIL), `${Math.floor(Date.parse(meta.validBefore) / 1000)}\n`, 0o644);
   return files;
 }
 
@@ -126,7 +133,7 @@ export function listCerts(dir: string): CertMeta[] {
 
 export function removeCert(dir: string, target: string): void {
   const f = certFiles(dir, target);
-  for (const p of [f.keyFile, f.certFile, f.metaFile, `${f.keyFile}.pub`]) rmSync(p, { force: true });
+  for (const p of [f.keyFile, f.certFile, f.metaFile, `${f.keyFile}.pub`, f.keyFile + VALID_UNTIL]) rmSync(p, { force: true });
 }
 
 /** Seconds until validBefore (negative once expired). */

@@ -51,6 +51,8 @@ export interface DaemonConfig {
   publicUrl?: string;
   /** Credentials hosts present to GET /v1/host-config (sha256 of the token, hex). */
   hostTokens: HostToken[];
+  /** Lifetime of host certificates (POST /v1/hosts/enroll, /renew), seconds. */
+  hostCertTtl: number;
   /** Serve GET /v1/host-config to anyone (an explicit opt-in: it lists targets and accounts). */
   publicHostConfig: boolean;
   /** Clients are grouped by these prefixes for rate limits and connection caps. */
@@ -74,6 +76,8 @@ export interface OidcConfig {
   clientId: string;
   /** For confidential clients (the web pages); never sent to the CLI. */
   clientSecret?: string;
+  /** The web pages' own (confidential) client, when it is not clientId; uses clientSecret. */
+  webClientId?: string;
   scopes: string[];
   usernameClaim: string;
   groupsClaim: string;
@@ -233,6 +237,7 @@ export const configSchema = z.strictObject({
     )
     .default([]),
   publicHostConfig: z.boolean().default(false),
+  hostCertTtl: duration({ maxSeconds: 366 * 86_400 }).prefault('30d'),
   addressPrefix: z
     .strictObject({ ipv4: z.number().int().min(8).max(32).default(32), ipv6: z.number().int().min(16).max(128).default(64) })
     .prefault({}),
@@ -285,6 +290,7 @@ export const configSchema = z.strictObject({
       issuer: z.string().refine((u) => issuerProblem(u) === null, { error: (iss) => issuerProblem(String(iss.input)) ?? 'invalid' }),
       clientId: z.string().min(1).max(255),
       clientSecret: z.string().min(1).max(1024).optional(),
+      webClientId: z.string().min(1).max(255).optional(),
       scopes: z
         .array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,100}$/, 'must be an OAuth scope token'))
         .refine((s) => s.includes('openid'), 'must include openid')

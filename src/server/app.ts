@@ -19,12 +19,19 @@ import { authRoutes } from './routes/auth.js';
 import { requestRoutes } from './routes/requests.js';
 import { publicRoutes } from './routes/public.js';
 import { oidcRoutes } from './routes/oidc.js';
+import { webRoutes } from './web/routes.js';
+import { hostRoutes } from './routes/hosts.js';
+import type { CaKeyring } from '../store/ca-keys.js';
 
 export interface AppDeps extends ServiceDeps {
   challenges: Challenges;
   tokens: SessionTokens;
   /** Present when oidc: is configured. */
   oidc?: { verifier: OidcVerifier; used: UsedTokenStore };
+  /** The daemon's external base URL (config publicUrl, else the listener's URL once bound). */
+  publicUrl?: () => string;
+  /** The host CA (signs host certificates); the daemon always has one. */
+  hostCa?: CaKeyring;
 }
 
 export interface Ctx {
@@ -72,7 +79,9 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use('/v1/auth', authRoutes(ctx));
   app.use('/v1', requestRoutes(ctx));
+  app.use('/v1/hosts', hostRoutes(ctx));
   app.use(publicRoutes(ctx));
+  app.use(webRoutes(ctx)); // GET / and /ui/…: the web pages
 
   app.use((req: Request) => {
     throw new JitError('not_found', `no route ${req.method} ${req.path.slice(0, 100)}`);

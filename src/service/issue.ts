@@ -278,6 +278,7 @@ export async function signRequest(deps: ServiceDeps, rec: RequestRecord, nowMs: 
     task: rec.task,
     account: rec.account,
     ticket: rec.ticket,
+    reason: rec.reason, // the access report's "why" for grants that never waited for approval
     rule: rec.rule,
     serial: serial.toString(),
     keyId,

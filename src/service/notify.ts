@@ -19,6 +19,13 @@ export interface WebhookOptions {
   timeoutMs: number;
   retries: number;
   backoffMs?: number;
+  /** The daemon's configured publicUrl: payloads then carry `url`, the request's web page. */
+  publicUrl?: string;
+}
+
+/** The request's page in the web UI, when the daemon knows its public URL. */
+export function requestPageUrl(publicUrl: string | undefined, id: string): string | undefined {
+  return publicUrl ? `${publicUrl.replace(/\/+$/, '')}/ui/requests/${encodeURIComponent(id)}` : undefined;
 }
 
 export function webhookText(event: NotifyEvent, rec: RequestRecord): string {
@@ -39,16 +46,18 @@ export function webhookText(event: NotifyEvent, rec: RequestRecord): string {
 export function createNotifier(opts: WebhookOptions, audit: AuditLog, log: Logger): Notifier {
   const inflight = new Set<Promise<void>>();
 
-  const deliver = async (url: string, event: NotifyEvent, rec: RequestRecord): Promise<void> => {
+  const deliver = async (hookUrl: string, event: NotifyEvent, rec: RequestRecord): Promise<void> => {
+    const url = requestPageUrl(opts.publicUrl, rec.id);
     const body = JSON.stringify({
       event,
-      text: webhookText(event, rec),
+      text: webhookText(event, rec) + (url ? ` ${url}` : ''),
+      ...(url ? { url } : {}),
       request: { id: rec.id, user: rec.user, target: rec.target, task: rec.task, account: rec.account, ticket: rec.ticket, status: rec.status },
     });
     let lastError = '';
     for (let attempt = 0; attempt <= opts.retries; attempt++) {
       try {
-        const res = await fetch(url, {
+        const res = await fetch(hookUrl, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body,

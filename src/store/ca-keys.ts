@@ -44,6 +44,20 @@ export interface CaKeyring {
   refresh(): boolean;
 }
 
+/**
+ * Which CA: 'user' signs engineers' certificates, 'host' signs host certificates. The host CA is
+ * the same kind of keyring in its own directory (`<dataDir>/host/ca`), so every function here
+ * works on either by taking keyringRoot(dataDir, kind) as its data dir.
+ */
+export type CaKind = 'user' | 'host';
+export const keyringRoot = (dataDir: string, kind: CaKind): string => (kind === 'host' ? join(dataDir, 'host') : dataDir);
+
+/**
+ * The host CA's keys are files in `<dataDir>/host/ca` whatever ca.backend says: a token's or an
+ * agent's keys would be adopted as the user CA key's twin. Its own token object or agent key
+ * (agent.hostKey) is future work.
+ */
+export const hostKeyCustody = (dataDir: string): KeyCustody => fileCustody(keyringRoot(dataDir, 'host'));
 const manifestPath = (dataDir: string) => join(caDir(dataDir), 'keyring.json');
 
 function readManifest(dataDir: string): Manifest {

@@ -14,6 +14,16 @@ function run(args: string[], env: TestEnv): { code: number; stdout: string; stde
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** The test policy with check-logs requiring a reason, and oncall-auto allowing one live grant. */
+function policyWithReasonTask(env: TestEnv): string {
+  const file = join(env.dir, 'reason-policy.yaml');
+  const text = readFileSync(env.policyPath, 'utf8')
+    .replace('check-logs: { accounts: [readonly], maxTtl: 30m }', 'check-logs: { accounts: [readonly], maxTtl: 30m, requireReason: true }')
+    .replace('approval: auto\n  - name: incident-with-approval', 'approval: auto\n    maxActive: 1\n  - name: incident-with-approval');
+  writeFileSync(file, text);
+  return file;
+}
+
 describeWithTools(['ssh-keygen'], 'jit-sshd admin commands', () => {
   let env: TestEnv;
   beforeAll(() => {
@@ -76,6 +86,38 @@ describeWithTools(['ssh-keygen'], 'jit-sshd admin commands', () => {
     const deny = run(['policy', 'check', '--user', 'mallory', '--target', 'prod-db', '--task', 'check-logs', '--json'], env);
     expect(deny.code).toBe(2);
     expect(JSON.parse(deny.stdout).decision).toBe('deny');
+  });
+
+  it('ok/policy validate warns and errs on mistakes that break access, as file: path: problem', () => {
+    // The test policy's two-person rule: carol is both a requester and one of only two approvers.
+    const ok = run(['policy', 'validate'], env);
+    expect(ok.code).toBe(0);
+    expect(ok.stderr).toContain(`warning: ${env.policyPath}: rules[2].approval.count: needs 2 approvals but only 2 people (bob, carol) may approve: requests from carol`);
+    const broken = join(env.dir, 'broken-policy.yaml');
+    writeFileSync(broken, readFileSync(env.policyPath, 'utf8').replace('approval: { approvers: [sre-leads], count: 1 }', 'approval: { approvers: [db-leads], count: 1 }'));
+    const r = run(['policy', 'validate', '--policy', broken, '--json'], env);
+    expect(r.code).toBe(1);
+    const out = JSON.parse(r.stdout);
+    expect(out.ok).toBe(false);
+    expect(out.errors).toContain(`${broken}: rules[1].approval.approvers: nobody is in approver group db-leads (and there is no SSO to provide it): requests waiting for it can never be approved`);
+  });
+
+  it('ok/policy check takes --reason and --active-grants; fail/an unknown name is exit 1 with a did-you-mean', () => {
+    const withReason = policyWithReasonTask(env);
+    const without = run(['policy', 'check', '--policy', withReason, '--user', 'alice', '--target', 'prod-db', '--task', 'check-logs'], env);
+    expect(without.code).toBe(2);
+    expect(without.stdout).toMatch(/reasonGiven/);
+    const given = run(['policy', 'check', '--policy', withReason, '--user', 'alice', '--target', 'prod-db', '--task', 'check-logs', '--reason', 'disk full'], env);
+    expect(given.code).toBe(0);
+    expect(given.stdout).toMatch(/^decision: auto-approve/);
+    const busy = run(['policy', 'check', '--policy', withReason, '--user', 'alice', '--target', 'prod-db', '--task', 'check-logs', '--reason', 'disk full', '--active-grants', '1'], env);
+    expect(busy.code).toBe(2);
+    expect(busy.stdout).toMatch(/FAIL maxActive/);
+    const typo = run(['policy', 'check', '--user', 'alice', '--target', 'prod-dv', '--task', 'check-logs'], env);
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toBe('error: --target: no target prod-dv in the policy; did you mean prod-db?\n');
+    const task = run(['policy', 'check', '--user', 'alice', '--target', 'prod-db', '--task', 'restart'], env);
+    expect(task.stderr).toBe('error: --task: no task restart in the policy; did you mean restart-service?\n');
   });
 
   it('ok/host-config prints the sshd lines and principals per account', () => {

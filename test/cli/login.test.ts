@@ -4,7 +4,7 @@
  * root and the CLI is told to log in as root (JITSSH_SSH_USER); the certificate's account part
  * is still what the policy granted.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { RunningDaemon } from '../../src/daemon.js';
@@ -12,7 +12,7 @@ import { api, login, makeEnv, startTestDaemon, type TestEnv } from '../helpers/d
 import { generateKey, sshKeygen } from '../helpers/keys.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 import { describeWithTools } from '../helpers/tools.js';
-import { baseEnv, ensureBuilt, runCli, spawnScript, startAgent, startCli } from './run-cli.js';
+import { baseEnv, ensureBuilt, homeMaker, runCli, spawnScript, startAgent, startCli } from './run-cli.js';
 import { REPO as REPO_DIR } from '../helpers/daemon.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -23,14 +23,7 @@ describeWithTools(['ssh', 'sshd', 'ssh-keygen', 'ssh-agent', 'ssh-add', 'script'
   let sshd: Sshd;
   let krlFile: string;
   const agents: { stop(): void }[] = [];
-  let homeN = 0;
-
-  /** A fresh HOME per scenario, so certificate dirs and token caches never leak between tests. */
-  const home = () => {
-    const h = join(env.dir, `home${++homeN}`);
-    mkdirSync(h);
-    return h;
-  };
+  const home = homeMaker(() => env.dir);
   const as = (h: string, user: string, extra: Record<string, string | undefined> = {}) =>
     baseEnv(h, { JITSSH_SERVER: d.url, JITSSH_USER: user, ...extra });
   const sshOpts = () => `-p ${sshd.port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR`;
@@ -73,7 +66,7 @@ describeWithTools(['ssh', 'sshd', 'ssh-keygen', 'ssh-agent', 'ssh-add', 'script'
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('readonly@prod-db');
-    expect(r.stdout).toMatch(/expires\s+\d\d:\d\d:\d\d \(in 1[45]m \d+s\)/);
+    expect(r.stdout).toMatch(/expires\s+\d\d:\d\d:\d\d \S+ \(in 1[45]m \d+s\)/);
     expect(r.stdout).toContain('jit-ssh ssh prod-db');
 
     const dir = join(h, '.ssh', 'jit');
@@ -130,7 +123,7 @@ describeWithTools(['ssh', 'sshd', 'ssh-keygen', 'ssh-agent', 'ssh-add', 'script'
     const out = JSON.parse(r.stdout);
     expect(out).toMatchObject({ status: 'issued', target: 'prod-db', account: 'readonly', principals: ['readonly@prod-db'], agent: true, host: '127.0.0.1' });
     const listed = agent.list();
-    expect(listed).toMatch(new RegExp(`^ssh-ed25519-cert-v01@openssh.com \\S+ jit-ssh:prod-db:${out.id}$`, 'm'));
+    expect(listed).toMatch(new RegExp(`^ssh-ed25519-cert-v01@openssh.com \\S+ jit-ssh:prod-db:${out.id}:[0-9a-f]{12}$`, 'm'));
     expect(listed).toContain(env.keys.alice.publicLine.split(' ')[1]); // the user's own key stays
 
     const run = await runCli(['ssh', 'prod-db', '--', 'echo', 'ok'], e);
@@ -326,12 +319,16 @@ describeWithTools(['ssh', 'sshd', 'ssh-keygen', 'ssh-agent', 'ssh-add', 'script'
     expect(existsSync(join(h, '.ssh', 'jit', '.pending', id))).toBe(false);
   });
 
-  it('fail/policy denial is exit 2; a key that is not the user\'s is exit 2; both one line', async () => {
-    const m = await runCli(['login', 'prod-db', '--task', 'check-logs', '--identity', env.keys.mallory.path], as(home(), 'mallory'));
+  it('fail/policy denial is exit 2; a key that is not the user\'s is exit 2; a target not yours is exit 1; all one line', async () => {
+    const m = await runCli(['login', 'prod-db', '--task', 'incident', '--ticket', 'JIRA-1', '--identity', env.keys.alice.path], as(home(), 'alice'));
     expect(m.code).toBe(2);
     expect(m.stderr.split('\n').filter(Boolean)).toHaveLength(1);
-    expect(m.stderr).toMatch(/^error: /);
+    expect(m.stderr).toMatch(/^error: .*ticket/);
     expect(m.stderr).not.toMatch(/\n\s+at /);
+    // mallory may request nothing: prod-db is, to her, a name that is not hers (exit 1, not told it exists).
+    const notHers = await runCli(['login', 'prod-db', '--task', 'check-logs', '--identity', env.keys.mallory.path], as(home(), 'mallory'));
+    expect(notHers.code).toBe(1);
+    expect(notHers.stderr).toBe('error: target: prod-db is not a target you may request (jit-ssh targets lists yours)\n');
 
     const wrong = await runCli(['login', 'prod-db', '--task', 'check-logs', '--identity', env.keys.bob.path], as(home(), 'alice'));
     expect(wrong.code).toBe(2);

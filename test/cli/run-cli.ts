@@ -3,7 +3,7 @@
  * this process's event loop, so the CLI must not block it), with HOME in a temp dir.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO } from '../helpers/daemon.js';
 import { findTool } from '../helpers/tools.js';
@@ -57,6 +57,19 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv): { child: Child
 
 export function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
   return startCli(args, env).done;
+}
+
+/**
+ * Fresh HOMEs under a dir known later (after beforeAll), one per scenario, so certificate dirs
+ * and token caches never leak between tests.
+ */
+export function homeMaker(dir: () => string): () => string {
+  let n = 0;
+  return () => {
+    const h = join(dir(), `home${++n}`);
+    mkdirSync(h);
+    return h;
+  };
 }
 
 /** A real ssh-agent on a private socket; stop() in afterAll. */

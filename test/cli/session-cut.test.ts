@@ -17,9 +17,10 @@ describe('sessionCutNotice', () => {
     const validBefore = new Date(now + 9 * 60_000 + 58_000).toISOString();
     const d = new Date(validBefore);
     const hms = [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':');
+    const zone = new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' }).formatToParts(d).find((p) => p.type === 'timeZoneName')?.value;
     const line = sessionCutNotice({ target: 'prod-db', task: 'check-logs', validBefore }, now);
     expect(line).toBe(
-      `jit-ssh: this session will be cut at ${hms} (in 9m 58s), when the certificate expires ` +
+      `jit-ssh: this session will be cut at ${hms} ${zone} (in 9m 58s), when the certificate expires ` +
         '(hosts with the jit-ssh session guard end it then); for more time: jit-ssh login prod-db --task check-logs',
     );
     expect(sessionCutNotice({ target: 'web', validBefore }, now)).toMatch(/for more time: jit-ssh login web$/);
@@ -50,7 +51,7 @@ describeWithTools(['script'], 'jit-ssh ssh and status warn when sessions will be
     const cmd = [process.execPath, join(REPO, 'dist/cli/jit-ssh.js'), 'ssh', 'prod-db', '--host', '127.0.0.1'].map((x) => `'${x}'`).join(' ');
     const tty = await spawnScript(cmd, { ...as(), SHELL: '/bin/sh' }).done;
     expect(tty.code).toBe(0);
-    expect(tty.out).toMatch(/jit-ssh: this session will be cut at \d\d:\d\d:\d\d \(in (9m \d+s|10m)\), when the certificate expires/);
+    expect(tty.out).toMatch(/jit-ssh: this session will be cut at \d\d:\d\d:\d\d \S+ \(in (9m \d+s|10m)\), when the certificate expires/);
     const piped = await runCli(['ssh', 'prod-db', '--host', '127.0.0.1'], as());
     expect(piped.code).toBe(0);
     expect(piped.stderr).toBe('');

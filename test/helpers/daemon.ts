@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { startDaemon, type RunningDaemon } from '../../src/daemon.js';
@@ -164,5 +165,15 @@ export function subjectKey(env: TestEnv, name: string): TestKey {
 export function spawnDaemon(env: TestEnv, listen: string): ChildProcess {
   return spawn(process.execPath, [join(REPO, 'dist/cli/jit-sshd.js'), 'serve', '--config', env.configPath, '--listen', listen], {
     stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** A loopback port free right now (bound, then released): for a URL needed before the daemon starts. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createNetServer().listen(0, '127.0.0.1', () => {
+      const a = srv.address();
+      srv.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
+    });
   });
 }

@@ -67,7 +67,17 @@ export async function newSigningKey(alg: 'RS256' | 'ES256' = 'RS256'): Promise<S
   return { kid, alg, privateKey: privateKey as CryptoKey, publicJwk, privateJwk };
 }
 
-export async function startIdp(opts: { accounts: Record<string, IdpAccount>; port?: number; clientId?: string }): Promise<TestIdp> {
+/**
+ * A confidential web client (the daemon's web sign-in): with its own clientId beside the public
+ * native one, or without one in place of it.
+ */
+export interface WebClient {
+  clientId?: string;
+  clientSecret: string;
+  redirectUris: string[];
+}
+
+export async function startIdp(opts: { accounts: Record<string, IdpAccount>; port?: number; clientId?: string; webClient?: WebClient }): Promise<TestIdp> {
   const clientId = opts.clientId ?? IDP_CLIENT_ID;
   let busy = 0;
   let jwksFetches = 0;
@@ -84,14 +94,37 @@ export async function startIdp(opts: { accounts: Record<string, IdpAccount>; por
   const build = (signing: SigningKey[]) => {
     const provider = new Provider(issuer, {
       clients: [
-        {
-          client_id: clientId,
-          application_type: 'native',
-          token_endpoint_auth_method: 'none',
-          redirect_uris: ['http://127.0.0.1/callback'],
-          grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
-          response_types: ['code'],
-        },
+        ...(opts.webClient?.clientId
+          ? [
+              {
+                client_id: opts.webClient.clientId,
+                client_secret: opts.webClient.clientSecret,
+                application_type: 'web' as const,
+                token_endpoint_auth_method: 'client_secret_basic',
+                redirect_uris: opts.webClient.redirectUris,
+                grant_types: ['authorization_code'],
+                response_types: ['code' as const],
+              },
+            ]
+          : []),
+        opts.webClient && !opts.webClient.clientId
+          ? {
+              client_id: clientId,
+              client_secret: opts.webClient.clientSecret,
+              application_type: 'web',
+              token_endpoint_auth_method: 'client_secret_basic',
+              redirect_uris: opts.webClient.redirectUris,
+              grant_types: ['authorization_code'],
+              response_types: ['code'],
+            }
+          : {
+              client_id: clientId,
+              application_type: 'native',
+              token_endpoint_auth_method: 'none',
+              redirect_uris: ['http://127.0.0.1/callback'],
+              grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
+              response_types: ['code'],
+            },
       ],
       jwks: { keys: signing.map((k) => k.privateJwk) },
       scopes: ['openid', 'profile', 'email', 'groups', 'offline_access'],

@@ -37,6 +37,7 @@ describe('validateConfig', () => {
       logLevel: 'info',
       hostTokens: [],
       publicHostConfig: false,
+      hostCertTtl: 30 * 86_400,
       addressPrefix: { ipv4: 32, ipv6: 64 },
       connections: { max: 1000, perAddress: 50, healthReserve: 10, headersTimeout: 10, requestTimeout: 30 },
       auditCheckpoints: { everyRecords: 1000, interval: 60, syslog: false },

@@ -223,7 +223,8 @@ describeWithTools(['softhsm2-util', 'sshd', 'ssh', 'ssh-keygen'], 'CA key in a P
   });
 
   it('ok/64 concurrent requests all sign through the session pool', async () => {
-    const { env } = tokenEnv();
+    // The pool is under test, not the per-user limits: one user sends more than they allow.
+    const { env } = tokenEnv('limits: { requestsPerMinute: 1000, liveCertificates: 1000 }');
     const d = await startTestDaemon(env);
     try {
       const results = await Promise.all(Array.from({ length: 64 }, (_, i) => issue(d.url, env, `c${i}`)));

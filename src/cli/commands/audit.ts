@@ -1,4 +1,4 @@
-/** jit-sshd audit verify. */
+/** jit-sshd audit verify and audit report. */
 import { existsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { CHECKPOINT_FILES, parseCheckpointLine, readCheckpointPublicKey, type Ch
 import { readLines } from '../../store/audit.js';
 import { verifyAnchoredAudit, type Anchor } from '../../store/audit-verify.js';
 import { errorCode } from '../../store/durable-file.js';
+import { accessReport, csvLine, CSV_COLUMNS, endOf, jsonRow, parseReportFilter, rowFields, type AccessRow } from '../../service/report.js';
 import { adminConfig, print, type CommonArgs } from './settings.js';
 
 export interface VerifyArgs extends CommonArgs {
@@ -73,4 +74,44 @@ export async function verify(a: VerifyArgs): Promise<void> {
     ? `; anchored by ${r.checkpoints} signed checkpoint(s) and ${r.external} outside anchor(s), the latest at seq ${r.latest.seq} (${r.latest.source})`
     : '; NOT anchored: no checkpoint yet, so records cut off the end would go unnoticed';
   print(a, `audit chain ok: ${r.records} records, last seq ${r.lastSeq}, head ${r.lastSeq}:${r.lastHash}${anchored}`, r);
+}
+
+export interface ReportArgs extends CommonArgs {
+  since?: string;
+  until?: string;
+  user?: string;
+  target?: string;
+  format?: 'table' | 'csv' | 'json';
+}
+
+const minute = (ms: number) => new Date(ms).toISOString().slice(0, 16).replace('T', ' ');
+
+/** One fixed-width line per grant: the report streams, so widths cannot depend on the data. */
+function tableLine(r: AccessRow): string {
+  const cut = (s: string, n: number) => (s.length > n ? s.slice(0, n - 1) + '…' : s.padEnd(n));
+  const revoked = r.revokedAt !== undefined ? `revoked by ${r.revokedBy ?? '?'}${r.revokeReason ? `: ${r.revokeReason}` : ''}` : '';
+  return [
+    minute(r.from), minute(endOf(r)), cut(r.user, 12), cut(r.target, 14), cut(r.principals.join(','), 14), cut(r.task, 14),
+    cut(r.ticket ?? '', 10), cut(r.approvedBy.join(',') || 'auto', 14), [r.reason ?? '', revoked].filter(Boolean).join(' | ').replace(/[\r\n\t]+/g, ' '),
+  ].join('  ') + '\n';
+}
+
+const TABLE_HEADER = ['FROM (UTC)      ', 'UNTIL (UTC)     ', 'USER        ', 'TARGET        ', 'PRINCIPALS    ', 'TASK          ', 'TICKET    ', 'APPROVED BY   ', 'REASON | REVOKED'].join('  ') + '\n';
+
+/** Writes with back-pressure: the report streams from the log, and so does the output. */
+async function out(text: string): Promise<void> {
+  if (!process.stdout.write(text)) await new Promise((r) => process.stdout.once('drain', r));
+}
+
+export async function report(a: ReportArgs): Promise<void> {
+  const c = adminConfig(a);
+  const filter = parseReportFilter({ since: a.since, until: a.until, user: a.user, target: a.target }, Date.now());
+  const format = a.format ?? (a.json ? 'json' : 'table');
+  if (format === 'csv') await out(csvLine(CSV_COLUMNS));
+  if (format === 'table') await out(TABLE_HEADER);
+  for await (const row of accessReport(join(c.dataDir, 'audit.jsonl'), filter)) {
+    if (format === 'csv') await out(csvLine(rowFields(row)));
+    else if (format === 'json') await out(JSON.stringify(jsonRow(row)) + '\n');
+    else await out(tableLine(row));
+  }
 }

@@ -4,14 +4,18 @@ import { join } from 'node:path';
 import { JitError } from '../../errors.js';
 import { readLines } from '../../store/audit.js';
 import { errorCode } from '../../store/durable-file.js';
-import { destroyKey, initKeyring, readKeyringEntries, retireKey, rotateKeyring } from '../../store/ca-keys.js';
+import { destroyKey, hostKeyCustody, initKeyring, keyringRoot, readKeyringEntries, retireKey, rotateKeyring, type CaKind } from '../../store/ca-keys.js';
 import { openCustody, type KeyCustody } from '../../signer/index.js';
 import type { DaemonConfig } from '../../policy/config-schema.js';
 import { adminConfig, print, type CommonArgs } from './settings.js';
 
-/** Runs fn with the configured key custody open (token logged in, agent reached), then closes it. */
-async function withCustody<T>(c: DaemonConfig, fn: (custody: KeyCustody) => T): Promise<T> {
-  const custody = await openCustody(c);
+/** `--type user|host`: which CA a command works on (user is the default). */
+export type CaTypeArgs = CommonArgs & { type?: CaKind };
+const rootOf = (dataDir: string, a: CaTypeArgs) => keyringRoot(dataDir, a.type ?? 'user');
+
+/** Runs fn with the key custody of the CA open (token logged in, agent reached), then closes it. */
+async function withCustody<T>(c: DaemonConfig, fn: (custody: KeyCustody) => T, kind: CaKind = 'user'): Promise<T> {
+  const custody = kind === 'host' ? hostKeyCustody(c.dataDir) : await openCustody(c);
   try {
     return fn(custody);
   } finally {
@@ -22,15 +26,21 @@ async function withCustody<T>(c: DaemonConfig, fn: (custody: KeyCustody) => T): 
 export async function init(a: CommonArgs): Promise<void> {
   const c = adminConfig(a);
   const { entry, created } = await withCustody(c, (custody) => initKeyring(c.dataDir, c.caKeyType, custody));
-  print(a, `${created ? 'created' : 'exists'}: ${entry.fingerprint}\n${entry.publicKey}`, { created, ...entry });
+  const host = await withCustody(c, (custody) => initKeyring(keyringRoot(c.dataDir, 'host'), c.caKeyType, custody), 'host');
+  print(
+    a,
+    `${created ? 'created' : 'exists'}: ${entry.fingerprint}\n${entry.publicKey}\n` +
+      `host CA ${host.created ? 'created' : 'exists'}: ${host.entry.fingerprint}\n${host.entry.publicKey}`,
+    { created, ...entry, host: { created: host.created, ...host.entry } },
+  );
 }
 
-export async function show(a: CommonArgs): Promise<void> {
+export async function show(a: CaTypeArgs): Promise<void> {
   const c = adminConfig(a);
-  const entries = readKeyringEntries(c.dataDir);
+  const entries = readKeyringEntries(rootOf(c.dataDir, a));
   const live = entries.filter((k) => k.status !== 'retired');
   // A token or agent also shows what it holds, so an admin sees keys the keyring does not know.
-  const held = c.ca.backend === 'file' ? [] : await withCustody(c, (custody) => custody.list());
+  const held = c.ca.backend === 'file' || a.type === 'host' ? [] : await withCustody(c, (custody) => custody.list());
   const statusOf = (fp: string) => entries.find((e) => e.fingerprint === fp)?.status ?? 'not in keyring';
   print(
     a,
@@ -47,9 +57,9 @@ export async function show(a: CommonArgs): Promise<void> {
   );
 }
 
-export async function rotate(a: CommonArgs): Promise<void> {
+export async function rotate(a: CaTypeArgs): Promise<void> {
   const c = adminConfig(a);
-  const e = await withCustody(c, (custody) => rotateKeyring(c.dataDir, c.caKeyType, custody));
+  const e = await withCustody(c, (custody) => rotateKeyring(rootOf(c.dataDir, a), c.caKeyType, custody), a.type);
   print(a, `new signing key ${e.fingerprint}; the previous key stays trusted until retired\n${e.publicKey}`, e);
 }
 
@@ -80,13 +90,21 @@ export async function lastValidBefore(dataDir: string, fingerprint: string): Pro
       if (!line.terminated) break; // a write cut short: never acknowledged, dropped on the next start
       if (line.tooLong) throw unreadable(n, 'is longer than any record');
       if (!line.text.includes(fingerprint)) continue;
-      let r: { type?: unknown; ca?: unknown; validBefore?: unknown };
+      let r: { type?: unknown; ca?: unknown; validBefore?: unknown; certificates?: unknown };
       try {
         r = JSON.parse(line.text) as typeof r;
       } catch {
         throw unreadable(n, 'is not valid JSON');
       }
       if (r.type === 'issue' && r.ca === fingerprint && typeof r.validBefore === 'number') last = Math.max(last, r.validBefore);
+      // Host certificates (service/hosts.ts) list their expiries as ISO times.
+      if ((r.type === 'host_enroll' || r.type === 'host_renew') && r.ca === fingerprint && Array.isArray(r.certificates)) {
+        for (const cert of r.certificates as { validBefore?: unknown }[]) {
+          const t = Date.parse(String(cert.validBefore)) / 1000;
+          if (!Number.isFinite(t)) throw unreadable(n, 'has a host certificate without a readable validBefore');
+          last = Math.max(last, t);
+        }
+      }
     }
   } finally {
     await fh.close();
@@ -94,18 +112,19 @@ export async function lastValidBefore(dataDir: string, fingerprint: string): Pro
   return last;
 }
 
-export async function retire(a: CommonArgs & { fingerprint: string; force?: boolean; destroy?: boolean }): Promise<void> {
+export async function retire(a: CaTypeArgs & { fingerprint: string; force?: boolean; destroy?: boolean }): Promise<void> {
   const c = adminConfig(a);
-  const already = readKeyringEntries(c.dataDir).some((k) => k.fingerprint === a.fingerprint && k.status === 'retired');
+  const root = rootOf(c.dataDir, a);
+  const already = readKeyringEntries(root).some((k) => k.fingerprint === a.fingerprint && k.status === 'retired');
   // Retiring only marks the key untrusted; deleting the key object is a separate, explicit step.
   const e =
     already && a.destroy
       ? undefined
-      : retireKey(c.dataDir, a.fingerprint, { force: a.force, lastValidBefore: a.force ? undefined : await lastValidBefore(c.dataDir, a.fingerprint) });
+      : retireKey(root, a.fingerprint, { force: a.force, lastValidBefore: a.force ? undefined : await lastValidBefore(c.dataDir, a.fingerprint) });
   if (!a.destroy) {
     print(a, `retired ${e!.fingerprint}: hosts stop trusting it at their next sync; the key itself is kept (--destroy deletes it)`, e);
     return;
   }
-  const d = await withCustody(c, (custody) => destroyKey(c.dataDir, a.fingerprint, custody));
+  const d = await withCustody(c, (custody) => destroyKey(root, a.fingerprint, custody), a.type);
   print(a, `retired and destroyed ${d.fingerprint}: the key no longer exists`, d);
 }

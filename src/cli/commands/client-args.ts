@@ -2,6 +2,7 @@
  * What every jit-ssh command shares: the global flags, the API client with its login (token
  * flag, cached token, or SSH-key challenge), the certificate dir, and output helpers.
  */
+import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { JitError } from '../../errors.js';
 import { ApiClient, DEFAULT_SERVER, normaliseServer } from '../../client/api.js';
@@ -59,6 +60,10 @@ function osUser(): string {
 
 export function clientContext(a: ClientArgs): ClientContext {
   const s = resolveSettings(a);
+  // Checked up front: with a cached token the key would not be read, and a typo would go unseen.
+  if (s.identity !== undefined && !existsSync(s.identity)) {
+    throw new JitError('invalid_field', `${a.identity ? '--identity' : 'JITSSH_IDENTITY'}: no such file ${s.identity}`);
+  }
   const json = Boolean(a.json);
   let agentPromise: Promise<AgentClient | undefined> | undefined;
   const agent = () =>
@@ -132,14 +137,25 @@ export function humanDuration(seconds: number): string {
   return s % 60 ? `${m}m ${s % 60}s` : `${m}m`;
 }
 
-/** Local wall-clock time, e.g. '14:32:05' today or '2025-03-02 14:32' otherwise. */
-export function localTime(iso: string, nowMs = Date.now()): string {
+/**
+ * The one time format of CLI output: local wall-clock time, 24-hour, with the zone, e.g.
+ * '14:32:05 CET' today or '2025-03-02 14:32:05 CET' on another day. The zone is always named
+ * because output is pasted into tickets and chats read in other zones.
+ */
+export function localTime(iso: string | number | Date, nowMs = Date.now()): string {
   const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
   const now = new Date(nowMs);
   const pad = (n: number) => String(n).padStart(2, '0');
   const hms = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-  if (d.toDateString() === now.toDateString()) return hms;
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${hms}`;
+  const day = d.toDateString() === now.toDateString() ? '' : `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} `;
+  return `${day}${hms} ${zoneName(d)}`;
+}
+
+/** 'CET', 'UTC', or 'GMT+5:30' where the zone has no common abbreviation. */
+function zoneName(d: Date): string {
+  const part = new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' }).formatToParts(d).find((p) => p.type === 'timeZoneName');
+  return part?.value ?? 'UTC';
 }
 
 /** Plain text table with left-aligned columns; a cell cannot break its row (line breaks and

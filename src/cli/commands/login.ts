@@ -4,6 +4,8 @@
  * `--no-wait` leaves a pending request behind (its key waits in the dir); `--resume <id>`
  * collects it later.
  */
+import { dirname } from 'node:path';
+import { knownHostsOptions, writeKnownHosts } from '../../client/known-hosts.js';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { JitError } from '../../errors.js';
 import { escapeForTerminal } from '../../policy/text.js';
@@ -11,7 +13,7 @@ import { publicKeyBlobOf } from '../../ca/signer.js';
 import { publicKeyLine } from '../../ca/keys.js';
 import { parseCertificate } from '../../ca/cert.js';
 import type { AllowedTarget, IssuedRequest, PendingRequest, RequestView } from '../../client/api.js';
-import { agentComment, pruneAgent, removeAgentCerts } from '../../client/agent-certs.js';
+import { agentComment, fromDir, pruneAgent, removeAgentCerts } from '../../client/agent-certs.js';
 import {
   type CertFiles,
   type CertMeta,
@@ -23,6 +25,7 @@ import {
   writeCert,
   writePending,
 } from '../../client/keyfiles.js';
+import { unknownNameError } from './unknown-names.js';
 import { clientContext, humanDuration, localTime, printJson, REQUEST_ID, type ClientArgs, type ClientContext } from './client-args.js';
 
 export interface LoginArgs extends ClientArgs {
@@ -90,22 +93,18 @@ export async function obtainCertificate(ctx: ClientContext, a: LoginArgs): Promi
     view = await ctx.api.getRequest(a.resume);
     hostsP = ctx.api.targets().catch(() => undefined);
   } else {
-    target = a.target!;
-    task = a.task!;
+    const [wantTarget, wantTask] = [a.target!, a.task!];
+    [target, task] = [wantTarget, wantTask];
     key = generateKeyPairSync('ed25519').privateKey;
     const publicKey = publicKeyLine(publicKeyBlobOf(key), `jit-ssh:${ctx.user}`);
     await ctx.api.ensureToken();
     // Which host to connect to comes from the target list; ask while the CA signs.
     hostsP = ctx.api.targets().catch(() => undefined);
-    view = await ctx.api.createRequest({
-      target,
-      task,
-      publicKey,
-      reason: a.reason,
-      ticket: a.ticket,
-      ttl: a.ttl,
-      account: a.account,
-    });
+    view = await ctx.api
+      .createRequest({ target: wantTarget, task: wantTask, publicKey, reason: a.reason, ticket: a.ticket, ttl: a.ttl, account: a.account })
+      .catch(async (e: unknown) => {
+        throw (noRuleDecided(e) && unknownNameError((await hostsP) ?? [], wantTarget, wantTask)) || e;
+      });
     if (view.status === 'pending') {
       writePending(
         ctx.dir,
@@ -141,6 +140,15 @@ export async function obtainCertificate(ctx: ClientContext, a: LoginArgs): Promi
     throw new JitError('invalid_certificate', `the CA returned a certificate for another key (request ${issued.id})`);
   }
   const hosts = await hostsP;
+  if (hosts) {
+    // The hosts' side of trust: @cert-authority lines for every host the user may reach.
+    const hostCaKeys = await ctx.api.hostCaKeys().catch(() => [] as string[]);
+    try {
+      writeKnownHosts(ctx.dir, hostCaKeys, hosts);
+    } catch {
+      // without it ssh falls back to the user's own known_hosts; the certificate still works
+    }
+  }
   const meta: CertMeta = {
     id: issued.id,
     target,
@@ -164,9 +172,10 @@ export async function obtainCertificate(ctx: ClientContext, a: LoginArgs): Promi
     try {
       const agent = await ctx.agent();
       if (agent && lifetime >= 1) {
-        // One jit-ssh entry per target, like the files: the one they replace goes too.
-        await removeAgentCerts(agent, (c) => c.target === target);
-        meta.agentComment = agentComment(target, issued.id);
+        // One jit-ssh entry per target and cert dir, like the files: the one they replace goes
+        // too, but never the entry another cert dir added for the same target name.
+        await removeAgentCerts(agent, (c) => c.target === target && fromDir(c, ctx.dir));
+        meta.agentComment = agentComment(target, issued.id, ctx.dir);
         await agent.addEd25519WithCert({
           privateKey: key,
           certificate: Buffer.from(certLine.trim().split(/\s+/)[1], 'base64'),
@@ -217,6 +226,12 @@ export function accountOf(principal: string | undefined, target: string): string
   if (!principal) return undefined;
   const suffix = `@${target}`;
   return principal.endsWith(suffix) ? principal.slice(0, -suffix.length) : principal;
+}
+
+/** A policy denial before any rule applied: the target or task is not one of the requester's. */
+function noRuleDecided(e: unknown): boolean {
+  const server = e instanceof JitError && e.code === 'policy_denied' ? (e.details as { server?: { rule?: unknown } } | undefined)?.server : undefined;
+  return server !== undefined && server.rule === null;
 }
 
 function firstHost(list: AllowedTarget[] | undefined, target: string): string | undefined {
@@ -294,7 +309,11 @@ function reportPending(ctx: ClientContext, v: PendingRequest): void {
 }
 
 export function sshCommandFor(meta: CertMeta, files: CertFiles): string[] {
-  return ['ssh', '-i', files.keyFile, '-o', `CertificateFile=${files.certFile}`, '-o', 'IdentitiesOnly=yes', `${meta.account ?? 'USER'}@${meta.host ?? 'HOST'}`];
+  return [
+    'ssh', '-i', files.keyFile, '-o', `CertificateFile=${files.certFile}`, '-o', 'IdentitiesOnly=yes',
+    ...knownHostsOptions(dirname(files.keyFile)),
+    `${meta.account ?? 'USER'}@${meta.host ?? 'HOST'}`,
+  ];
 }
 
 function report(ctx: ClientContext, got: Obtained): void {

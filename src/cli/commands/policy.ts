@@ -4,42 +4,76 @@ import { explainDecision } from '../../policy/explain.js';
 import { JitError } from '../../errors.js';
 import { NAME_RE } from '../../policy/names.js';
 import { withPolicyGroups } from '../../auth/oidc-identity.js';
-import { groupsNoUserHas } from '../../policy/group-sources.js';
+import { findingLine, lintPolicy } from '../../policy/validate.js';
 import type { Identity } from '../../policy/decide.js';
+import { closest } from './unknown-names.js';
 import { adminPolicy, print, type CommonArgs } from './settings.js';
 
+/**
+ * The schema check (loading fails on the first file with problems, listing them all), then the
+ * findings of policy/validate.ts: errors exit 1, warnings alone exit 0.
+ */
 export async function validate(a: CommonArgs): Promise<void> {
   const { config, policy, policyPath } = adminPolicy(a);
-  const rules = policy.rules.length;
-  const warnings = groupsNoUserHas(policy, config).map(({ path, group }) =>
-    config.oidc
-      ? `${path}: no users: entry has group ${group}; it can only come from the IdP's ${config.oidc.groupsClaim} claim`
-      : `${path}: no user has group ${group}, and there is no SSO to provide it: this never matches`,
-  );
-  if (!a.json) for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
-  print(a, `ok: ${a.config} and ${policyPath} are valid (${Object.keys(policy.users).length} users, ${Object.keys(policy.targets).length} targets, ${rules} rules)`, {
-    ok: true,
-    policy: policyPath,
-    warnings,
-  });
+  const findings = lintPolicy(policy, config);
+  const files = { policy: policyPath, config: a.config };
+  const errors = findings.filter((f) => f.level === 'error').map((f) => findingLine(f, files));
+  const warnings = findings.filter((f) => f.level === 'warning').map((f) => findingLine(f, files));
+  const counts = `${Object.keys(policy.users).length} users, ${Object.keys(policy.targets).length} targets, ${policy.rules.length} rules`;
+  if (a.json) {
+    process.stdout.write(JSON.stringify({ ok: errors.length === 0, policy: policyPath, errors, warnings }) + '\n');
+  } else {
+    for (const e of errors) process.stderr.write(`error: ${e}\n`);
+    for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+    if (errors.length === 0) process.stdout.write(`ok: ${a.config} and ${policyPath} are valid (${counts})\n`);
+  }
+  if (errors.length) {
+    throw new JitError('invalid_config', `${policyPath}: ${errors.length} error${errors.length === 1 ? '' : 's'} that break access (listed above)`, {
+      details: { errors, warnings },
+    });
+  }
 }
 
-export async function check(
-  a: CommonArgs & { user: string; target: string; task: string; account?: string; ttl?: string; ticket?: string; source?: string; at?: string; groups?: string },
-): Promise<void> {
+export interface CheckArgs extends CommonArgs {
+  user: string;
+  target: string;
+  task: string;
+  account?: string;
+  ttl?: string;
+  ticket?: string;
+  reason?: string;
+  source?: string;
+  at?: string;
+  groups?: string;
+  'active-grants'?: number;
+}
+
+/** Dry run of one request with every field a real one has; exit 2 when the policy denies it. */
+export async function check(a: CheckArgs): Promise<void> {
   const { config, policy } = adminPolicy(a);
   const identity = checkIdentity(policy.users[a.user], a.user, a.groups);
+  // The admin sees the whole policy, so a name it lacks is a typo to point out, not a denial.
+  knownName('target', a.target, Object.keys(policy.targets));
+  knownName('task', a.task, Object.keys(policy.tasks));
   const now = a.at ? new Date(a.at) : new Date();
   if (Number.isNaN(now.getTime())) throw new JitError('invalid_field', `--at: not a date: ${a.at}`);
+  const activeGrants = a['active-grants'] ?? 0;
+  if (!Number.isInteger(activeGrants) || activeGrants < 0) throw new JitError('invalid_field', '--active-grants: must be a whole number ≥ 0');
   const d = decide(
-    { target: a.target, task: a.task, account: a.account, ttl: a.ttl, ticket: a.ticket, sourceAddress: a.source ?? '127.0.0.1' },
+    { target: a.target, task: a.task, account: a.account, ttl: a.ttl, ticket: a.ticket, reason: a.reason, sourceAddress: a.source ?? '127.0.0.1' },
     identity,
     policy,
     now,
-    { activeGrants: 0, config: { maxTtl: config.maxTtl, backdate: config.backdate } },
+    { activeGrants, config: { maxTtl: config.maxTtl, backdate: config.backdate } },
   );
   print(a, explainDecision(d), d);
   if (d.decision === 'deny') process.exitCode = 2;
+}
+
+function knownName(field: 'target' | 'task', value: string, names: string[]): void {
+  if (names.includes(value)) return;
+  const near = closest(value, names);
+  throw new JitError('invalid_field', `--${field}: no ${field} ${value} in the policy${near.length ? `; did you mean ${near.join(' or ')}?` : ''}`);
 }
 
 /**

@@ -10,16 +10,17 @@
 import { spawn } from 'node:child_process';
 import { JitError } from '../../errors.js';
 import { certFiles, isUsable, readMeta, type CertMeta } from '../../client/keyfiles.js';
-import { clientContext, type ClientContext } from './client-args.js';
+import { clientContext, localTime, type ClientContext } from './client-args.js';
 import type { LoginArgs } from './login.js';
 import { sessionCutNotice } from './session-cut.js';
+import { knownHostsOptions } from '../../client/known-hosts.js';
 
 export interface SshArgs extends LoginArgs {
   target: string;
   host?: string;
-  loginUser?: string;
+  'login-user'?: string;
   port?: number;
-  sshOption?: string[];
+  'ssh-option'?: string[];
   command?: string[];
 }
 
@@ -39,7 +40,7 @@ export async function ssh(a: SshArgs): Promise<void> {
       const { obtainCertificate } = await import('./login.js');
       const got = await obtainCertificate(ctx, { ...a, wait: true, resume: undefined });
       meta = got!.meta;
-      ctx.note(`certificate for ${a.target} issued (${meta.id}), valid until ${new Date(meta.validBefore).toLocaleTimeString()}`);
+      ctx.note(`certificate for ${a.target} issued (${meta.id}), valid until ${localTime(meta.validBefore)}`);
     }
     meta = meta!;
     if (!a.host && !meta.host) meta.host = await hostFromServer(ctx, a.target);
@@ -64,7 +65,7 @@ async function hostFromServer(ctx: ClientContext, target: string): Promise<strin
 
 export function sshArgv(ctx: ClientContext, meta: CertMeta, a: SshArgs): string[] {
   const files = certFiles(ctx.dir, meta.target);
-  const user = a.loginUser || process.env.JITSSH_SSH_USER || meta.account;
+  const user = a['login-user'] || process.env.JITSSH_SSH_USER || meta.account;
   const host = a.host || meta.host;
   if (!user) throw new JitError('invalid_field', 'cannot tell which account to log in as: give --login-user');
   const extra = (process.env.JITSSH_SSH_OPTS ?? '').split(/\s+/).filter(Boolean);
@@ -73,8 +74,10 @@ export function sshArgv(ctx: ClientContext, meta: CertMeta, a: SshArgs): string[
     '-o', `CertificateFile=${files.certFile}`,
     '-o', 'IdentitiesOnly=yes',
     ...(a.port ? ['-p', String(a.port)] : []),
-    ...(a.sshOption ?? []).flatMap((o) => ['-o', o]),
+    ...(a['ssh-option'] ?? []).flatMap((o) => ['-o', o]),
     ...extra,
+    // After the caller's options: ssh keeps the first value, so JITSSH_SSH_OPTS can override these.
+    ...knownHostsOptions(ctx.dir),
     '--',
     `${user}@${host}`,
     ...(a.command ?? []),

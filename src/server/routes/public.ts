@@ -3,8 +3,9 @@ import { Router } from 'express';
 import { JitError } from '../../errors.js';
 import { currentKrl, etagMatches } from '../../service/krl.js';
 import { hostConfig, renderHostConfigPlain } from '../../service/host-config.js';
-import { authorizeHostConfig, hostTokenCredential } from '../../auth/host-credentials.js';
+import { authorizeHostConfig, enrolmentTokenCredential, hostTokenCredential } from '../../auth/host-credentials.js';
 import { listAllowed } from '../../policy/explain.js';
+import { peekHostToken } from '../../store/host-tokens.js';
 import type { Ctx } from '../app.js';
 import { targetName } from '../schemas.js';
 import { loadOpenApiDocument } from '../openapi.js';
@@ -12,11 +13,18 @@ import { loadOpenApiDocument } from '../openapi.js';
 export function publicRoutes(ctx: Ctx): Router {
   const r = Router();
   const { deps } = ctx;
-  const hostCredentials = [hostTokenCredential(deps.config.hostTokens)];
+  const hostCredentials = [hostTokenCredential(deps.config.hostTokens), enrolmentTokenCredential((t, now) => peekHostToken(deps.config.dataDir, t, now))];
 
-  r.get('/v1/ca', (_req, res) => {
-    deps.ca.refresh();
-    res.type('text/plain').send(deps.ca.publicLines().join('\n') + '\n');
+  r.get('/v1/ca', (req, res) => {
+    const type = req.query.type ?? 'user';
+    if (type !== 'user' && type !== 'host') throw new JitError('invalid_field', 'type: must be user or host');
+    const ca = type === 'host' ? deps.hostCa : deps.ca;
+    if (!ca) throw new JitError('not_found', 'this daemon has no host CA key (run jit-sshd init)');
+    ca.refresh();
+    const format = req.query.format ?? 'plain';
+    if (format !== 'plain' && format !== 'json') throw new JitError('invalid_field', 'format: must be plain or json');
+    if (format === 'json') res.json({ type, keys: ca.publicLines() });
+    else res.type('text/plain').send(ca.publicLines().join('\n') + '\n');
   });
 
   r.get('/v1/krl', async (req, res) => {
