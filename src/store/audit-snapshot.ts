@@ -4,8 +4,9 @@
  * records after it, so start-up costs O(live window + tail), not O(history).
  *
  * File <dataDir>/audit-snapshot.json, replaced atomically:
- *   line 1  {"v":1,"sha256":"<hex of the payload bytes>","sig":"<base64 Ed25519>"}
- *   line 2  the payload: {"resume":{seq,hash,bytes,offsets},"time":…,"state":{…}}
+ *   line 1  the payload: {"resume":{seq,hash,bytes,offsets},"time":…,"state":{…}}
+ *   line 2  {"v":1,"sha256":"<hex of line 1's bytes>","sig":"<base64 Ed25519>"}
+ * (the seal comes last so the payload can be written slice by slice, never whole in memory).
  * `sig` signs snapshotMessage(sha256) with the data dir's audit checkpoint key (never the CA
  * key). The snapshot is a cache of the log, never the record: a missing, unreadable, unsigned or
  * malformed one is ignored with a warning and the whole log is replayed and verified (the slow,
@@ -43,23 +44,27 @@ const SLICE = 2000;
  * audit.resumePoint together); serialising and hashing then yield between slices.
  */
 export async function writeSnapshot(dataDir: string, key: CheckpointKey, payload: SnapshotPayload): Promise<void> {
+  await writeFileDurable(snapshotPath(dataDir), snapshotPieces(key, payload), 0o600);
+}
+
+/** The file's text in slices: the payload with the grants spliced in SLICE at a time, then the seal. */
+async function* snapshotPieces(key: CheckpointKey, payload: SnapshotPayload): AsyncGenerator<string> {
   const { grants, ...rest } = payload.state;
   const head = JSON.stringify({ resume: payload.resume, time: payload.time, state: { ...rest, grants: [] } });
-  // Splice the grants into the empty array, a slice at a time.
-  const open = head.slice(0, -3); // …"grants":[
-  const parts: string[] = [open];
-  const hash = createHash('sha256').update(open);
+  const hash = createHash('sha256');
+  const emit = (piece: string): string => {
+    hash.update(piece);
+    return piece;
+  };
+  yield emit(head.slice(0, -3)); // …"grants":[
   for (let i = 0; i < grants.length; i += SLICE) {
-    const part = (i ? ',' : '') + grants.slice(i, i + SLICE).map((g) => JSON.stringify(g)).join(',');
-    parts.push(part);
-    hash.update(part);
+    yield emit((i ? ',' : '') + grants.slice(i, i + SLICE).map((g) => JSON.stringify(g)).join(','));
     await new Promise<void>((r) => setImmediate(r));
   }
-  parts.push(']}}');
-  hash.update(']}}');
+  yield emit(']}}');
   const sha256 = hash.digest('hex');
   const sig = cryptoSign(null, snapshotMessage(sha256), key.privateKey).toString('base64');
-  await writeFileDurable(snapshotPath(dataDir), JSON.stringify({ v: 1, sha256, sig }) + '\n' + parts.join('') + '\n', 0o600);
+  yield '\n' + JSON.stringify({ v: 1, sha256, sig }) + '\n';
 }
 
 export type SnapshotRead = { payload: SnapshotPayload } | { problem: string } | undefined;
@@ -73,17 +78,17 @@ export async function readSnapshot(dataDir: string, key: CheckpointKey): Promise
     if (errorCode(e) === 'ENOENT') return undefined;
     return { problem: `cannot read it: ${errorCode(e)}` };
   }
-  const nl = buf.indexOf(10);
   const end = buf.length > 0 && buf[buf.length - 1] === 10 ? buf.length - 1 : buf.length;
-  if (nl < 0 || nl >= end) return { problem: 'it is incomplete' };
+  const nl = end > 0 ? buf.lastIndexOf(10, end - 1) : -1;
+  if (nl < 0) return { problem: 'it is incomplete' };
   let header: { v?: unknown; sha256?: unknown; sig?: unknown };
   try {
-    header = JSON.parse(buf.toString('utf8', 0, nl)) as typeof header;
+    header = JSON.parse(buf.toString('utf8', nl + 1, end)) as typeof header;
   } catch {
-    return { problem: 'its header is not JSON' };
+    return { problem: 'its seal is not JSON (incomplete?)' };
   }
-  if (header.v !== 1 || typeof header.sha256 !== 'string' || typeof header.sig !== 'string') return { problem: 'unknown format' };
-  const body = buf.subarray(nl + 1, end);
+  if (header?.v !== 1 || typeof header.sha256 !== 'string' || typeof header.sig !== 'string') return { problem: 'unknown format' };
+  const body = buf.subarray(0, nl);
   const sha256 = createHash('sha256').update(body).digest('hex');
   if (sha256 !== header.sha256) return { problem: 'its content does not match its hash (damaged)' };
   let signed = false;

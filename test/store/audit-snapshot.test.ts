@@ -184,12 +184,12 @@ describe('start-up snapshot', () => {
     const file = join(dataDir, AUDIT_SNAPSHOT_FILE);
     const good = readFileSync(file, 'utf8');
     const reference = await fullReplayOf(dataDir);
-    const [header, body] = good.split('\n');
+    const [body, seal] = good.split('\n');
     const cases: [string, string, RegExp][] = [
-      ['damaged', header + '\n' + body.replace('"u1"', '"u7"') + '\n', /does not match its hash/],
-      ['torn', good.slice(0, good.length - 40), /does not match its hash|incomplete/],
-      ['not JSON', 'hello\n', /incomplete|header is not JSON/],
-      ['unsigned', JSON.stringify({ ...JSON.parse(header), sig: Buffer.alloc(64).toString('base64') }) + '\n' + body + '\n', /not signed by this data dir's audit checkpoint key/],
+      ['damaged', body.replace('"u1"', '"u7"') + '\n' + seal + '\n', /does not match its hash/],
+      ['torn', good.slice(0, good.length - 40), /incomplete/],
+      ['not JSON', 'hello\n', /incomplete/],
+      ['unsigned', body + '\n' + JSON.stringify({ ...JSON.parse(seal), sig: Buffer.alloc(64).toString('base64') }) + '\n', /not signed by this data dir's audit checkpoint key/],
     ];
     for (const [what, text, why] of cases) {
       writeFileSync(file, text);
@@ -218,7 +218,7 @@ describe('start-up snapshot', () => {
     expect(again.opened.replayedRecords).toBe(1100);
     start(again);
     await again.close();
-    const snap = readFileSync(join(dataDir, AUDIT_SNAPSHOT_FILE), 'utf8').split('\n')[1];
+    const snap = readFileSync(join(dataDir, AUDIT_SNAPSHOT_FILE), 'utf8').split('\n')[0];
     expect((JSON.parse(snap) as { state: { grants: unknown[] } }).state.grants).toHaveLength(10);
     const third = await open();
     expect(third.opened).toEqual({ fromSnapshotSeq: 1100, replayedRecords: 0 });
