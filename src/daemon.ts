@@ -13,10 +13,10 @@ import { loadDaemonConfig, loadPolicyFile } from './config-files.js';
 import { isLoopbackListen, listenProblem, parseListen, type DaemonConfig } from './policy/config-schema.js';
 import { canonicalServerUrl } from './policy/server-url.js';
 import type { Policy } from './policy/schema.js';
-import { openStore } from './store/index.js';
+import { openStore, type Store } from './store/index.js';
 import type { AuditFileOps } from './store/audit.js';
-import { hostKeyCustody, initKeyring, keyringRoot, openKeyring, type CaKeyEntry } from './store/ca-keys.js';
-import { openCustody } from './signer/index.js';
+import { initHostKeyring, initKeyring, openHostKeyring, openKeyring, type CaKeyEntry, type CaKeyring } from './store/ca-keys.js';
+import { openCustodies } from './signer/index.js';
 import { startCheckpointer } from './store/audit-checkpointer.js';
 import { Challenges } from './auth/challenges.js';
 import { fileSecretSource, type SecretSource } from './auth/secret.js';
@@ -28,7 +28,9 @@ import { buildBlockList } from './server/client-address.js';
 import { guardConnections, serverTimeouts } from './server/connection-limits.js';
 import { createMetrics } from './service/metrics.js';
 import { createNotifier } from './service/notify.js';
+import { newServiceRuntime } from './service/deps.js';
 import type { Clock } from './service/deps.js';
+import { expiryEvent } from './service/request.js';
 
 /**
  * Random bytes from a refilled pool: one getrandom call per 4 KiB instead of one per nonce or
@@ -93,120 +95,23 @@ export function loadSettings(opts: Pick<DaemonOptions, 'configPath' | 'listen' |
   return { config, policyPath, policy: loadPolicyFile(policyPath) };
 }
 
-/** Bounds the audit tail a start replays (≈ 0.2 s per 10,000 records) at a small cost per snapshot. */
-const START_SNAPSHOTS = { everyRecords: 10_000, intervalSec: 300 };
-
 export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const { config, policyPath, policy: firstPolicy } = loadSettings(opts);
   const log = opts.log ?? pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.token', '*.signature'] });
   const clock: Clock = opts.clock ?? { now: () => Date.now() };
 
-  // A missing module, token, key or a wrong PIN refuses the start here, in one line.
-  const custody = await openCustody(config);
-  const hostCustody = hostKeyCustody(config.dataDir);
-  let store;
-  try {
-    const { entry, created } = initKeyring(config.dataDir, config.caKeyType, custody);
-    if (created) opts.onFirstKey?.(entry.publicKey);
-    // The host CA: a separate key of the same type, made beside the user CA (also for old data dirs).
-    initKeyring(keyringRoot(config.dataDir, 'host'), config.caKeyType, hostCustody);
-    store = await openStore(config.dataDir, { clock: () => new Date(clock.now()), auditFs: opts.auditFs, snapshots: true });
-  } catch (e) {
-    await custody.close();
-    throw e;
-  }
-  let ca;
-  let hostCa;
-  try {
-    // A rotation or retirement by the admin CLI shows up here on the next refresh: audit it.
-    const audited = (type: string) => (entries: CaKeyEntry[]) => {
-      const active = entries.find((e) => e.status === 'active')?.fingerprint;
-      const trusted = entries.filter((e) => e.status === 'trusted').map((e) => e.fingerprint);
-      const retired = entries.filter((e) => e.status === 'retired').map((e) => e.fingerprint);
-      log.info({ active, trusted }, `${type} changed`);
-      store.audit.append({ type, active, trusted, retired }).catch((e) => log.error({ error: (e as Error).message }, 'audit of keyring change failed'));
-    };
-    ca = openKeyring(config.dataDir, custody, audited('ca_keyring'));
-    hostCa = openKeyring(keyringRoot(config.dataDir, 'host'), hostCustody, audited('host_ca_keyring'));
-  } catch (e) {
-    await store.close();
-    await custody.close();
-    throw e;
-  }
+  const { store, ca, hostCa, challengeKey, unwind } = await openResources(opts, config, log, clock);
 
-  let challengeKey: Buffer;
-  try {
-    challengeKey = (opts.secret ?? fileSecretSource(config.dataDir)).challengeKey();
-  } catch (e) {
-    await store.close();
-    throw e;
-  }
-
-  let checkpoints;
-  try {
-    // Before anything is served: refuses to start if the log lost or changed signed records.
-    checkpoints = await startCheckpointer({
-      dataDir: config.dataDir,
-      audit: store.audit,
-      everyRecords: config.auditCheckpoints.everyRecords,
-      intervalSec: config.auditCheckpoints.interval,
-      syslog: config.auditCheckpoints.syslog,
-      log,
-      clock: () => new Date(clock.now()),
-    });
-  } catch (e) {
-    await store.close();
-    await custody.close();
-    throw e;
-  }
-  // Only now that the log is trusted: start-up snapshots, so the next start reads only the tail.
-  store.startSnapshots({
-    ...START_SNAPSHOTS,
-    onError: (e) => log.warn({ error: (e as Error).message }, 'start-up snapshot not written; the next start replays a longer tail'),
-  });
-  for (const w of store.warnings) log.warn(w);
-  log.info({ fromSnapshotSeq: store.opened.fromSnapshotSeq, replayedRecords: store.opened.replayedRecords }, 'audit log replayed');
-
-  let policy = firstPolicy;
-  // The public URL the login challenges name: configured, or this listener's URL once bound.
-  let publicUrl = config.publicUrl ?? '';
-  const metrics = createMetrics({ defaults: true });
-  const deps: AppDeps = {
-    config,
-    policy: () => policy,
-    state: store.state,
-    audit: store.audit,
-    serials: store.serials,
-    ca,
-    hostCa,
-    clock,
-    random: pooledRandom(),
-    log,
-    metrics,
-    notify: createNotifier(
-      { url: config.webhook?.url, timeoutMs: (config.webhook?.timeout ?? 5) * 1000, retries: config.webhook?.retries ?? 3, publicUrl: config.publicUrl },
-      store.audit,
-      log,
-    ),
-    challenges: new Challenges({
-      now: () => clock.now(),
-      random: (n) => randomBytes(n),
-      ttlMs: config.challengeTtl * 1000,
-      secret: challengeKey,
-      binding: () => ({ server: publicUrl, ca: ca.active().fingerprint }),
-    }),
-    tokens: new SessionTokens({ now: () => clock.now(), random: (n) => randomBytes(n), ttlMs: config.tokenTtl * 1000 }),
-    publicUrl: () => publicUrl,
-    ...(config.oidc
-      ? { oidc: { verifier: new OidcVerifier(config.oidc, { now: () => clock.now(), log, jwksCooldownMs: opts.jwksCooldownMs }), used: new MemoryUsedTokens({ now: () => clock.now() }) } }
-      : {}),
-  };
+  // What changes while running: the policy (SIGHUP), and the public URL the login challenges
+  // name (configured, or this listener's URL once bound).
+  const live = { policy: firstPolicy, publicUrl: config.publicUrl ?? '' };
+  const deps = buildDeps({ opts, config, log, clock, store, ca, hostCa, challengeKey, live });
   // In the background: an IdP that is down must not keep SSH-key logins from starting.
   deps.oidc?.verifier.start();
 
   const reloadPolicy = (): void => {
     try {
-      policy = loadPolicyFile(policyPath);
+      live.policy = loadPolicyFile(policyPath);
       log.info({ policy: policyPath }, 'policy reloaded');
     } catch (e) {
       log.error({ error: (e as Error).message }, 'policy reload refused; keeping the previous policy');
@@ -214,19 +119,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   };
   process.on('SIGHUP', reloadPolicy);
 
-  const prune = async (): Promise<void> => {
-    try {
-      const r = await store.state.prune(Math.floor(clock.now() / 1000));
-      for (const rec of r.expired) {
-        await store.audit.append({ type: 'expire', id: rec.id, user: rec.user, target: rec.target, task: rec.task });
-      }
-    } catch (e) {
-      log.error({ error: (e as Error).message }, 'prune failed');
-    }
-  };
-  await prune();
-  const pruneTimer = setInterval(prune, 60_000);
-  pruneTimer.unref();
+  const pruneTimer = await startPruner(store, clock, log);
 
   const app = createApp(deps);
   const timeouts = serverTimeouts(config.connections);
@@ -242,26 +135,21 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   server.on('request', guard.handler(app));
   const { host, port } = parseListen(config.listen)!;
   try {
-    await new Promise<void>((res, rej) => {
-      server.once('error', rej);
-      server.listen(port, host, () => res());
-    });
+    await listen(server, host, port);
   } catch (e) {
     clearInterval(pruneTimer);
-    await checkpoints.close();
     deps.oidc?.verifier.close();
-    await store.close();
-    await custody.close();
+    await unwind();
     throw new JitError('unavailable', `cannot listen on ${config.listen}: ${(e as Error).message}`);
   }
   const addr = server.address();
   const actualPort = typeof addr === 'object' && addr ? addr.port : port;
   const url = `${config.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
-  publicUrl ||= canonicalServerUrl(url) ?? url;
+  live.publicUrl ||= canonicalServerUrl(url) ?? url;
   if (!config.publicUrl && !isLoopbackListen(config.listen)) {
-    log.warn({ publicUrl }, 'publicUrl is not set: login challenges name the listen address, and jit-ssh refuses them when it connects by another name; set publicUrl');
+    log.warn({ publicUrl: live.publicUrl }, 'publicUrl is not set: login challenges name the listen address, and jit-ssh refuses them when it connects by another name; set publicUrl');
   }
-  log.info({ url, publicUrl, ca: ca.active().fingerprint, dataDir: config.dataDir }, 'jit-sshd listening');
+  log.info({ url, publicUrl: live.publicUrl, ca: ca.active().fingerprint, dataDir: config.dataDir }, 'jit-sshd listening');
 
   let closed = false;
   return {
@@ -280,11 +168,139 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       });
       // Give webhooks in flight a moment, but a hanging receiver must not hold up shutdown.
       await Promise.race([deps.notify.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
-      await checkpoints.close();
-      await store.close();
-      await custody.close();
+      await unwind();
     },
   };
+}
+
+interface DepsParts {
+  opts: DaemonOptions;
+  config: DaemonConfig;
+  log: Logger;
+  clock: Clock;
+  store: Store;
+  ca: CaKeyring;
+  hostCa: CaKeyring;
+  challengeKey: Buffer;
+  live: { policy: Policy; publicUrl: string };
+}
+
+/** The composition root: every dependency of the app and the use cases, built once per daemon. */
+function buildDeps({ opts, config, log, clock, store, ca, hostCa, challengeKey, live }: DepsParts): AppDeps {
+  return {
+    config,
+    policy: () => live.policy,
+    state: store.state,
+    audit: store.audit,
+    serials: store.serials,
+    ca,
+    hostCa,
+    clock,
+    random: pooledRandom(),
+    log,
+    metrics: createMetrics({ defaults: true }),
+    runtime: newServiceRuntime(config),
+    notify: createNotifier(
+      { url: config.webhook?.url, timeoutMs: (config.webhook?.timeout ?? 5) * 1000, retries: config.webhook?.retries ?? 3, publicUrl: config.publicUrl },
+      store.audit,
+      log,
+    ),
+    challenges: new Challenges({
+      now: () => clock.now(),
+      random: (n) => randomBytes(n),
+      ttlMs: config.challengeTtl * 1000,
+      secret: challengeKey,
+      binding: () => ({ server: live.publicUrl, ca: ca.active().fingerprint }),
+    }),
+    tokens: new SessionTokens({ now: () => clock.now(), random: (n) => randomBytes(n), ttlMs: config.tokenTtl * 1000 }),
+    publicUrl: () => live.publicUrl,
+    ...(config.oidc
+      ? { oidc: { verifier: new OidcVerifier(config.oidc, { now: () => clock.now(), log, jwksCooldownMs: opts.jwksCooldownMs }), used: new MemoryUsedTokens({ now: () => clock.now() }) } }
+      : {}),
+  };
+}
+
+/**
+ * Opens what the daemon holds, in order: CA key custody, keyring, store, challenge key, audit
+ * checkpointer. A failure closes what was opened before it; `unwind` closes all, newest first.
+ */
+/** Bounds the audit tail a start replays (≈ 0.2 s per 10,000 records) at a small cost per snapshot. */
+const START_SNAPSHOTS = { everyRecords: 10_000, intervalSec: 300 };
+
+async function openResources(opts: DaemonOptions, config: DaemonConfig, log: Logger, clock: Clock) {
+  const opened: Array<() => Promise<void>> = [];
+  const unwind = async (): Promise<void> => {
+    for (const close of opened.splice(0).reverse()) await close();
+  };
+  try {
+    // A missing module, token, key or a wrong PIN refuses the start here, in one line.
+    // Closing the user custody closes the host one too (one token session or agent for both).
+    const { custody, host: hostCustody } = await openCustodies(config);
+    opened.push(() => custody.close());
+    const { entry, created } = initKeyring(config.dataDir, config.caKeyType, custody);
+    if (created) opts.onFirstKey?.(entry.publicKey);
+    // The host CA: a separate key of the same type on the same backend (also for old data dirs).
+    initHostKeyring(config.dataDir, config.caKeyType, hostCustody);
+    const store = await openStore(config.dataDir, { clock: () => new Date(clock.now()), auditFs: opts.auditFs, snapshots: true });
+    opened.push(() => store.close());
+    // A rotation or retirement by the admin CLI shows up here on the next refresh: audit it.
+    const audited = (type: string) => (entries: CaKeyEntry[]) => {
+      const active = entries.find((e) => e.status === 'active')?.fingerprint;
+      const trusted = entries.filter((e) => e.status === 'trusted').map((e) => e.fingerprint);
+      const retired = entries.filter((e) => e.status === 'retired').map((e) => e.fingerprint);
+      log.info({ active, trusted }, `${type} changed`);
+      store.audit.append({ type, active, trusted, retired }).catch((e) => log.error({ error: (e as Error).message }, 'audit of keyring change failed'));
+    };
+    const ca = openKeyring(config.dataDir, custody, audited('ca_keyring'));
+    const hostCa = openHostKeyring(config.dataDir, hostCustody, audited('host_ca_keyring'));
+    const challengeKey = (opts.secret ?? fileSecretSource(config.dataDir)).challengeKey();
+    // Before anything is served: refuses to start if the log lost or changed signed records.
+    const checkpoints = await startCheckpointer({
+      dataDir: config.dataDir,
+      audit: store.audit,
+      everyRecords: config.auditCheckpoints.everyRecords,
+      intervalSec: config.auditCheckpoints.interval,
+      syslog: config.auditCheckpoints.syslog,
+      log,
+      clock: () => new Date(clock.now()),
+    });
+    // Closed before the store: its last checkpoint is appended to the audit.
+    opened.push(() => checkpoints.close());
+    // Only now that the log is trusted: start-up snapshots, so the next start reads only the tail.
+    store.startSnapshots({
+      ...START_SNAPSHOTS,
+      onError: (e) => log.warn({ error: (e as Error).message }, 'start-up snapshot not written; the next start replays a longer tail'),
+    });
+    for (const w of store.warnings) log.warn(w);
+    log.info({ fromSnapshotSeq: store.opened.fromSnapshotSeq, replayedRecords: store.opened.replayedRecords }, 'audit log replayed');
+    return { store, ca, hostCa, challengeKey, unwind };
+  } catch (e) {
+    await unwind();
+    throw e;
+  }
+}
+
+/** Expires stale pending requests (audited) and drops what no longer matters, now and every minute. */
+async function startPruner(store: Store, clock: Clock, log: Logger): Promise<NodeJS.Timeout> {
+  const prune = async (): Promise<void> => {
+    try {
+      const r = await store.state.prune(Math.floor(clock.now() / 1000));
+      for (const rec of r.expired) await store.audit.append(expiryEvent(rec));
+    } catch (e) {
+      log.error({ error: (e as Error).message }, 'prune failed');
+    }
+  };
+  await prune();
+  const timer = setInterval(prune, 60_000);
+  timer.unref();
+  return timer;
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(port, host, () => res());
+  });
 }
 
 /** At most one log line per 10 s about refused connections, with how many since the last. */

@@ -7,7 +7,10 @@ import { JitError } from '../errors.js';
 import { decodeKeyBlob, readKeyFields } from './keys.js';
 import { verifySshSignature } from './signer.js';
 import type { CertParams, CertType, Signer } from './types.js';
-import { WireReader, WireWriter } from './wire.js';
+import { WireReader, WireWriter, type WireFault } from './wire.js';
+
+/** Certificate bytes that are short or too long are an invalid certificate. */
+const CERT_DATA: WireFault = { code: 'invalid_certificate', what: 'certificate' };
 
 export const KNOWN_CRITICAL_OPTIONS = ['force-command', 'source-address', 'verify-required'] as const;
 export const KNOWN_EXTENSIONS = [
@@ -190,7 +193,7 @@ export function certificateBody(p: CertParams, caPublicKeyBlob: Buffer): Unsigne
   checkCertParams(p);
   if (p.publicKey.equals(caPublicKeyBlob)) bad('publicKey is the CA key itself');
 
-  const keyReader = new WireReader(p.publicKey);
+  const keyReader = new WireReader(p.publicKey, CERT_DATA);
   const certType = certTypeName(keyReader.utf8('key type'));
   let caKey = caKeyField.get(caPublicKeyBlob);
   if (!caKey) caKeyField.set(caPublicKeyBlob, (caKey = new WireWriter().string(caPublicKeyBlob).toBuffer()));
@@ -227,7 +230,7 @@ export function encodeCertificate(p: CertParams, ca: Signer): { blob: Buffer; li
 }
 
 function readOptions(data: Buffer, kind: string): Record<string, string> {
-  const r = new WireReader(data);
+  const r = new WireReader(data, CERT_DATA);
   const out: Record<string, string> = Object.create(null);
   while (r.remaining > 0) {
     const name = r.utf8(`${kind} name`);
@@ -235,7 +238,7 @@ function readOptions(data: Buffer, kind: string): Record<string, string> {
     if (Object.prototype.hasOwnProperty.call(out, name)) bad(`duplicate ${kind} '${name.slice(0, 64)}'`);
     let value = '';
     if (raw.length > 0) {
-      const vr = new WireReader(raw);
+      const vr = new WireReader(raw, CERT_DATA);
       value = vr.utf8(`${kind} ${name} value`);
       vr.end(`${kind} ${name} value`);
     }
@@ -252,7 +255,7 @@ export function parseCertificate(blobOrLine: Buffer | string): ParsedCert {
     const [lineType, b64] = blobOrLine.trim().split(/[ \t]+/);
     if (!b64 || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || b64.length % 4 !== 0) bad('certificate base64 is malformed');
     blob = Buffer.from(b64, 'base64');
-    const r = new WireReader(blob);
+    const r = new WireReader(blob, CERT_DATA);
     let blobType: string;
     try {
       blobType = r.utf8('certificate type');
@@ -265,7 +268,7 @@ export function parseCertificate(blobOrLine: Buffer | string): ParsedCert {
   }
 
   try {
-    const r = new WireReader(blob);
+    const r = new WireReader(blob, CERT_DATA);
     const type = r.utf8('certificate type');
     const keyType = keyTypeOfCert(type);
     if (!keyType) bad(`'${type.slice(0, 64)}' is not a certificate type`);
@@ -279,7 +282,7 @@ export function parseCertificate(blobOrLine: Buffer | string): ParsedCert {
     const certType: CertType | undefined = typeCode === 1 ? 'user' : typeCode === 2 ? 'host' : undefined;
     if (!certType) bad(`certificate kind ${typeCode} is neither user (1) nor host (2)`);
     const keyId = r.utf8('key id');
-    const pr = new WireReader(r.string('principals'));
+    const pr = new WireReader(r.string('principals'), CERT_DATA);
     const principals: string[] = [];
     while (pr.remaining > 0) principals.push(pr.utf8('principal'));
     const validAfter = r.uint64('valid after');

@@ -6,7 +6,10 @@
  */
 import { createHash, createPublicKey } from 'node:crypto';
 import { JitError } from '../errors.js';
-import { WireReader } from './wire.js';
+import { WireReader, type WireFault } from './wire.js';
+
+/** Key bytes that are short or too long are an invalid key. */
+const KEY_BLOB: WireFault = { code: 'invalid_key', what: 'key blob' };
 
 export interface ParsedKey {
   type: string;
@@ -52,6 +55,19 @@ export const KEY_TYPES = [
   'sk-ecdsa-sha2-nistp256@openssh.com',
   'ssh-rsa',
 ] as const;
+
+/** What a CA key may be, as the config names it (caKeyType): plain ed25519, ECDSA, RSA. */
+export const CA_KEY_TYPES = ['ed25519', 'ecdsa-p256', 'ecdsa-p384', 'ecdsa-p521', 'rsa'] as const;
+export type CaKeyType = (typeof CA_KEY_TYPES)[number];
+
+/** The SSH key type of each CA key kind: the one list of key types a CA may hold (no security keys, no DSA). */
+export const CA_SSH_KEY_TYPE: Readonly<Record<CaKeyType, (typeof KEY_TYPES)[number]>> = {
+  ed25519: 'ssh-ed25519',
+  'ecdsa-p256': 'ecdsa-sha2-nistp256',
+  'ecdsa-p384': 'ecdsa-sha2-nistp384',
+  'ecdsa-p521': 'ecdsa-sha2-nistp521',
+  rsa: 'ssh-rsa',
+};
 
 const MAX_LINE = 16 * 1024;
 /** Past this an RSA key is a denial-of-service vector, not a key (OpenSSH's own cap). */
@@ -154,25 +170,13 @@ export function readKeyFields(r: WireReader, type: string): KeyFields {
   }
 }
 
-/** Wraps WireReader's truncation errors so callers see one code for one problem. */
-function asKeyError<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    if (e instanceof JitError && e.code === 'bad_request') throw new JitError('invalid_key', `malformed key blob: ${e.message}`);
-    throw e;
-  }
-}
-
 /** Decodes a complete public-key blob strictly: known type, exact field sizes, no trailing bytes. */
 export function decodeKeyBlob(blob: Buffer): KeyFields {
-  return asKeyError(() => {
-    const r = new WireReader(blob);
-    const type = r.utf8('key type');
-    const fields = readKeyFields(r, type);
-    r.end('key blob');
-    return fields;
-  });
+  const r = new WireReader(blob, KEY_BLOB);
+  const type = r.utf8('key type');
+  const fields = readKeyFields(r, type);
+  r.end('key blob');
+  return fields;
 }
 
 export function keyBits(k: KeyFields): number {
@@ -222,6 +226,6 @@ export function parsePublicKey(line: string, opts: ParsePublicKeyOptions = {}): 
 
 /** `type base64 comment` for a blob, as written to .pub files and TrustedUserCAKeys. */
 export function publicKeyLine(blob: Buffer, comment?: string): string {
-  const type = new WireReader(blob).utf8('key type');
+  const type = new WireReader(blob, KEY_BLOB).utf8('key type');
   return `${type} ${blob.toString('base64')}${comment ? ` ${comment}` : ''}`;
 }

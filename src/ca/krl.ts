@@ -6,7 +6,10 @@
  */
 import { JitError } from '../errors.js';
 import { decodeKeyBlob } from './keys.js';
-import { WireReader, WireWriter } from './wire.js';
+import { WireReader, WireWriter, type WireFault } from './wire.js';
+
+/** A KRL that is short or too long is bad input, like every other KRL problem here. */
+const KRL_DATA: WireFault = { code: 'bad_request', what: 'KRL' };
 
 export interface KrlCertificates {
   /** CA public key blob whose certificates are revoked; null = certificates of any CA. */
@@ -208,7 +211,7 @@ function readBlobs(r: WireReader, what: string, size?: number): Buffer[] {
 }
 
 function parseCertSection(body: Buffer): Required<KrlCertificates> {
-  const r = new WireReader(body);
+  const r = new WireReader(body, KRL_DATA);
   const ca = Buffer.from(r.string('CA key'));
   r.string('certificate section reserved field');
   const out: Required<KrlCertificates> = {
@@ -220,7 +223,7 @@ function parseCertSection(body: Buffer): Required<KrlCertificates> {
   if (out.caKey) checkPlainKey(out.caKey, 'KRL CA key');
   while (r.remaining > 0) {
     const type = r.byte('certificate subsection type');
-    const sub = new WireReader(r.string('certificate subsection'));
+    const sub = new WireReader(r.string('certificate subsection'), KRL_DATA);
     switch (type) {
       case CERT_SERIAL_LIST:
         while (sub.remaining > 0) out.serials.push(sub.uint64('serial'));
@@ -264,7 +267,7 @@ export function parseKrl(buf: Buffer): ParsedKrl {
   if (!Buffer.isBuffer(buf) || buf.length < MAGIC.length || !buf.subarray(0, MAGIC.length).equals(MAGIC)) {
     bad('not an OpenSSH KRL (bad magic)');
   }
-  const r = new WireReader(buf);
+  const r = new WireReader(buf, KRL_DATA);
   r.bytes(MAGIC.length);
   const format = r.uint32('KRL format version');
   if (format !== FORMAT_VERSION) bad(`unsupported KRL format version ${format}`);
@@ -288,13 +291,13 @@ export function parseKrl(buf: Buffer): ParsedKrl {
         out.certificates.push(parseCertSection(body));
         break;
       case SECTION_EXPLICIT_KEY:
-        out.explicitKeys.push(...readBlobs(new WireReader(body), 'revoked key'));
+        out.explicitKeys.push(...readBlobs(new WireReader(body, KRL_DATA), 'revoked key'));
         break;
       case SECTION_FINGERPRINT_SHA1:
-        out.sha1Keys.push(...readBlobs(new WireReader(body), 'SHA1 key hash', 20));
+        out.sha1Keys.push(...readBlobs(new WireReader(body, KRL_DATA), 'SHA1 key hash', 20));
         break;
       case SECTION_FINGERPRINT_SHA256:
-        out.sha256Keys.push(...readBlobs(new WireReader(body), 'SHA256 key hash', 32));
+        out.sha256Keys.push(...readBlobs(new WireReader(body, KRL_DATA), 'SHA256 key hash', 32));
         break;
       case SECTION_SIGNATURE:
         return bad('signed KRLs are not supported');

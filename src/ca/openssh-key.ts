@@ -10,7 +10,10 @@ import type sshpk from 'sshpk';
 import { JitError } from '../errors.js';
 import { CURVES, type Curve } from './keys.js';
 import { publicKeyBlobOf } from './signer.js';
-import { WireReader, WireWriter } from './wire.js';
+import { WireReader, WireWriter, type WireFault } from './wire.js';
+
+/** A key file that is short or too long is an invalid key. */
+const KEY_FILE: WireFault = { code: 'invalid_key', what: 'OpenSSH private key' };
 
 const MAGIC = Buffer.from('openssh-key-v1\0', 'latin1');
 const BEGIN = '-----BEGIN OPENSSH PRIVATE KEY-----';
@@ -26,7 +29,7 @@ function bad(message: string, cause?: unknown): never {
 function writePrivateFields(w: WireWriter, key: KeyObject, publicBlob: Buffer): void {
   const jwk = key.export({ format: 'jwk' });
   const b = (s: string | undefined) => Buffer.from(s ?? '', 'base64url');
-  const fields = new WireReader(publicBlob);
+  const fields = new WireReader(publicBlob, KEY_FILE);
   fields.utf8();
   if (key.asymmetricKeyType === 'ed25519') {
     // OpenSSH keeps seed || public key as the 64-byte "private key".
@@ -50,7 +53,7 @@ export function encodeOpenSshPrivateKey(key: KeyObject, comment: string, checkIn
   if (key.type !== 'private') bad('encodeOpenSshPrivateKey needs a private key');
   if (/[\r\n\0]/.test(comment)) bad('key comment must not contain newlines or NUL');
   const publicBlob = publicKeyBlobOf(key);
-  const type = new WireReader(publicBlob).utf8();
+  const type = new WireReader(publicBlob, KEY_FILE).utf8();
 
   const priv = new WireWriter().uint32(checkInt).uint32(checkInt).string(type);
   writePrivateFields(priv, key, publicBlob);
@@ -205,42 +208,37 @@ export function decodeOpenSshPrivateKey(text: string, passphrase?: string): KeyO
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) bad('OpenSSH private key base64 is malformed');
   const file = Buffer.from(b64, 'base64');
 
-  try {
-    if (!file.subarray(0, MAGIC.length).equals(MAGIC)) bad('OpenSSH private key lacks the openssh-key-v1 magic');
-    const r = new WireReader(file.subarray(MAGIC.length));
-    const cipher = r.utf8('cipher name');
-    const kdf = r.utf8('kdf name');
-    r.string('kdf options');
-    if (r.uint32('key count') !== 1) bad('OpenSSH private key files with more than one key are not supported');
-    const publicBlob = r.string('public key');
-    const section = r.string('private section');
-    r.end('private key file');
+  if (!file.subarray(0, MAGIC.length).equals(MAGIC)) bad('OpenSSH private key lacks the openssh-key-v1 magic');
+  const r = new WireReader(file.subarray(MAGIC.length), KEY_FILE);
+  const cipher = r.utf8('cipher name');
+  const kdf = r.utf8('kdf name');
+  r.string('kdf options');
+  if (r.uint32('key count') !== 1) bad('OpenSSH private key files with more than one key are not supported');
+  const publicBlob = r.string('public key');
+  const section = r.string('private section');
+  r.end('private key file');
 
-    if (cipher !== 'none' || kdf !== 'none') {
-      if (passphrase === undefined || passphrase === '') bad('this private key is encrypted and needs a passphrase');
-      let decrypted: sshpk.PrivateKey;
-      try {
-        decrypted = loadSshpk().parsePrivateKey(text, 'openssh', { passphrase });
-      } catch (e) {
-        // sshpk's message says "Incorrect passphrase" or names the unsupported cipher; no secrets in it.
-        return bad(`cannot decrypt private key: ${(e as Error).message}`);
-      }
-      const key = fromSshpk(decrypted);
-      if (!publicKeyBlobOf(key).equals(publicBlob)) bad('decrypted private key does not match its public key');
-      return key;
+  if (cipher !== 'none' || kdf !== 'none') {
+    if (passphrase === undefined || passphrase === '') bad('this private key is encrypted and needs a passphrase');
+    let decrypted: sshpk.PrivateKey;
+    try {
+      decrypted = loadSshpk().parsePrivateKey(text, 'openssh', { passphrase });
+    } catch (e) {
+      // sshpk's message says "Incorrect passphrase" or names the unsupported cipher; no secrets in it.
+      return bad(`cannot decrypt private key: ${(e as Error).message}`);
     }
-
-    const pr = new WireReader(section);
-    if (pr.uint32('check word') !== pr.uint32('check word')) bad('private key check words differ (corrupt file)');
-    const key = toKeyObject(readPrivateParts(pr));
-    pr.utf8('comment');
-    const pad = pr.rest();
-    if (pad.length >= BLOCK || pad.some((v, i) => v !== i + 1) || section.length % BLOCK !== 0) bad('private key padding is malformed');
-    // A file whose public and private halves disagree would sign with a key nobody trusts.
-    if (!publicKeyBlobOf(key).equals(publicBlob)) bad('private key does not match its public key');
+    const key = fromSshpk(decrypted);
+    if (!publicKeyBlobOf(key).equals(publicBlob)) bad('decrypted private key does not match its public key');
     return key;
-  } catch (e) {
-    if (e instanceof JitError && e.code === 'bad_request') bad(`malformed OpenSSH private key: ${e.message}`);
-    throw e;
   }
+
+  const pr = new WireReader(section, KEY_FILE);
+  if (pr.uint32('check word') !== pr.uint32('check word')) bad('private key check words differ (corrupt file)');
+  const key = toKeyObject(readPrivateParts(pr));
+  pr.utf8('comment');
+  const pad = pr.rest();
+  if (pad.length >= BLOCK || pad.some((v, i) => v !== i + 1) || section.length % BLOCK !== 0) bad('private key padding is malformed');
+  // A file whose public and private halves disagree would sign with a key nobody trusts.
+  if (!publicKeyBlobOf(key).equals(publicBlob)) bad('private key does not match its public key');
+  return key;
 }

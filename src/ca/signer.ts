@@ -6,7 +6,10 @@ import { createHash, createPublicKey, sign as cryptoSign, verify as cryptoVerify
 import { JitError } from '../errors.js';
 import type { Signer } from './types.js';
 import { CURVES, type Curve, decodeKeyBlob, fingerprintOf, type KeyFields } from './keys.js';
-import { WireReader, WireWriter } from './wire.js';
+import { WireReader, WireWriter, type WireFault } from './wire.js';
+
+/** Signature bytes that are short or too long are an invalid signature. */
+const SIGNATURE: WireFault = { code: 'invalid_signature', what: 'signature' };
 
 /** A CA key below this is refused outright, whatever the user-key floor is. */
 const MIN_CA_RSA_BITS = 2048;
@@ -109,7 +112,7 @@ export function verifySshSignature(publicKeyBlob: Buffer, data: Buffer, sigBlob:
   const k = decodeKeyBlob(publicKeyBlob);
   const key = keyObjectFromFields(k);
   try {
-    const r = new WireReader(sigBlob);
+    const r = new WireReader(sigBlob, SIGNATURE);
     const alg = r.utf8('signature algorithm');
     const sig = r.string('signature');
     switch (k.type) {
@@ -150,7 +153,7 @@ export function verifySshSignature(publicKeyBlob: Buffer, data: Buffer, sigBlob:
 /** SSH's (mpint r, mpint s) → P1363 r||s for node's verifier. */
 function verifyEcdsa(curve: Curve, data: Buffer, key: KeyObject, sig: Buffer): boolean {
   const { size, hash } = CURVES[curve];
-  const r = new WireReader(sig);
+  const r = new WireReader(sig, SIGNATURE);
   const parts = [r.string('ecdsa r'), r.string('ecdsa s')];
   r.end();
   const p1363 = Buffer.alloc(2 * size);

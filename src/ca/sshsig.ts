@@ -10,7 +10,10 @@ import { JitError } from '../errors.js';
 import { decodeKeyBlob } from './keys.js';
 import { verifySshSignature } from './signer.js';
 import type { Signer } from './types.js';
-import { WireReader, WireWriter } from './wire.js';
+import { WireReader, WireWriter, type WireFault } from './wire.js';
+
+/** An SSHSIG blob that is short or too long is an invalid signature. */
+const SSHSIG_DATA: WireFault = { code: 'invalid_signature', what: 'SSHSIG' };
 
 export type SshSigHash = 'sha256' | 'sha512';
 
@@ -47,7 +50,7 @@ function fail(message: string): never {
   throw new JitError('invalid_signature', message);
 }
 
-/** Runs fn, turning truncation or key-format errors into invalid_signature (one code per problem). */
+/** Runs fn, turning a key-format error (invalid_key) into invalid_signature: a bad key inside a signature makes the signature invalid. */
 function asSigError<T>(what: string, fn: () => T): T {
   try {
     return fn();
@@ -81,7 +84,7 @@ function signedData(namespace: string, reserved: Buffer, hashAlg: SshSigHash, me
  */
 function checkSignature(keyBlob: Buffer, sigBlob: Buffer, data: Buffer): void {
   const k = asSigError('SSHSIG public key', () => decodeKeyBlob(keyBlob));
-  const alg = asSigError('SSHSIG signature', () => new WireReader(sigBlob).utf8('signature algorithm'));
+  const alg = new WireReader(sigBlob, SSHSIG_DATA).utf8('signature algorithm');
   if (k.type === 'ssh-rsa') {
     // SHA-1 RSA signatures are forgeable in principle; OpenSSH refuses them in SSHSIG too.
     if (alg === 'ssh-rsa') fail('RSA signatures with SHA-1 (ssh-rsa) are refused; use rsa-sha2-256 or rsa-sha2-512');
@@ -137,19 +140,16 @@ function armor(blob: Buffer): string {
 export function verifySshSig(armored: string, message: Buffer, opts: VerifySshSigOptions): VerifiedSshSig {
   checkNamespace(opts.namespace);
   const blob = dearmor(armored);
-  const { publicKey, namespace, reserved, hashAlg, signature } = asSigError('malformed SSHSIG', () => {
-    const r = new WireReader(blob);
-    if (!r.bytes(MAGIC.length, 'SSHSIG magic').equals(MAGIC)) fail('not an SSHSIG blob (bad magic)');
-    const version = r.uint32('SSHSIG version');
-    if (version !== VERSION) fail(`unsupported SSHSIG version ${version}`);
-    const publicKey = Buffer.from(r.string('public key'));
-    const namespace = r.string('namespace');
-    const reserved = r.string('reserved');
-    const hashAlg = r.utf8('hash algorithm');
-    const signature = r.string('signature');
-    r.end('SSHSIG');
-    return { publicKey, namespace, reserved, hashAlg, signature };
-  });
+  const r = new WireReader(blob, SSHSIG_DATA);
+  if (!r.bytes(MAGIC.length, 'SSHSIG magic').equals(MAGIC)) fail('not an SSHSIG blob (bad magic)');
+  const version = r.uint32('SSHSIG version');
+  if (version !== VERSION) fail(`unsupported SSHSIG version ${version}`);
+  const publicKey = Buffer.from(r.string('public key'));
+  const namespace = r.string('namespace');
+  const reserved = r.string('reserved');
+  const hashAlg = r.utf8('hash algorithm');
+  const signature = r.string('signature');
+  r.end('SSHSIG');
   // Compare bytes, not decoded text: invalid UTF-8 must not collapse onto the expected name.
   if (!namespace.equals(Buffer.from(opts.namespace, 'utf8'))) fail('SSHSIG namespace does not match');
   checkHashAlg(hashAlg);

@@ -2,7 +2,7 @@
  * SSH wire encoding (RFC 4251 §5): uint32, uint64, string, mpint, name-lists.
  * Pure and allocation-light: the writer collects chunks and concatenates once.
  */
-import { JitError } from '../errors.js';
+import { JitError, type ErrorCode } from '../errors.js';
 
 export class WireWriter {
   // One growing buffer written in place: certificates are built on the issuance hot path, and
@@ -99,9 +99,24 @@ export class WireWriter {
   }
 }
 
+/** What a reader throws when the data is short or too long: the caller's error code and subject. */
+export interface WireFault {
+  code: ErrorCode;
+  /** what is being read, e.g. 'key blob': messages say "malformed key blob: …" */
+  what: string;
+}
+
 export class WireReader {
   private off = 0;
-  constructor(private readonly buf: Buffer) {}
+  constructor(
+    private readonly buf: Buffer,
+    private readonly fault: WireFault,
+  ) {}
+
+  /** A reader of a part of this data (a nested string), failing the same way. */
+  sub(buf: Buffer): WireReader {
+    return new WireReader(buf, this.fault);
+  }
 
   get offset(): number {
     return this.off;
@@ -113,7 +128,7 @@ export class WireReader {
 
   private need(n: number, what: string): void {
     if (n < 0 || this.off + n > this.buf.length) {
-      throw new JitError('bad_request', `truncated SSH data while reading ${what}`);
+      throw new JitError(this.fault.code, `malformed ${this.fault.what}: truncated SSH data while reading ${what}`);
     }
   }
 
@@ -162,14 +177,7 @@ export class WireReader {
   /** Throws if anything is left: trailing garbage is refused everywhere. */
   end(what = 'data'): void {
     if (this.off !== this.buf.length) {
-      throw new JitError('bad_request', `trailing bytes after ${what}`);
+      throw new JitError(this.fault.code, `malformed ${this.fault.what}: trailing bytes after ${what}`);
     }
   }
-}
-
-/** Encodes a list of SSH strings (principals) as the concatenation used inside a cert. */
-export function encodeStringList(items: readonly string[]): Buffer {
-  const w = new WireWriter();
-  for (const s of items) w.string(s);
-  return w.toBuffer();
 }

@@ -9,7 +9,10 @@
 import { createConnection, type Socket } from 'node:net';
 import type { KeyObject } from 'node:crypto';
 import { JitError } from '../errors.js';
-import { WireReader, WireWriter } from '../ca/wire.js';
+import { WireReader, WireWriter, type WireFault } from '../ca/wire.js';
+
+/** A reply from ssh-agent that is short or too long: bad_request, like its other faults here. */
+const AGENT_REPLY: WireFault = { code: 'bad_request', what: 'ssh-agent reply' };
 
 /** Message numbers from the agent protocol. */
 const MSG = {
@@ -100,7 +103,7 @@ export class AgentClient {
   async listIdentities(): Promise<AgentIdentity[]> {
     const reply = await this.request(MSG.REQUEST_IDENTITIES, Buffer.alloc(0), 'list identities');
     expectType(reply, MSG.IDENTITIES_ANSWER, 'list identities');
-    const r = new WireReader(reply.body);
+    const r = new WireReader(reply.body, AGENT_REPLY);
     const count = r.uint32('identity count');
     const out: AgentIdentity[] = [];
     for (let i = 0; i < count; i++) {
@@ -117,7 +120,7 @@ export class AgentClient {
     const payload = new WireWriter().string(keyBlob).string(data).uint32(flags).toBuffer();
     const reply = await this.request(MSG.SIGN_REQUEST, payload, 'sign');
     expectType(reply, MSG.SIGN_RESPONSE, 'sign');
-    const r = new WireReader(reply.body);
+    const r = new WireReader(reply.body, AGENT_REPLY);
     const sig = Buffer.from(r.string('signature'));
     r.end('sign response');
     return sig;
@@ -327,7 +330,7 @@ function ed25519Raw(key: KeyObject): { seed: Buffer; pub: Buffer } {
  * would be a bare FAILURE, which tells the user nothing.
  */
 function checkCertMatchesKey(cert: Buffer, pub: Buffer): void {
-  const r = new WireReader(cert);
+  const r = new WireReader(cert, { code: 'invalid_certificate', what: 'certificate' });
   const type = r.utf8('certificate type');
   if (type !== ED25519_CERT_TYPE) {
     throw new JitError('invalid_certificate', `expected an ${ED25519_CERT_TYPE} certificate, got ${type}`);

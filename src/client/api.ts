@@ -9,7 +9,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { ERROR_CODES, JitError, type ErrorCode } from '../errors.js';
 import { canonicalServerUrl, isLoopbackHttpUrl } from '../policy/server-url.js';
-import type { IssuedView, PendingView } from '../service/issue.js';
+import type { AuthMethods, ChallengeResponse, IssuedView, OidcTokenResponse, PendingView, RequestView, TokenResponse } from '../service/views.js';
 import type { AllowedTarget, AllowedTask } from '../policy/explain.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:7422';
@@ -30,62 +30,10 @@ export interface ApiClientOptions {
   authenticate?: (api: ApiClient) => Promise<string>;
 }
 
-export interface ChallengeResponse {
-  challenge: string;
-  expiresAt: string;
-}
-
-export interface TokenResponse {
-  token: string;
-  expiresAt: string;
-}
-
-/** GET /v1/auth/methods: which logins the server offers. */
-export interface AuthMethods {
-  sshKey: boolean;
-  oidc: { issuer: string; clientId: string; scopes: string[] } | null;
-}
-
-/** POST /v1/auth/oidc: a session token plus who the IdP says you are. */
-export interface OidcTokenResponse extends TokenResponse {
-  user: string;
-  groups: string[];
-}
-
 /** The API's own response types (type-only imports: nothing of the server loads in the CLI). */
 export type IssuedRequest = IssuedView & { account?: string; target?: string; task?: string };
 export type PendingRequest = PendingView;
-
-/** GET /v1/requests/:id and list entries: the common fields plus status-specific ones. */
-export interface RequestView {
-  id: string;
-  status: 'pending' | 'issued' | 'denied' | 'expired' | 'revoked';
-  user?: string;
-  target?: string;
-  task?: string;
-  account?: string;
-  ticket?: string;
-  reason?: string;
-  rule?: string;
-  createdAt?: string;
-  approvals?: { by: string; at: string; comment?: string }[];
-  // issued
-  certificate?: string;
-  serial?: string;
-  keyId?: string;
-  principals?: string[];
-  validAfter?: string;
-  validBefore?: string;
-  // pending
-  approvalsNeeded?: number;
-  approvers?: string[];
-  expiresAt?: string;
-  // denied / revoked
-  deniedBy?: string;
-  denialReason?: string;
-  revokedAt?: string;
-  revokedBy?: string;
-}
+export type { AuthMethods, ChallengeResponse, OidcTokenResponse, RequestView, TokenResponse };
 
 export type { AllowedTarget, AllowedTask };
 

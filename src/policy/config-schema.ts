@@ -5,13 +5,12 @@
  * `npm start` from the repo root finds config/policy.yaml and ./data.
  */
 import { z } from 'zod';
-import { parsePublicKey } from '../ca/keys.js';
+import { CA_KEY_TYPES, parsePublicKey, type CaKeyType } from '../ca/keys.js';
 import { cidrProblem, isLoopbackHost, parseIp } from './ip.js';
 import { canonicalServerUrl } from './server-url.js';
 import { checkWith, duration, name, parseYamlText, valueOrThrow, type Checked } from './problems.js';
 
-export const CA_KEY_TYPES = ['ed25519', 'ecdsa-p256', 'ecdsa-p384', 'ecdsa-p521', 'rsa'] as const;
-export type CaKeyType = (typeof CA_KEY_TYPES)[number];
+export { CA_KEY_TYPES, type CaKeyType };
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -108,7 +107,7 @@ export interface ConnectionLimits {
 }
 /**
  * file: key files in dataDir/ca. pkcs11: keys generated inside a token. agent: the key held by
- * an ssh-agent. (A host CA key will be a second key on the same backend.)
+ * an ssh-agent. The host CA key is a second, separate key on the same backend.
  */
 export type CaCustodyConfig =
   | { backend: 'file' }
@@ -122,11 +121,14 @@ export type CaCustodyConfig =
         pinFile?: string;
         /** label of the CA key objects jit-sshd creates or adopts */
         keyLabel: string;
+        /** label of the host CA key objects (never equal to keyLabel) */
+        hostKeyLabel: string;
         /** sessions in the signing pool */
         sessions: number;
       };
     }
-  | { backend: 'agent'; agent: { socket: string; key: string } };
+  /** hostKey: the host CA key in the same agent; without it host certificates are unavailable. */
+  | { backend: 'agent'; agent: { socket: string; key: string; hostKey?: string } };
 
 export const DEFAULT_LISTEN = '127.0.0.1:7422';
 
@@ -261,9 +263,12 @@ export const configSchema = z.strictObject({
           tokenLabel: z.string().min(1).max(32),
           pinFile: path().optional(),
           keyLabel: z.string().min(1).max(64).default('jit-ssh-user-ca'),
+          hostKeyLabel: z.string().min(1).max(64).default('jit-ssh-host-ca'),
           // 2 leaves half of libuv's default 4 threads for the audit log's fs work while a slow token signs
           sessions: z.number().int().min(1).max(64).default(2),
-        }),
+        })
+        // One key object must never sign both kinds of certificate.
+        .refine((p) => p.keyLabel !== p.hostKeyLabel, { message: 'must differ from keyLabel: the host CA key is a separate key', path: ['hostKeyLabel'] }),
       }),
       z.strictObject({
         backend: z.literal('agent'),
@@ -274,7 +279,15 @@ export const configSchema = z.strictObject({
             .min(1)
             .max(16_384)
             .refine((k) => CA_FINGERPRINT.test(k) || isPublicKeyLine(k), 'must be the CA public key line or its SHA256:… fingerprint'),
-        }),
+          hostKey: z
+            .string()
+            .min(1)
+            .max(16_384)
+            .refine((k) => CA_FINGERPRINT.test(k) || isPublicKeyLine(k), 'must be the host CA public key line or its SHA256:… fingerprint')
+            .optional(),
+        })
+        // Same text is the same key; a line and a fingerprint of one key are caught when the agent is asked.
+        .refine((a) => a.hostKey === undefined || a.hostKey.trim() !== a.key.trim(), { message: 'must differ from key: the host CA key is a separate key', path: ['hostKey'] }),
       }),
     ])
     .prefault({ backend: 'file' }),

@@ -88,17 +88,43 @@ export interface CertDraft {
   extensions: Record<string, string>;
 }
 
-export interface Decision {
-  decision: 'auto' | 'approval' | 'deny';
-  /** the rule that decided (absent when no rule matched or a check before the rules refused) */
-  rule?: string;
+interface DecisionBase {
   /** deny: why; approval: why approval is needed; auto: empty */
   reasons: Reason[];
   steps: Step[];
-  approval?: ApproverSet;
-  certDraft?: CertDraft;
+}
+
+/** The rule signs at once. */
+export interface AutoDecision extends DecisionBase {
+  decision: 'auto';
+  /** the rule that decided */
+  rule: string;
+  certDraft: CertDraft;
+  webhook?: string;
+  approval?: undefined;
+}
+
+/** The rule allows it once `approval` says yes. */
+export interface NeedsApprovalDecision extends DecisionBase {
+  decision: 'approval';
+  rule: string;
+  certDraft: CertDraft;
+  approval: ApproverSet;
   webhook?: string;
 }
+
+/** Refused: `reasons` say why; no certificate. */
+export interface DeniedDecision extends DecisionBase {
+  decision: 'deny';
+  /** absent when no rule matched or a check before the rules refused */
+  rule?: string;
+  certDraft?: undefined;
+  approval?: undefined;
+  webhook?: undefined;
+}
+
+/** Discriminated on `decision`; only an allowing decision carries a certificate draft. */
+export type Decision = AutoDecision | NeedsApprovalDecision | DeniedDecision;
 
 export interface DecideContext {
   /** the user's active grants (issued and unexpired, or pending); required when a rule sets maxActive */
@@ -111,7 +137,9 @@ type Outcome<T> = { ok: true; value: T; why: string } | { ok: false; why: string
 const pass = <T>(value: T, why: string): Outcome<T> => ({ ok: true, value, why });
 const fail = (why: string): Outcome<never> => ({ ok: false, why });
 
-const TICKET_RE = /^[A-Za-z0-9._-]{1,64}$/;
+/** A ticket reference: the one rule the API edge and the policy check. */
+export const TICKET_RE = /^[A-Za-z0-9._-]{1,64}$/;
+export const TICKET_HINT = 'ticket must be 1-64 letters, digits, ., _ or -';
 const PRINCIPAL_RE = /^[A-Za-z0-9._@+=:-]{1,255}$/;
 
 // ---------- request syntax (throws) ----------
@@ -346,7 +374,7 @@ export function decide(request: AccessRequest, identity: Identity, policy: Polic
     steps.push({ step, ok: outcome.ok, why: outcome.why });
     return outcome;
   };
-  const deny = (step: StepName, why: string, rule?: string): Decision => ({
+  const deny = (step: StepName, why: string, rule?: string): DeniedDecision => ({
     decision: 'deny',
     ...(rule ? { rule } : {}),
     reasons: [{ step, message: why }],

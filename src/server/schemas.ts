@@ -2,6 +2,8 @@
 import { z } from 'zod';
 import { JitError } from '../errors.js';
 import { NAME_RE } from '../policy/names.js';
+import { TICKET_HINT, TICKET_RE } from '../policy/decide.js';
+import { REQUEST_ID_RE } from '../service/request.js';
 import { freeTextProblem } from '../policy/text.js';
 
 // The policy's own name rule: a name the policy could not define never reaches it.
@@ -24,7 +26,7 @@ export const requestBody = z.strictObject({
   task: name('task'),
   account: name('account').optional(),
   reason: text().optional(),
-  ticket: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'ticket must be 1-64 letters, digits, ., _ or -').optional(),
+  ticket: z.string().regex(TICKET_RE, TICKET_HINT).optional(),
   ttl: z.union([z.string().max(16), z.number()]).optional(),
   publicKey: z.string().min(1).max(16_384),
 });
@@ -51,7 +53,7 @@ export const liftKeyBody = z.strictObject({ fingerprint: FINGERPRINT, reason: te
 
 export const targetName = name('target');
 
-export const requestIdParam = z.string().regex(/^req_[A-Za-z0-9_-]{16}$/, 'not a request id');
+export const requestIdParam = z.string().regex(REQUEST_ID_RE, 'not a request id');
 
 /** Parses with a schema; a failure names every bad field: "ttl: expected string". */
 export function parseBody<T>(schema: z.ZodType<T>, body: unknown, where = 'body'): T {

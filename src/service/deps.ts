@@ -7,6 +7,9 @@ import type { SerialAllocator } from '../store/serials.js';
 import type { CaKeyring } from '../store/ca-keys.js';
 import type { Metrics } from './metrics.js';
 import type { Notifier } from './notify.js';
+import { RequestLocks } from './locks.js';
+import { UserRateLimiter } from './user-limits.js';
+import type { KrlSnapshot } from './krl.js';
 
 export interface Clock {
   /** ms since the epoch */
@@ -25,7 +28,24 @@ export interface ServiceDeps {
   log: Logger;
   metrics: Metrics;
   notify: Notifier;
+  runtime: ServiceRuntime;
+}
+
+/**
+ * The use cases' in-memory state, one per daemon (never module-level: two daemons in one
+ * process, as in tests or replicas, must not share locks, counters or caches).
+ */
+export interface ServiceRuntime {
+  locks: RequestLocks;
+  /** requests of each user being decided right now (see issue.ts createRequest) */
+  inFlight: Map<string, number>;
+  requestRate: UserRateLimiter;
+  /** the last KRL built, by store version and CA set */
+  krl?: { key: string; snap: KrlSnapshot };
+}
+
+export function newServiceRuntime(config: Pick<DaemonConfig, 'limits'>): ServiceRuntime {
+  return { locks: new RequestLocks(), inFlight: new Map(), requestRate: new UserRateLimiter(config.limits.requestsPerMinute) };
 }
 
 export const nowSeconds = (clock: Clock): number => Math.floor(clock.now() / 1000);
-export const newRequestId = (random: (n: number) => Buffer): string => 'req_' + random(12).toString('base64url');

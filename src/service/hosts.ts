@@ -130,6 +130,9 @@ export async function enrollHost(
 ): Promise<HostCertificates> {
   // Bad keys are the host's mistake: say so before the token is used up.
   const keys = parseHostKeys(deps, body.publicKeys);
+  // So is a CA that cannot sign right now (token or agent away): 503 before the token is spent.
+  deps.hostCa.refresh();
+  deps.hostCa.active();
   const claim = claimHostToken(deps.config.dataDir, body.token, nowSeconds(deps.clock));
   // `enrolment` is the token's public id (a hash prefix), never the token.
   const refuse = async (code: 'unauthenticated' | 'forbidden', why: string, message: string, enrolment?: string): Promise<never> => {

@@ -6,9 +6,11 @@ import { JitError } from '../errors.js';
 import { parsePublicKey, publicKeyLine, type ParsedKey } from '../ca/keys.js';
 import { attachSignature, certificateBody, checkCertParams } from '../ca/cert.js';
 import { decide, type AccessRequest, type Identity, type Decision } from '../policy/decide.js';
-import type { RequestRecord } from '../store/types.js';
-import { newRequestId, type ServiceDeps } from './deps.js';
-import { limitExceeded, UserRateLimiter } from './user-limits.js';
+import type { IssuedRequest, PendingRequest, RequestRecord } from '../store/types.js';
+import { certificateWindow, issue, newRequestId, refuse, request } from './request.js';
+import { issuedView, pendingView, type IssuedView, type PendingView } from './views.js';
+import type { ServiceDeps } from './deps.js';
+import { limitExceeded } from './user-limits.js';
 
 export interface RequestInput {
   target: string;
@@ -20,65 +22,8 @@ export interface RequestInput {
   publicKey: string;
 }
 
-export interface IssuedView {
-  id: string;
-  status: 'issued';
-  certificate: string;
-  serial: string;
-  keyId: string;
-  principals: string[];
-  validAfter: string;
-  validBefore: string;
-}
-
-export interface PendingView {
-  id: string;
-  status: 'pending';
-  approvalsNeeded: number;
-  approvers: string[];
-  expiresAt: string;
-}
-
 export function keyIdFor(rec: Pick<RequestRecord, 'id' | 'user' | 'task' | 'ticket'>): string {
   return ['jit-ssh', rec.id, rec.user, rec.task, ...(rec.ticket ? [rec.ticket] : [])].join(':');
-}
-
-const iso = (sec: number) => new Date(sec * 1000).toISOString();
-
-/** The view of a stored grant. `certificate` is absent for an auto-issued grant read back
- * later: it was handed out once, the CA keeps only a compact index (the audit has the text). */
-export type GrantView = Omit<IssuedView, 'certificate'> & { certificate?: string };
-
-/** The answer to the request that signed the certificate. */
-export function issuedView(rec: RequestRecord): IssuedView {
-  const certificate = rec.cert?.certificate;
-  if (certificate === undefined) throw new JitError('internal', `request ${rec.id} has no certificate`);
-  return { ...grantView(rec), certificate };
-}
-
-export function grantView(rec: RequestRecord): GrantView {
-  if (!rec.cert) throw new JitError('internal', `request ${rec.id} has no certificate`);
-  return {
-    id: rec.id,
-    status: 'issued',
-    certificate: rec.cert.certificate,
-    serial: rec.cert.serial,
-    keyId: rec.cert.keyId,
-    principals: rec.draft.principals,
-    validAfter: iso(rec.cert.validAfter),
-    validBefore: iso(rec.cert.validBefore),
-  };
-}
-
-export function pendingView(rec: RequestRecord): PendingView {
-  const need = rec.approval?.count ?? 1;
-  return {
-    id: rec.id,
-    status: 'pending',
-    approvalsNeeded: Math.max(0, need - rec.approvals.length),
-    approvers: rec.approval?.approvers ?? [],
-    expiresAt: new Date(rec.expiresAt).toISOString(),
-  };
 }
 
 export async function createRequest(
@@ -93,13 +38,13 @@ export async function createRequest(
     caKeys: deps.ca.trusted().map((s) => s.publicKeyBlob),
   });
   await refuseRevokedKey(deps, key.fingerprint);
-  perStore(rateLimiters, deps, () => new UserRateLimiter(config.limits.requestsPerMinute)).take(identity.user, deps.clock.now());
+  deps.runtime.requestRate.take(identity.user, deps.clock.now());
   // maxActive must hold under concurrency without serialising a user's requests (that would
   // defeat the audit's group commit). Each request notes how many others of the same user are
   // in flight *before* counting stored grants, then registers itself: of any two concurrent
   // requests at least one counts the other. Overlap may count one twice, which only errs
   // towards refusing.
-  const inFlight = inFlightFor(deps);
+  const { inFlight } = deps.runtime;
   const others = inFlight.get(identity.user) ?? 0;
   inFlight.set(identity.user, others + 1);
   try {
@@ -143,16 +88,6 @@ export async function countLiveGrants(deps: ServiceDeps, user: string, nowMs: nu
   return (await deps.state.countActiveGrants(user, Math.floor(nowMs / 1000))) + pending.length + othersInFlight;
 }
 
-/** Per-daemon (per-store) in-memory state of this module. */
-function perStore<T>(map: WeakMap<object, T>, deps: ServiceDeps, make: () => T): T {
-  let v = map.get(deps.state);
-  if (v === undefined) map.set(deps.state, (v = make()));
-  return v;
-}
-const inFlightByStore = new WeakMap<object, Map<string, number>>();
-const rateLimiters = new WeakMap<object, UserRateLimiter>();
-const inFlightFor = (deps: ServiceDeps) => perStore(inFlightByStore, deps, () => new Map<string, number>());
-
 async function decideAndStore(
   deps: ServiceDeps,
   identity: Identity,
@@ -163,7 +98,7 @@ async function decideAndStore(
 ): Promise<IssuedView | PendingView> {
   const { config, state, audit, clock, metrics } = deps;
   const nowMs = clock.now();
-  const request: AccessRequest = {
+  const asked: AccessRequest = {
     target: input.target,
     task: input.task,
     account: input.account,
@@ -176,60 +111,46 @@ async function decideAndStore(
   const activeGrants = policy.rules.some((r) => r.maxActive !== undefined)
     ? await countLiveGrants(deps, identity.user, nowMs, othersInFlight)
     : 0; // no rule limits grants: skip the count (it is per-user work on the hot path)
-  const decision: Decision = decide(request, identity, policy, new Date(nowMs), {
+  const decision: Decision = decide(asked, identity, policy, new Date(nowMs), {
     activeGrants,
     config: { maxTtl: config.maxTtl, backdate: config.backdate },
   });
-  const id = newRequestId(deps.random);
-  const base = { id, user: identity.user, target: input.target, task: input.task, ticket: input.ticket, rule: decision.rule };
+  const facts = {
+    id: newRequestId(deps.random),
+    user: identity.user,
+    target: input.target,
+    task: input.task,
+    ticket: input.ticket,
+    reason: input.reason,
+    // Canonical `type base64`: the comment is free text (up to kilobytes) nobody needs.
+    publicKey: publicKeyLine(key.blob),
+    keyFingerprint: key.fingerprint,
+    sourceAddress,
+    now: nowMs,
+    pendingTtlSeconds: config.pendingTtl,
+  };
 
-  if (decision.decision === 'deny' || !decision.certDraft) {
+  if (decision.decision === 'deny') {
     metrics.denied.inc();
-    await audit.append({ type: 'deny', ...base, reasons: decision.reasons, sourceAddress });
+    await audit.append(refuse(facts, decision));
     throw new JitError('policy_denied', decision.reasons[0]?.message ?? 'denied by policy', {
-      details: { requestId: id, rule: decision.rule ?? null, reasons: decision.reasons },
+      details: { requestId: facts.id, rule: decision.rule ?? null, reasons: decision.reasons },
     });
   }
 
   if (decision.decision === 'approval') await checkPending(deps, identity.user, nowMs, othersInFlight);
   else await checkLiveCertificates(deps, identity.user, nowMs, othersInFlight);
 
-  const rec: RequestRecord = {
-    ...base,
-    account: decision.certDraft.account,
-    reason: input.reason,
-    status: 'pending',
-    createdAt: nowMs,
-    expiresAt: nowMs + config.pendingTtl * 1000,
-    // Canonical `type base64`: the comment is free text (up to kilobytes) nobody needs.
-    publicKey: publicKeyLine(key.blob),
-    keyFingerprint: key.fingerprint,
-    sourceAddress,
-    draft: decision.certDraft,
-    approval: decision.approval,
-    webhook: decision.webhook,
-    approvals: [],
-  };
-
+  const { record, events } = request(facts, decision);
   if (decision.decision === 'approval') {
-    await audit.append({
-      type: 'request',
-      ...base,
-      status: 'pending',
-      account: rec.account,
-      approvers: rec.approval?.approvers,
-      count: rec.approval?.count,
-      reason: input.reason,
-      keyFingerprint: key.fingerprint,
-      sourceAddress,
-    });
-    await state.putRequest(rec);
+    for (const e of events) await audit.append(e);
+    await state.putRequest(record);
     metrics.pending.inc();
-    deps.notify.send('pending', rec);
-    return pendingView(rec);
+    deps.notify.send('pending', record);
+    return pendingView(record);
   }
 
-  const issued = await signRequest(deps, rec, nowMs, key);
+  const issued = await signRequest(deps, record, nowMs, key);
   return issuedView(issued);
 }
 
@@ -237,7 +158,7 @@ async function decideAndStore(
  * Signs the certificate of an allowed request with the window starting now (auto: at request;
  * approval: at the final approval), makes the audit record durable, then stores the grant.
  */
-export async function signRequest(deps: ServiceDeps, rec: RequestRecord, nowMs: number, parsedKey?: ParsedKey): Promise<RequestRecord> {
+export async function signRequest(deps: ServiceDeps, rec: PendingRequest, nowMs: number, parsedKey?: ParsedKey): Promise<IssuedRequest> {
   const { config, audit, state, metrics } = deps;
   const started = process.hrtime.bigint();
   deps.ca.refresh();
@@ -248,11 +169,7 @@ export async function signRequest(deps: ServiceDeps, rec: RequestRecord, nowMs: 
   await refuseRevokedKey(deps, key.fingerprint); // revoked while the request waited for approval
   const serial = await deps.serials.next();
   const keyId = keyIdFor(rec);
-  const validAfter = nowSec - (rec.draft.backdateSeconds ?? config.backdate);
-  const validBefore = Math.min(nowSec + rec.draft.ttlSeconds, rec.draft.notAfter ?? Infinity);
-  if (validBefore <= nowSec) {
-    throw new JitError('conflict', `request ${rec.id}: the requester's login session ended before it could be signed (the rule caps certificates to it); request again`);
-  }
+  const { validAfter, validBefore } = certificateWindow(rec, nowSec, config.backdate);
   const params = {
     type: 'user' as const,
     publicKey: key.blob,
@@ -270,36 +187,9 @@ export async function signRequest(deps: ServiceDeps, rec: RequestRecord, nowMs: 
   const body = certificateBody(params, signer.publicKeyBlob);
   const { line } = attachSignature(body, await signer.sign(body.body));
 
-  await audit.append({
-    type: 'issue',
-    id: rec.id,
-    user: rec.user,
-    target: rec.target,
-    task: rec.task,
-    account: rec.account,
-    ticket: rec.ticket,
-    reason: rec.reason, // the access report's "why" for grants that never waited for approval
-    rule: rec.rule,
-    serial: serial.toString(),
-    keyId,
-    principals: rec.draft.principals,
-    criticalOptions: rec.draft.criticalOptions,
-    extensions: rec.draft.extensions,
-    validAfter,
-    validBefore,
-    ca: signer.fingerprint,
-    keyFingerprint: key.fingerprint,
-    approvals: rec.approvals.map((a) => a.by),
-    sourceAddress: rec.sourceAddress,
-    publicKey: rec.publicKey,
-    certificate: line,
-  });
-
-  const issued: RequestRecord = {
-    ...rec,
-    status: 'issued',
-    cert: { serial: serial.toString(), keyId, validAfter, validBefore, caFingerprint: signer.fingerprint, certificate: line },
-  };
+  const cert = { serial: serial.toString(), keyId, validAfter, validBefore, caFingerprint: signer.fingerprint, certificate: line };
+  const { record: issued, events } = issue({ ...rec, keyFingerprint: key.fingerprint }, cert);
+  for (const e of events) await audit.append(e);
   // An approved request already lives in the state file; an auto-issued one stays in memory,
   // its durable copy being the audit record just written (rebuilt from there on restart).
   if (rec.approvals.length > 0) await state.putRequest(issued);

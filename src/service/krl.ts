@@ -41,21 +41,19 @@ export function buildKrl(snapshot: RevocationSnapshot, caBlob: (fingerprint: str
   return encodeKrl(input);
 }
 
-const caches = new WeakMap<object, { key: string; snap: KrlSnapshot }>();
-
 export async function currentKrl(deps: ServiceDeps): Promise<KrlSnapshot> {
   deps.ca.refresh();
   const version = await deps.state.krlVersion();
   const caSet = deps.ca.trusted().map((s) => s.fingerprint).join(',');
   const key = `${version}|${caSet}`;
-  const cached = caches.get(deps.state);
+  const cached = deps.runtime.krl;
   if (cached && cached.key === key) return cached.snap;
 
   const snapshot = await deps.state.listRevocations(nowSeconds(deps.clock));
   const bytes = buildKrl(snapshot, (fp) => deps.ca.byFingerprint(fp)?.publicKeyBlob, nowSeconds(deps.clock));
   const etag = `"krl-${snapshot.krlVersion}-${createHash('sha256').update(caSet).digest('hex').slice(0, 12)}"`;
   const snap = { version: snapshot.krlVersion, bytes, etag };
-  caches.set(deps.state, { key, snap });
+  deps.runtime.krl = { key, snap };
   return snap;
 }
 

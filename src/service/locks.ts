@@ -1,13 +1,18 @@
-/** Serialises work on one request (two approvals at once must not sign twice). */
-const chains = new Map<string, Promise<unknown>>();
+/**
+ * Serialises work on one request (two approvals at once must not sign twice). One per daemon,
+ * built by the composition root: two daemons in one process never share it.
+ */
+export class RequestLocks {
+  private readonly chains = new Map<string, Promise<unknown>>();
 
-export function withRequestLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
-  const prev = chains.get(id) ?? Promise.resolve();
-  const run = prev.then(fn, fn);
-  const tail = run.catch(() => undefined);
-  chains.set(id, tail);
-  void tail.then(() => {
-    if (chains.get(id) === tail) chains.delete(id);
-  });
-  return run;
+  run<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.chains.get(id) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.chains.set(id, tail);
+    void tail.then(() => {
+      if (this.chains.get(id) === tail) this.chains.delete(id);
+    });
+    return run;
+  }
 }

@@ -12,31 +12,16 @@ import { parsePublicKey, publicKeyLine } from '../ca/keys.js';
 import type { Identity } from '../policy/decide.js';
 import type { RequestRecord } from '../store/types.js';
 import { UNREVOKE_KEY } from '../store/replay.js';
-import { isAdmin, isApproverOf } from './approve.js';
+import { assertAdmin, mayRevoke } from './access.js';
 import type { ServiceDeps } from './deps.js';
-import { withRequestLock } from './locks.js';
-
-const isLive = (r: RequestRecord) => r.status === 'issued' || r.status === 'pending';
+import { isLive, revoke, type Live } from './request.js';
 
 /** Audits then revokes `recs` (all live); returns the ones this call changed. */
-async function revokeBatch(deps: ServiceDeps, by: string, recs: readonly RequestRecord[], reason: string | undefined): Promise<RequestRecord[]> {
+async function revokeBatch(deps: ServiceDeps, by: string, recs: readonly Live[], reason: string | undefined): Promise<RequestRecord[]> {
   if (recs.length === 0) return [];
   const at = deps.clock.now();
-  await Promise.all(
-    recs.map((r) =>
-      deps.audit.append({
-        type: 'revoke',
-        id: r.id,
-        user: r.user,
-        by,
-        reason,
-        serial: r.cert?.serial,
-        ca: r.cert?.caFingerprint,
-        // Lets a restart rebuild the KRL entry from this record alone (the audit is the record).
-        validBefore: r.cert?.validBefore,
-      }),
-    ),
-  );
+  // The store applies the same transition to all of them in one write (revokeGrants).
+  await Promise.all(recs.flatMap((r) => revoke(r, by, reason, at).events.map((e) => deps.audit.append(e))));
   const changed = await deps.state.revokeGrants(
     recs.map((r) => r.id),
     { at, by, reason },
@@ -53,7 +38,7 @@ function unlessConflict(e: unknown): undefined {
 
 /** One request, under its lock (an approval of the same request may be running). */
 async function revokeOne(deps: ServiceDeps, by: string, rec: RequestRecord, reason: string | undefined): Promise<RequestRecord> {
-  return withRequestLock(rec.id, async () => {
+  return deps.runtime.locks.run(rec.id, async () => {
     const current = (await deps.state.getRequest(rec.id)) ?? rec;
     if (current.status === 'revoked') return current;
     if (!isLive(current)) throw new JitError('conflict', `request ${rec.id} is ${current.status}; nothing to revoke`);
@@ -78,8 +63,7 @@ async function revokeAll(deps: ServiceDeps, by: string, recs: readonly RequestRe
 
 export async function revokeRequest(deps: ServiceDeps, identity: Identity, id: string, reason?: string): Promise<RequestRecord> {
   const rec = await deps.state.getRequest(id);
-  const allowed = rec && (rec.user === identity.user || isApproverOf(identity, rec) || isAdmin(deps, identity));
-  if (!rec || !allowed) throw new JitError('not_found', `no request ${id} that you may revoke`);
+  if (!rec || !mayRevoke(deps, identity, rec)) throw new JitError('not_found', `no request ${id} that you may revoke`);
   return revokeOne(deps, identity.user, rec, reason);
 }
 
@@ -91,7 +75,7 @@ export async function revokeBySerial(deps: ServiceDeps, identity: Identity, seri
 
 /** Admin: every live grant of a user (their session tokens end too). */
 export async function revokeUser(deps: ServiceDeps, identity: Identity, user: string, reason?: string): Promise<RequestRecord[]> {
-  if (!isAdmin(deps, identity)) throw new JitError('forbidden', 'revoking by user needs an admin group');
+  assertAdmin(deps, identity, 'revoking by user');
   return revokeAll(deps, identity.user, await deps.state.listRequests({ user }), reason ?? `all grants of ${user}`);
 }
 
@@ -101,7 +85,7 @@ export async function revokeUser(deps: ServiceDeps, identity: Identity, user: st
  * A key the CA never saw may be revoked too (e.g. reported stolen before first use).
  */
 export async function revokeKey(deps: ServiceDeps, identity: Identity, fingerprint: string, reason?: string): Promise<RequestRecord[]> {
-  if (!isAdmin(deps, identity)) throw new JitError('forbidden', 'revoking by key needs an admin group');
+  assertAdmin(deps, identity, 'revoking by key');
   const matching = await deps.state.listRequests({ keyFingerprint: fingerprint });
   const known = matching.find((r) => r.publicKey)?.publicKey;
   // Canonical `type base64` only: records from older versions may still carry the comment.
@@ -115,7 +99,7 @@ export async function revokeKey(deps: ServiceDeps, identity: Identity, fingerpri
 
 /** Admin: the key may be certified again and leaves the KRL (its revoked certificates stay in it). */
 export async function liftKeyRevocation(deps: ServiceDeps, identity: Identity, fingerprint: string, reason?: string): Promise<{ fingerprint: string }> {
-  if (!isAdmin(deps, identity)) throw new JitError('forbidden', 'lifting a key revocation needs an admin group');
+  assertAdmin(deps, identity, 'lifting a key revocation');
   if (!(await deps.state.keyRevocation(fingerprint))) throw new JitError('not_found', `key ${fingerprint} is not revoked`);
   await deps.audit.append({ type: UNREVOKE_KEY, by: identity.user, keyFingerprint: fingerprint, reason });
   await deps.state.removeKeyRevocation(fingerprint);

@@ -16,6 +16,8 @@ export interface AgentSettings {
   socket: string;
   /** The CA public key line ('ssh-ed25519 AAAA… [comment]') or its 'SHA256:…' fingerprint. */
   key: string;
+  /** The config field that named key, for messages: ca.agent.key or ca.agent.hostKey. */
+  setting?: string;
 }
 
 /** Connections to the agent: replies are in order per connection, so a few let signatures overlap. */
@@ -23,17 +25,18 @@ const CONNECTIONS = 4;
 const SIGN_TIMEOUT_MS = 5_000;
 
 /** The blob a config `key` names, if it is a public key line (undefined for a fingerprint). */
-export function blobOfKeySetting(key: string): Buffer | undefined {
+export function blobOfKeySetting(key: string, setting = 'ca.agent.key'): Buffer | undefined {
   if (CA_FINGERPRINT.test(key)) return undefined;
   try {
     return parsePublicKey(key, { minRsaBits: 2048 }).blob;
   } catch (e) {
-    throw new JitError('invalid_config', `ca.agent.key: expected a public key line (ssh-ed25519 AAAA…) or a SHA256:… fingerprint (${(e as Error).message})`);
+    throw new JitError('invalid_config', `${setting}: expected a public key line (ssh-ed25519 AAAA…) or a SHA256:… fingerprint (${(e as Error).message})`);
   }
 }
 
 export async function agentCustody(s: AgentSettings): Promise<KeyCustody> {
-  const wanted = blobOfKeySetting(s.key);
+  const setting = s.setting ?? 'ca.agent.key';
+  const wanted = blobOfKeySetting(s.key, setting);
   const clients = Array.from({ length: CONNECTIONS }, () => new AgentClient(s.socket, { timeoutMs: SIGN_TIMEOUT_MS }));
   const closeAll = (): void => clients.forEach((c) => c.close());
   let held: { blob: Buffer; comment: string }[];
@@ -53,7 +56,7 @@ export async function agentCustody(s: AgentSettings): Promise<KeyCustody> {
   if (!found) {
     closeAll();
     const name = wanted ? fingerprintOf(wanted) : s.key;
-    throw new JitError('invalid_config', `ca.agent.key: the ssh-agent at ${s.socket} does not hold ${name} (it holds ${held.length} key${held.length === 1 ? '' : 's'}; add it with ssh-add)`);
+    throw new JitError('invalid_config', `${setting}: the ssh-agent at ${s.socket} does not hold ${name} (it holds ${held.length} key${held.length === 1 ? '' : 's'}; add it with ssh-add)`);
   }
   const configured: HeldKey = {
     location: { agent: true },
@@ -66,7 +69,7 @@ export async function agentCustody(s: AgentSettings): Promise<KeyCustody> {
   return {
     backend: 'agent',
     create() {
-      throw new JitError('conflict', 'ca.backend agent: jit-sshd does not create agent keys; add the new key to the agent (ssh-add) and name it in ca.agent.key');
+      throw new JitError('conflict', `ca.backend agent: jit-sshd does not create agent keys; add the new key to the agent (ssh-add) and name it in ${setting}`);
     },
     configured: () => configured,
     adoptable: () => [],

@@ -5,9 +5,12 @@
  */
 import { JitError } from '../errors.js';
 import { verifySshSignature } from '../ca/signer.js';
-import { decodeKeyBlob, fingerprintOf, publicKeyLine as lineOf } from '../ca/keys.js';
-import { WireReader } from '../ca/wire.js';
+import { CA_SSH_KEY_TYPE, decodeKeyBlob, fingerprintOf, publicKeyLine as lineOf } from '../ca/keys.js';
+import { WireReader, type WireFault } from '../ca/wire.js';
 import type { CaSigner } from './types.js';
+
+/** A custody backend's signature that is short or too long is an invalid signature. */
+const SIGNATURE: WireFault = { code: 'invalid_signature', what: 'signature from the CA key custody' };
 
 /**
  * ca_unavailable for the requester (a fixed message: no socket paths or token names leave the
@@ -22,8 +25,8 @@ export function certSignatureAlgorithm(keyType: string): string {
   return keyType === 'ssh-rsa' ? 'rsa-sha2-512' : keyType;
 }
 
-/** Key types a CA may hold: plain ed25519, ECDSA and RSA (no security keys, no DSA). */
-const CA_KEY_TYPES: ReadonlySet<string> = new Set(['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'ssh-rsa']);
+/** Key types a CA may hold (ca/keys.ts CA_SSH_KEY_TYPE). */
+const CA_KEY_TYPES: ReadonlySet<string> = new Set(Object.values(CA_SSH_KEY_TYPE));
 
 /**
  * A CaSigner around signRaw (which returns an SSH signature blob), refusing any signature that
@@ -44,7 +47,7 @@ export function checkedSigner(publicKeyBlob: Buffer, comment: string, where: str
       const sig = await signRaw(data);
       let alg = '';
       try {
-        alg = new WireReader(sig).utf8('signature algorithm');
+        alg = new WireReader(sig, SIGNATURE).utf8('signature algorithm');
       } catch {
         // reported below as a signature that does not verify
       }

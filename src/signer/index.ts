@@ -3,6 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { JitError } from '../errors.js';
 import type { DaemonConfig } from '../policy/config-schema.js';
 import { fileCustody } from './file.js';
+import { keyringRoot } from '../store/ca-keys.js';
 import type { KeyCustody } from './types.js';
 
 export type { CaSigner, KeyCustody, KeyLocation, HeldKey, ListedKey } from './types.js';
@@ -30,6 +31,35 @@ export function readPin(pinFile: string | undefined, env: NodeJS.ProcessEnv): st
   return pin;
 }
 
+/**
+ * The host CA key's custody: a separate key on the same backend — key files in
+ * `<dataDir>/host/ca`, token objects labelled `ca.pkcs11.hostKeyLabel` (the same logged-in
+ * token and session pool as the user CA key), or the agent key `ca.agent.hostKey`. Without
+ * `ca.agent.hostKey` there is no host CA key: the daemon serves user certificates and host
+ * certificates answer 503 ca_unavailable with `unavailable` as the reason.
+ */
+export type HostCustody = { custody: KeyCustody } | { unavailable: string };
+
+export const NO_AGENT_HOST_KEY = 'host certificates need a host CA key: ca.backend is agent and ca.agent.hostKey is not set (add a second key to the agent and name it there)';
+
+export async function openHostCustody(config: Pick<DaemonConfig, 'dataDir' | 'ca'>, env: NodeJS.ProcessEnv = process.env): Promise<HostCustody> {
+  const ca = config.ca;
+  switch (ca.backend) {
+    case 'file':
+      return { custody: fileCustody(keyringRoot(config.dataDir, 'host')) };
+    case 'pkcs11': {
+      const { pkcs11Custody } = await import('./pkcs11.js');
+      const { pinFile, hostKeyLabel, ...rest } = ca.pkcs11;
+      return { custody: await pkcs11Custody({ ...rest, keyLabel: hostKeyLabel, role: 'host', pin: readPin(pinFile, env) }) };
+    }
+    case 'agent': {
+      if (!ca.agent.hostKey) return { unavailable: NO_AGENT_HOST_KEY };
+      const { agentCustody } = await import('./agent.js');
+      return { custody: await agentCustody({ socket: ca.agent.socket, key: ca.agent.hostKey, setting: 'ca.agent.hostKey' }) };
+    }
+  }
+}
+
 export async function openCustody(config: Pick<DaemonConfig, 'dataDir' | 'ca'>, env: NodeJS.ProcessEnv = process.env): Promise<KeyCustody> {
   const ca = config.ca;
   switch (ca.backend) {
@@ -38,12 +68,29 @@ export async function openCustody(config: Pick<DaemonConfig, 'dataDir' | 'ca'>, 
     case 'pkcs11': {
       // Loaded only when configured: the native binding is not needed for the other backends.
       const { pkcs11Custody } = await import('./pkcs11.js');
-      const { pinFile, ...rest } = ca.pkcs11;
+      const { pinFile, hostKeyLabel: _host, ...rest } = ca.pkcs11;
       return pkcs11Custody({ ...rest, pin: readPin(pinFile, env) });
     }
     case 'agent': {
       const { agentCustody } = await import('./agent.js');
-      return agentCustody(ca.agent);
+      return agentCustody({ socket: ca.agent.socket, key: ca.agent.key });
     }
   }
+}
+
+/** Both CAs' custody; closing the user custody closes the host's too (one handle for the daemon). */
+export async function openCustodies(config: Pick<DaemonConfig, 'dataDir' | 'ca'>, env: NodeJS.ProcessEnv = process.env): Promise<{ custody: KeyCustody; host: HostCustody }> {
+  const user = await openCustody(config, env);
+  let host: HostCustody;
+  try {
+    host = await openHostCustody(config, env);
+  } catch (e) {
+    await user.close();
+    throw e;
+  }
+  const close = async (): Promise<void> => {
+    await user.close();
+    if ('custody' in host) await host.custody.close();
+  };
+  return { custody: { ...user, close }, host };
 }

@@ -32,6 +32,8 @@ export interface Pkcs11Settings {
   keyLabel: string;
   /** Sessions in the pool: how many signatures may run on the token at once. */
   sessions: number;
+  /** Which CA these keys are for; only changes what messages tell the admin to run. */
+  role?: 'user' | 'host';
 }
 
 // Mechanisms and key types of PKCS#11 3.0 that pkcs11js (a 2.40 binding) does not name.
@@ -305,9 +307,12 @@ function unfitReason(t: Token, session: Handle, priv: Handle): string | undefine
   return undefined;
 }
 
-function tokenRef(location: KeyLocation, t: Token): { label: string; id: Buffer } {
+const rotateCommand = (s: Pkcs11Settings): string => (s.role === 'host' ? 'jit-sshd ca rotate --type host' : 'jit-sshd ca rotate');
+
+function tokenRef(location: KeyLocation, t: Token, s: Pkcs11Settings): { label: string; id: Buffer } {
   if (!('pkcs11' in location)) {
-    throw new JitError('invalid_config', `the CA key is not in a token, but ca.backend is pkcs11: run jit-sshd ca rotate to make one in ${t.name} (the old key stays trusted until retired)`);
+    const what = s.role === 'host' ? 'host CA key' : 'CA key';
+    throw new JitError('invalid_config', `the ${what} is not in a token, but ca.backend is pkcs11: run ${rotateCommand(s)} to make one in ${t.name} (the old key stays trusted until retired)`);
   }
   return { label: location.pkcs11.label, id: Buffer.from(location.pkcs11.id, 'hex') };
 }
@@ -331,15 +336,43 @@ function signWith(t: Token, keyType: string, priv: Handle, session: Handle, data
   return p11.C_SignAsync(session, digest, out).then((sig) => ecdsaSigBlob(keyType, sig));
 }
 
+/**
+ * One logged-in token per module and token label, shared by the user and the host CA custody:
+ * `sessions` bounds the signatures on the token at once, whichever CA asks.
+ */
+const tokens = new Map<string, { t: Token; refs: number }>();
+
+function acquireToken(lib: Lib, p11: P11.PKCS11, s: Pkcs11Settings): Token {
+  const key = `${s.module}\0${s.tokenLabel}`;
+  const have = tokens.get(key);
+  if (have) {
+    have.refs++;
+    return have.t;
+  }
+  const t = new Token(lib, p11, s);
+  t.open();
+  tokens.set(key, { t, refs: 1 });
+  return t;
+}
+
+function releaseToken(s: Pkcs11Settings): void {
+  const key = `${s.module}\0${s.tokenLabel}`;
+  const have = tokens.get(key);
+  if (!have || --have.refs > 0) return;
+  tokens.delete(key);
+  have.t.close();
+}
+
 export async function pkcs11Custody(s: Pkcs11Settings): Promise<KeyCustody> {
   const { lib, p11 } = await loadModule(s.module);
-  const t = new Token(lib, p11, s);
+  let t: Token;
   try {
-    t.open();
+    t = acquireToken(lib, p11, s);
   } catch (e) {
     releaseModule(s.module);
     throw e;
   }
+  let closed = false;
 
   const held = (session: Handle, label: string, id: Buffer): HeldKey & { fit?: string } => {
     const pub = t.find(session, lib.CKO_PUBLIC_KEY, label, id);
@@ -405,13 +438,13 @@ export async function pkcs11Custody(s: Pkcs11Settings): Promise<KeyCustody> {
     configured: () => undefined,
     adoptable: () => list().filter((k) => 'pkcs11' in k.location && k.location.pkcs11.label === s.keyLabel && !k.note.includes('not usable')),
     open(location, fingerprint): CaSigner {
-      const { label, id } = tokenRef(location, t);
+      const { label, id } = tokenRef(location, t, s);
       const where = `${t.name} (${s.module})`;
       const blob = t.withAdminSession((session) => {
         const priv = t.find(session, lib.CKO_PRIVATE_KEY, label, id);
         if (!priv) throw new JitError('invalid_config', `CA key ${fingerprint} (label "${label}", id ${id.toString('hex')}) is not in ${t.name}`);
         const unfit = unfitReason(t, session, priv);
-        if (unfit) throw new JitError('invalid_config', `CA key ${fingerprint} in ${t.name} ${unfit}: generate CA keys inside the token (jit-sshd ca rotate)`);
+        if (unfit) throw new JitError('invalid_config', `CA key ${fingerprint} in ${t.name} ${unfit}: generate CA keys inside the token (${rotateCommand(s)})`);
         const k = held(session, label, id);
         if (k.fingerprint !== fingerprint) throw new JitError('invalid_config', `the key labelled "${label}" id ${id.toString('hex')} in ${t.name} is ${k.fingerprint}, not ${fingerprint} as the keyring says`);
         return Buffer.from(k.publicKeyLine.split(' ')[1], 'base64');
@@ -438,7 +471,7 @@ export async function pkcs11Custody(s: Pkcs11Settings): Promise<KeyCustody> {
     },
     list,
     destroy(location) {
-      const { label, id } = tokenRef(location, t);
+      const { label, id } = tokenRef(location, t, s);
       t.withAdminSession((session) => {
         for (const cls of [lib.CKO_PRIVATE_KEY, lib.CKO_PUBLIC_KEY]) {
           const h = t.find(session, cls, label, id);
@@ -448,7 +481,9 @@ export async function pkcs11Custody(s: Pkcs11Settings): Promise<KeyCustody> {
       t.drop();
     },
     async close() {
-      t.close();
+      if (closed) return;
+      closed = true;
+      releaseToken(s);
       releaseModule(s.module);
     },
   };

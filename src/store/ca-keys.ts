@@ -11,6 +11,7 @@ import { JitError } from '../errors.js';
 import { caDir, fileCustody } from '../signer/file.js';
 import { publicOnlySigner } from '../signer/checked.js';
 import type { CaSigner, HeldKey, KeyCustody, KeyLocation } from '../signer/types.js';
+import type { HostCustody } from '../signer/index.js';
 import type { CaKeyType } from '../policy/config-schema.js';
 
 export type { CaKeyType };
@@ -52,12 +53,6 @@ export interface CaKeyring {
 export type CaKind = 'user' | 'host';
 export const keyringRoot = (dataDir: string, kind: CaKind): string => (kind === 'host' ? join(dataDir, 'host') : dataDir);
 
-/**
- * The host CA's keys are files in `<dataDir>/host/ca` whatever ca.backend says: a token's or an
- * agent's keys would be adopted as the user CA key's twin. Its own token object or agent key
- * (agent.hostKey) is future work.
- */
-export const hostKeyCustody = (dataDir: string): KeyCustody => fileCustody(keyringRoot(dataDir, 'host'));
 const manifestPath = (dataDir: string) => join(caDir(dataDir), 'keyring.json');
 
 function readManifest(dataDir: string): Manifest {
@@ -235,5 +230,70 @@ export function openKeyring(dataDir: string, custody: KeyCustody, onChange?: (en
     publicLines: () => [...signers.values()].map((s) => s.publicKeyLine),
     entries: () => entries,
     refresh,
+  };
+}
+
+/**
+ * The user CA's fingerprints (every status): a key that ever signed user certificates must
+ * never sign host certificates, nor the other way round, or trusting one CA trusts both.
+ */
+function userFingerprints(dataDir: string): Set<string> {
+  return new Set(readManifest(dataDir).keys.map((k) => k.fingerprint));
+}
+
+function refuseShared(fp: string): never {
+  throw new JitError('invalid_config', `the host CA key ${fp} is also a user CA key; the host CA needs a key of its own (ca.pkcs11.hostKeyLabel, ca.agent.hostKey); name another key, or retire it from one keyring (jit-sshd ca retire [--type host])`);
+}
+
+/** The host custody, refusing to adopt, be named or make a key the user CA has. */
+function separateFromUser(dataDir: string, custody: KeyCustody): KeyCustody {
+  const user = userFingerprints(dataDir);
+  const checked = (k: HeldKey): HeldKey => (user.has(k.fingerprint) ? refuseShared(k.fingerprint) : k);
+  return {
+    ...custody,
+    create: (type, now) => checked(custody.create(type, now)),
+    configured: () => {
+      const k = custody.configured();
+      return k && checked(k);
+    },
+    adoptable: () => custody.adoptable().filter((k) => !user.has(k.fingerprint)),
+  };
+}
+
+/** Makes sure the host CA has an active key (a no-op when the backend has none configured). */
+export function initHostKeyring(dataDir: string, type: CaKeyType, host: HostCustody, now = new Date()): { entry: CaKeyEntry; created: boolean } | undefined {
+  if (!('custody' in host)) return undefined;
+  return initKeyring(keyringRoot(dataDir, 'host'), type, separateFromUser(dataDir, host.custody), now);
+}
+
+/** The host custody for admin commands (rotate, destroy) on the host keyring. */
+export function hostCustodyOf(dataDir: string, host: HostCustody): KeyCustody {
+  if (!('custody' in host)) throw new JitError('invalid_config', host.unavailable);
+  return separateFromUser(dataDir, host.custody);
+}
+
+/**
+ * Opens the host keyring. Without a host CA key (agent backend, no hostKey) the keys it still
+ * lists stay trusted (clients keep accepting hosts whose certificates are valid) but nothing
+ * signs: enrolment and renewal answer 503 ca_unavailable with the reason.
+ */
+export function openHostKeyring(dataDir: string, host: HostCustody, onChange?: (entries: CaKeyEntry[]) => void): CaKeyring {
+  const root = keyringRoot(dataDir, 'host');
+  const user = userFingerprints(dataDir);
+  const shared = readManifest(root).keys.find((k) => k.status !== 'retired' && user.has(k.fingerprint));
+  if (shared) refuseShared(shared.fingerprint);
+  if ('custody' in host) return openKeyring(root, host.custody, onChange);
+  const entries = readManifest(root).keys;
+  const signers = entries.filter((e) => e.status !== 'retired').map((e) => publicOnlySigner(e.publicKey));
+  return {
+    active: () => {
+      // The reason names a config field, nothing secret: the host's admin can pass it on.
+      throw new JitError('ca_unavailable', host.unavailable);
+    },
+    trusted: () => signers,
+    byFingerprint: (fp) => signers.find((s) => s.fingerprint === fp),
+    publicLines: () => signers.map((s) => s.publicKeyLine),
+    entries: () => entries,
+    refresh: () => false,
   };
 }

@@ -4,7 +4,7 @@
  * certificates with 16 KiB key comments costs a few hundred bytes per live certificate, and
  * nothing once it expires (prune drops it). The audit `issue` record is the full copy.
  */
-import type { RequestRecord } from './types.js';
+import type { IssuedRequest, RequestRecord, RevokedRequest } from './types.js';
 
 export interface CompactGrant {
   readonly id: string;
@@ -57,8 +57,8 @@ export function compactGrant(r: RequestRecord): CompactGrant | undefined {
 }
 
 /** A fresh RequestRecord (the caller may change it) with what the index kept. */
-export function expandGrant(g: CompactGrant): RequestRecord {
-  return {
+export function expandGrant(g: CompactGrant): IssuedRequest | RevokedRequest {
+  const common = {
     id: g.id,
     user: g.user,
     target: g.target,
@@ -66,7 +66,6 @@ export function expandGrant(g: CompactGrant): RequestRecord {
     account: g.account,
     ticket: g.ticket,
     rule: g.rule,
-    status: g.status,
     createdAt: g.createdAt,
     expiresAt: g.createdAt,
     draft: {
@@ -81,7 +80,7 @@ export function expandGrant(g: CompactGrant): RequestRecord {
     keyFingerprint: g.keyFingerprint,
     webhook: g.webhook,
     cert: { serial: g.serial, keyId: g.keyId, validAfter: g.validAfter, validBefore: g.validBefore, caFingerprint: g.caFingerprint },
-    revokedAt: g.revokedAt,
-    revokedBy: g.revokedBy,
   };
+  if (g.status === 'issued') return { ...common, status: 'issued' };
+  return { ...common, status: 'revoked', revokedAt: g.revokedAt ?? g.createdAt, revokedBy: g.revokedBy ?? '' };
 }

@@ -114,7 +114,7 @@ export async function openStore(dataDir: string, opts: StoreOptions = {}): Promi
     for (const g of replay.grants()) state.recordIssued(g);
     await state.restoreRevocations(replay.certRevocations(), replay.keyRevocations(), replay.krlFloor());
     const opened = audit;
-    const snapshotter = key && snapshotWriter(dataDir, key, opened, replay, clock, krlGraceSec, replayedRecords);
+    const snapshotter = key && snapshotWriter(dataDir, key, opened, replay, clock, replayedRecords);
     let closed = false;
     return {
       state,
@@ -168,7 +168,6 @@ function snapshotWriter(
   audit: OpenedAuditLog,
   replay: ReturnType<typeof auditReplay>,
   clock: () => Date,
-  krlGraceSec: number,
   replayedAtOpen: number,
 ): SnapshotWriter {
   let options: SnapshotOptions | undefined;

@@ -26,17 +26,20 @@ import { JitError } from '../errors.js';
 import { errorCode, writeFileDurable } from './durable-file.js';
 import { compactGrant, expandGrant, type CompactGrant } from './grant-index.js';
 import { JournalWriter, readJournal, TrackedMap, type JournalEntry } from './state-journal.js';
-import type {
-  CertRevocation,
-  KeyRevocation,
-  RevocationMark,
-  PruneResult,
-  RequestFilter,
-  RequestRecord,
-  RequestStatus,
-  RevocationSnapshot,
-  StateStore,
-  TokenRecord,
+import {
+  REQUEST_STATUSES,
+  type CertRevocation,
+  type ExpiredRequest,
+  type KeyRevocation,
+  type RevokedRequest,
+  type RevocationMark,
+  type PruneResult,
+  type RequestFilter,
+  type RequestRecord,
+  type RequestStatus,
+  type RevocationSnapshot,
+  type StateStore,
+  type TokenRecord,
 } from './types.js';
 
 const SCHEMA_VERSION = 1;
@@ -111,7 +114,7 @@ export interface OpenedState extends StateStore {
   restoreRevocations(certs: readonly CertRevocation[], keys: readonly KeyRevocation[], krlFloor: number): Promise<boolean>;
 }
 
-const STATUSES: ReadonlySet<RequestStatus> = new Set(['pending', 'issued', 'denied', 'expired', 'revoked']);
+const STATUSES: ReadonlySet<RequestStatus> = new Set(REQUEST_STATUSES);
 const TOKEN_HASH = /^[0-9a-f]{64}$/;
 
 interface Deferred {
@@ -403,14 +406,16 @@ class LowdbState implements OpenedState {
       const status = (r ?? g)?.status;
       if (status !== 'issued' && status !== 'pending') continue;
       this.activeCounts.delete((r ?? g)!.user);
-      if (r) {
-        Object.assign(r, { status: 'revoked', revokedAt: mark.at, revokedBy: mark.by });
-        this.requests.touch(id);
+      let rec: RequestRecord;
+      if (r?.status === 'issued' || r?.status === 'pending') {
+        const revoked: RevokedRequest = { ...r, status: 'revoked', revokedAt: mark.at, revokedBy: mark.by };
+        this.requests.set(id, revoked);
         persisted = true;
+        rec = structuredClone(revoked);
       } else if (g) {
         Object.assign(g, { status: 'revoked', revokedAt: mark.at, revokedBy: mark.by });
-      }
-      const rec = r ? structuredClone(r) : expandGrant(g!);
+        rec = expandGrant(g);
+      } else continue;
       if (rec.cert) {
         const c = rec.cert;
         this.revocations.set(revocationKey(c), { serial: c.serial, caFingerprint: c.caFingerprint, validBefore: c.validBefore, revokedAt: mark.at, by: mark.by, reason: mark.reason });
@@ -523,12 +528,12 @@ class LowdbState implements OpenedState {
     }
     for (const [id, r] of this.requests) {
       if (r.status === 'pending' && r.expiresAt <= nowMs) {
-        r.status = 'expired';
-        this.requests.touch(id);
-        result.expired.push(structuredClone(r));
+        const expired: ExpiredRequest = { ...r, status: 'expired' };
+        this.requests.set(id, expired);
+        result.expired.push(structuredClone(expired));
         continue; // kept until a later prune, after the caller has audited the expiry
       }
-      const endSec = r.cert && r.status !== 'denied' && r.status !== 'expired' ? r.cert.validBefore : r.expiresAt / 1000;
+      const endSec = r.cert ? r.cert.validBefore : r.expiresAt / 1000;
       if (r.status !== 'pending' && endSec + this.requestGraceSec <= nowSec) {
         this.deleteRequest(id);
         result.removedRequests++;
@@ -557,10 +562,7 @@ class LowdbState implements OpenedState {
         // reports them again instead of expiring them silently.
         for (const r of result.expired) {
           const cur = this.requests.get(r.id);
-          if (cur?.status === 'expired') {
-            cur.status = 'pending';
-            this.requests.touch(r.id);
-          }
+          if (cur?.status === 'expired') this.requests.set(r.id, { ...cur, status: 'pending' });
         }
         throw e;
       }

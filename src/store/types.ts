@@ -6,26 +6,13 @@
  * Audit records carry an ISO `time`; units of state fields are noted below.
  */
 
-export type AuditEventType =
-  | 'request'
-  | 'decision'
-  | 'issue'
-  | 'deny'
-  | 'approve'
-  | 'reject'
-  | 'revoke'
-  | 'auth_failure'
-  | 'auth'
-  | 'expire'
-  | 'webhook_failure'
-  | 'ca_rotate'
-  | 'ca_retire'
-  // Open for new event types without touching the store.
-  | (string & {});
-
-/** What callers append. Must be JSON data; bigint values are written as decimal strings. */
+/**
+ * What callers append. Must be JSON data; bigint values are written as decimal strings. `type`
+ * is open: the request lifecycle's events are made in service/request.ts, the others by the
+ * use case that acts (auth, ca_rotate, …); readers skip types they do not know.
+ */
 export interface AuditEvent {
-  type: AuditEventType;
+  type: string;
   [k: string]: unknown;
 }
 
@@ -48,8 +35,6 @@ export interface AuditLog {
   /** Waits for in-flight appends, then closes the file. Later appends reject. */
   close(): Promise<void>;
 }
-
-export type RequestStatus = 'pending' | 'issued' | 'denied' | 'expired' | 'revoked';
 
 /*
  * Units: event times (createdAt, expiresAt, approvals[].at, denial.at, revokedAt, token expiresAt)
@@ -99,9 +84,17 @@ export interface IssuedCert {
   certificate?: string;
 }
 
-/** One access request and, once issued, its certificate. The store interprets only
+/** Why a pending request ended denied: an approver said no (`by`), or the policy at signing. */
+export interface Denial {
+  by?: string;
+  /** ms since the epoch. */
+  at: number;
+  reason: string;
+}
+
+/** What every access request has, whatever its status. The store interprets only
  * id, user, target, status, expiresAt, cert and keyFingerprint; the rest it just keeps. */
-export interface RequestRecord {
+interface RequestBase {
   /** Made by the caller (random); the store never invents ids. */
   id: string;
   user: string;
@@ -110,7 +103,6 @@ export interface RequestRecord {
   account?: string;
   ticket?: string;
   reason?: string;
-  status: RequestStatus;
   /** ms since the epoch. */
   createdAt: number;
   /** ms since the epoch: a pending request can no longer be approved after this. */
@@ -122,7 +114,6 @@ export interface RequestRecord {
   /** Notification settings of the deciding rule, opaque to the store. */
   webhook?: unknown;
   approvals: Approval[];
-  denial?: { by?: string; at: number; reason: string };
   /**
    * The requester's public key as canonical `type base64` (never the comment: it is free text
    * of up to kilobytes) and its 'SHA256:…' fingerprint. Empty on auto-issued grants read back
@@ -131,10 +122,70 @@ export interface RequestRecord {
   publicKey: string;
   keyFingerprint?: string;
   sourceAddress?: string;
+}
+
+/*
+ * One type per status (service/request.ts owns the transitions between them). Fields a status
+ * cannot have are typed `?: undefined`, so reading `rec.cert?.serial` on any request compiles,
+ * but a pending request with a certificate or an issued one without does not.
+ */
+
+/** Waiting for approvals until expiresAt. */
+export interface PendingRequest extends RequestBase {
+  status: 'pending';
+  cert?: undefined;
+  denial?: undefined;
+  revokedAt?: undefined;
+  revokedBy?: undefined;
+}
+
+/** Signed: the certificate exists (it may have expired since; see cert.validBefore). */
+export interface IssuedRequest extends RequestBase {
+  status: 'issued';
+  cert: IssuedCert;
+  denial?: undefined;
+  revokedAt?: undefined;
+  revokedBy?: undefined;
+}
+
+/** An approver, or the policy at signing, said no. Final. */
+export interface DeniedRequest extends RequestBase {
+  status: 'denied';
+  denial: Denial;
+  cert?: undefined;
+  revokedAt?: undefined;
+  revokedBy?: undefined;
+}
+
+/** Nobody approved it before expiresAt. Final. */
+export interface ExpiredRequest extends RequestBase {
+  status: 'expired';
+  cert?: undefined;
+  denial?: undefined;
+  revokedAt?: undefined;
+  revokedBy?: undefined;
+}
+
+/** Ended early: its certificate (absent when revoked while pending) is in the KRL. Final. */
+export interface RevokedRequest extends RequestBase {
+  status: 'revoked';
   cert?: IssuedCert;
   /** ms since the epoch. */
-  revokedAt?: number;
-  revokedBy?: string;
+  revokedAt: number;
+  revokedBy: string;
+  denial?: undefined;
+}
+
+/** One access request and, once issued, its certificate; discriminated on `status`. */
+export type RequestRecord = PendingRequest | IssuedRequest | DeniedRequest | ExpiredRequest | RevokedRequest;
+
+export type RequestStatus = RequestRecord['status'];
+
+/** Every status, in lifecycle order: the one list the API edge, the store and the CLI check against. */
+export const REQUEST_STATUSES = ['pending', 'issued', 'denied', 'expired', 'revoked'] as const satisfies readonly RequestStatus[];
+
+export function isRequestStatus(x: unknown): x is RequestStatus {
+  return (REQUEST_STATUSES as readonly unknown[]).includes(x);
 }
 
 export interface RequestFilter {

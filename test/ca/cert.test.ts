@@ -4,7 +4,6 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JitError } from '../../src/errors.js';
 import {
   checkCertParams,
   encodeCertificate,
@@ -18,6 +17,9 @@ import { decodeOpenSshPrivateKey } from '../../src/ca/openssh-key.js';
 import { createSigner, verifySshSignature } from '../../src/ca/signer.js';
 import type { CertParams, Signer } from '../../src/ca/types.js';
 import { WireReader, WireWriter } from '../../src/ca/wire.js';
+
+/** The test's own reads of well-formed data. */
+const TEST_DATA = { code: 'internal', what: 'test data' } as const;
 import { tempDir, type TempDir } from '../helpers/keys.js';
 import { describeWithTools, findTool } from '../helpers/tools.js';
 import { expectJitError } from '../helpers/errors.js';
@@ -33,7 +35,7 @@ function subjectBlobs(): Record<string, Buffer> {
   const ed = blobOf(generateKeyPairSync('ed25519').privateKey);
   const p256 = blobOf(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
   const after = (b: Buffer) => {
-    const r = new WireReader(b);
+    const r = new WireReader(b, TEST_DATA);
     r.utf8();
     return r.rest();
   };
@@ -140,7 +142,7 @@ describe('encodeCertificate / parseCertificate', () => {
     });
     const { blob, line } = encodeCertificate(p, cas.ed25519);
     expect(line).toBe(`ssh-ed25519-cert-v01@openssh.com ${blob.toString('base64')} ${p.keyId}`);
-    const r = new WireReader(blob);
+    const r = new WireReader(blob, TEST_DATA);
     expect(r.utf8()).toBe('ssh-ed25519-cert-v01@openssh.com');
     expect(r.string().equals(p.nonce)).toBe(true);
     expect(r.string().equals(p.publicKey.subarray(4 + 11 + 4))).toBe(true); // the ed25519 key bytes
@@ -351,7 +353,7 @@ function expectedListing(path: string, p: CertParams, ca: Signer): string {
     'sk-ssh-ed25519@openssh.com': 'ED25519-SK',
     'sk-ecdsa-sha2-nistp256@openssh.com': 'ECDSA-SK',
   };
-  const subType = new WireReader(p.publicKey).utf8();
+  const subType = new WireReader(p.publicKey, TEST_DATA).utf8();
   const certType = parseCertificate(encodeCertificate(p, ca).blob).type;
   const sigAlg = ca.keyType === 'ssh-rsa' ? 'rsa-sha2-512' : ca.keyType;
   const time = (t: bigint) => new Date(Number(t) * 1000).toISOString().slice(0, 19);

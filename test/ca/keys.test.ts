@@ -1,19 +1,21 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JitError } from '../../src/errors.js';
 import { decodeKeyBlob, fingerprintOf, parsePublicKey, publicKeyLine } from '../../src/ca/keys.js';
 import { WireReader, WireWriter } from '../../src/ca/wire.js';
+
+/** The test's own reads of well-formed data. */
+const TEST_DATA = { code: 'internal', what: 'test data' } as const;
 import { generateKey, sshKeygen, tempDir, type TempDir, type TestKey, type TestKeyType } from '../helpers/keys.js';
 import { describeWithTools } from '../helpers/tools.js';
 import { expectJitError } from '../helpers/errors.js';
 
 const expectKeyError = (fn: () => unknown, message: RegExp): void => expectJitError(fn, 'invalid_key', message);
 
-const line = (blob: Buffer, type?: string) => `${type ?? new WireReader(blob).utf8()} ${blob.toString('base64')}`;
+const line = (blob: Buffer, type?: string) => `${type ?? new WireReader(blob, TEST_DATA).utf8()} ${blob.toString('base64')}`;
 
 /** Fields of a blob after its type string (to rebuild variants). */
 function fieldsOf(blob: Buffer): WireReader {
-  const r = new WireReader(blob);
+  const r = new WireReader(blob, TEST_DATA);
   r.utf8();
   return r;
 }

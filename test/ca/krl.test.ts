@@ -6,7 +6,6 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeKrl, parseKrl, type KrlInput } from '../../src/ca/krl.js';
 import { WireWriter } from '../../src/ca/wire.js';
-import { JitError } from '../../src/errors.js';
 import { generateKey, tempDir, type TempDir, type TestKeyType } from '../helpers/keys.js';
 import { describeWithTools, findTool } from '../helpers/tools.js';
 import { expectJitError } from '../helpers/errors.js';

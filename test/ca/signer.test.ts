@@ -2,11 +2,13 @@ import { createHash, generateKeyPairSync, sign as cryptoSign, type KeyObject } f
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JitError } from '../../src/errors.js';
 import { decodeOpenSshPrivateKey, encodeOpenSshPrivateKey } from '../../src/ca/openssh-key.js';
 import { createSigner, publicKeyObjectFromBlob, verifySshSignature } from '../../src/ca/signer.js';
 import { parsePublicKey } from '../../src/ca/keys.js';
 import { WireReader, WireWriter } from '../../src/ca/wire.js';
+
+/** The test's own reads of well-formed data. */
+const TEST_DATA = { code: 'internal', what: 'test data' } as const;
 import { generateKey, sshKeygen, tempDir, type TempDir } from '../helpers/keys.js';
 import { describeWithTools } from '../helpers/tools.js';
 import { expectJitError } from '../helpers/errors.js';
@@ -51,13 +53,13 @@ describe('createSigner and verifySshSignature', () => {
       expect(parsed.fingerprint).toBe(s.fingerprint);
 
       const sig = s.sign(data);
-      const r = new WireReader(sig);
+      const r = new WireReader(sig, TEST_DATA);
       const alg = r.utf8();
       expect(alg).toBe(type === 'ssh-rsa' ? 'rsa-sha2-512' : type);
       const inner = r.string();
       r.end();
       if (type.startsWith('ecdsa')) {
-        const ir = new WireReader(inner);
+        const ir = new WireReader(inner, TEST_DATA);
         ir.string();
         ir.string();
         ir.end();
@@ -93,7 +95,7 @@ describe('createSigner and verifySshSignature', () => {
 
   it('ok/sk-ssh-ed25519 signature with user presence; fail/without it', () => {
     const key = keys.ed25519;
-    const pub = new WireReader(createSigner(key).publicKeyBlob);
+    const pub = new WireReader(createSigner(key).publicKeyBlob, TEST_DATA);
     pub.utf8();
     const blob = new WireWriter().string('sk-ssh-ed25519@openssh.com').string(pub.string()).string('ssh:').toBuffer();
     const skSig = (flags: number) => {

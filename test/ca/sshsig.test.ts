@@ -7,7 +7,9 @@ import { decodeOpenSshPrivateKey } from '../../src/ca/openssh-key.js';
 import { createSigner } from '../../src/ca/signer.js';
 import { signSshSig, verifySshSig, type SshSigHash } from '../../src/ca/sshsig.js';
 import { WireReader, WireWriter } from '../../src/ca/wire.js';
-import { JitError } from '../../src/errors.js';
+
+/** The test's own reads of well-formed data. */
+const TEST_DATA = { code: 'internal', what: 'test data' } as const;
 import { generateKey, sshKeygen, tempDir, type TempDir, type TestKeyType } from '../helpers/keys.js';
 import { describeWithTools, findTool } from '../helpers/tools.js';
 import { expectJitError } from '../helpers/errors.js';
@@ -102,7 +104,7 @@ interface SigFields {
 /** Test-side decoder/encoder so that fields can be altered one at a time. */
 function decode(armored: string): SigFields {
   const b64 = armored.trim().split('\n').slice(1, -1).join('');
-  const r = new WireReader(Buffer.from(b64, 'base64'));
+  const r = new WireReader(Buffer.from(b64, 'base64'), TEST_DATA);
   return {
     magic: r.bytes(6),
     version: r.uint32(),
@@ -264,7 +266,7 @@ describe('verifySshSig refuses malformed or mismatched signatures', () => {
     ['bad magic', () => [encode({ ...f, magic: Buffer.from('SSHSIH') }), MSG, opts], /magic/],
     ['trailing bytes in the blob', () => [encode(f, Buffer.of(0)), MSG, opts], /trailing/],
     ['signature algorithm mismatch', () => {
-      const r = new WireReader(f.signature);
+      const r = new WireReader(f.signature, TEST_DATA);
       r.string();
       const sig = new WireWriter().string('ecdsa-sha2-nistp256').string(r.string()).toBuffer();
       return [encode({ ...f, signature: sig }), MSG, opts];

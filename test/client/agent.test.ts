@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient, agentFromEnv } from '../../src/client/agent.js';
 import { WireReader, WireWriter } from '../../src/ca/wire.js';
+
+/** The test's own reads of well-formed data. */
+const TEST_DATA = { code: 'internal', what: 'test data' } as const;
 import { JitError } from '../../src/errors.js';
 import { describeWithTools, findTool } from '../helpers/tools.js';
 
@@ -124,7 +127,7 @@ describe('AgentClient against a scripted agent', () => {
     const jwk = privateKey.export({ format: 'jwk' });
     const d = Buffer.from(jwk.d as string, 'base64url');
     const x = Buffer.from(jwk.x as string, 'base64url');
-    const r = new WireReader(body);
+    const r = new WireReader(body, TEST_DATA);
     expect(r.utf8()).toBe('ssh-ed25519-cert-v01@openssh.com');
     expect(r.string().equals(cert)).toBe(true);
     expect(r.string().equals(x)).toBe(true);
@@ -141,7 +144,7 @@ describe('AgentClient against a scripted agent', () => {
     const { privateKey } = generateKeyPairSync('ed25519');
     await client(f.path).addEd25519WithCert({ privateKey, certificate: fakeCertFor(privateKey), comment: 'plain', confirm: false });
     expect(f.requests[0].type).toBe(17);
-    const r = new WireReader(f.requests[0].body);
+    const r = new WireReader(f.requests[0].body, TEST_DATA);
     for (let i = 0; i < 4; i++) r.string();
     expect(r.utf8()).toBe('plain');
     r.end();
@@ -175,7 +178,7 @@ describe('AgentClient against a scripted agent', () => {
     const server = (f as unknown as { sockets: Set<Socket> }).sockets.values().next().value as Socket;
     for (const b of reply) server.write(Buffer.of(b));
     expect((await p).equals(sig)).toBe(true);
-    const r = new WireReader(f.requests[0].body);
+    const r = new WireReader(f.requests[0].body, TEST_DATA);
     expect(r.utf8()).toBe('k');
     expect(r.utf8()).toBe('data');
     expect(r.uint32()).toBe(4);
@@ -331,7 +334,7 @@ describeWithTools(['ssh-agent', 'ssh-add', 'ssh-keygen'], 'AgentClient against O
     // exact key type, so the plain blob does not reach a key that was added only with its cert.
     const data = Buffer.from('challenge-to-sign');
     const pub = createPublicKey(k.privateKey);
-    const sig = new WireReader(await agent.sign(k.certBlob, data));
+    const sig = new WireReader(await agent.sign(k.certBlob, data), TEST_DATA);
     expect(sig.utf8()).toBe('ssh-ed25519');
     const raw = sig.string();
     sig.end();
@@ -352,11 +355,11 @@ describeWithTools(['ssh-agent', 'ssh-add', 'ssh-keygen'], 'AgentClient against O
     const held = (await agent.listIdentities()).find((i) => i.blob.equals(blob));
     expect(held?.comment).toBe('alice@laptop');
 
-    const kr = new WireReader(blob);
+    const kr = new WireReader(blob, TEST_DATA);
     expect(kr.utf8()).toBe('ssh-ed25519');
     const pub = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: kr.string().toString('base64url') }, format: 'jwk' });
     const data = Buffer.from('jit-ssh challenge');
-    const sig = new WireReader(await agent.sign(blob, data, 0));
+    const sig = new WireReader(await agent.sign(blob, data, 0), TEST_DATA);
     expect(sig.utf8()).toBe('ssh-ed25519');
     const raw = sig.string();
     sig.end();

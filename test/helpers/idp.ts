@@ -12,6 +12,10 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
 import Provider from 'oidc-provider';
 
+/** oidc-provider's koa context (the package has no type declarations). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type ProviderContext = any;
+
 export interface IdpAccount {
   preferred_username?: string;
   email?: string;
@@ -135,13 +139,13 @@ export async function startIdp(opts: { accounts: Record<string, IdpAccount>; por
       pkce: { required: () => true },
       ttl: { IdToken: 300, AccessToken: 300, DeviceCode: 300, Interaction: 300, Session: 300, Grant: 300 },
       cookies: { keys: ['test-only-cookie-key'] },
-      findAccount: (_ctx, id) => {
+      findAccount: (_ctx: unknown, id: string) => {
         const a = opts.accounts[id];
         if (!a) return undefined;
         return { accountId: id, claims: () => ({ sub: id, ...a }) as { sub: string } };
       },
       // First-party client: no consent page, every requested scope granted.
-      loadExistingGrant: async (ctx) => {
+      loadExistingGrant: async (ctx: ProviderContext) => {
         const existing = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
         if (existing) return ctx.oidc.provider.Grant.find(existing);
         const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client!.clientId, accountId: ctx.oidc.session!.accountId });
@@ -151,7 +155,7 @@ export async function startIdp(opts: { accounts: Record<string, IdpAccount>; por
       },
     });
     // oidc-provider sends no polling interval (clients then wait 5 s); 1 s keeps tests short.
-    provider.use(async (ctx, next) => {
+    provider.use(async (ctx: ProviderContext, next: () => Promise<void>) => {
       const t0 = performance.now();
       const inWindow = device.started !== undefined && device.tokens === undefined;
       await next();

@@ -16,7 +16,7 @@ import { api, makeEnv, REPO, startTestDaemon, type TestEnv } from '../helpers/da
 import { tempDir, type TempDir } from '../helpers/keys.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 import { describeWithTools } from '../helpers/tools.js';
-import { expectSshdAccepts, expectStartRefused, initToken, issue, SOFTHSM_MODULE, tokenPublicKeys, trustCaKeys, useSoftHsm } from './support.js';
+import { changeTokenPin, expectSshdAccepts, expectStartRefused, initToken, issue, SOFTHSM_MODULE, tokenPublicKeys, trustCaKeys, useSoftHsm } from './support.js';
 
 const PIN = '4711-not-in-logs';
 const JITSSHD = join(REPO, 'dist/cli/jit-sshd.js');
@@ -87,16 +87,21 @@ describeWithTools(['softhsm2-util', 'sshd', 'ssh', 'ssh-keygen'], 'CA key in a P
       p11.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }]);
       const keys = p11.C_FindObjects(session, 10);
       p11.C_FindObjectsFinal(session);
-      expect(keys).toHaveLength(1);
-      const attrs = p11.C_GetAttributeValue(session, keys[0], [
-        { type: pkcs11js.CKA_EXTRACTABLE },
-        { type: pkcs11js.CKA_SENSITIVE },
-        { type: pkcs11js.CKA_NEVER_EXTRACTABLE },
-        { type: pkcs11js.CKA_LABEL },
-      ]);
-      expect(attrs.map((a) => (a.value as Buffer)[0])).toEqual([0, 1, 1, 'j'.charCodeAt(0)]);
-      expect(String(attrs[3].value)).toBe('jit-ssh-user-ca');
-      expect(() => p11.C_GetAttributeValue(session, keys[0], [{ type: pkcs11js.CKA_VALUE }])).toThrow(/CKR_ATTRIBUTE_SENSITIVE/);
+      // The user CA key and the host CA key: two objects, both made fit for a CA.
+      expect(keys).toHaveLength(2);
+      const labels: string[] = [];
+      for (const key of keys) {
+        const attrs = p11.C_GetAttributeValue(session, key, [
+          { type: pkcs11js.CKA_EXTRACTABLE },
+          { type: pkcs11js.CKA_SENSITIVE },
+          { type: pkcs11js.CKA_NEVER_EXTRACTABLE },
+          { type: pkcs11js.CKA_LABEL },
+        ]);
+        expect(attrs.slice(0, 3).map((a) => (a.value as Buffer)[0])).toEqual([0, 1, 1]);
+        labels.push(String(attrs[3].value));
+        expect(() => p11.C_GetAttributeValue(session, key, [{ type: pkcs11js.CKA_VALUE }])).toThrow(/CKR_ATTRIBUTE_SENSITIVE/);
+      }
+      expect(labels.sort()).toEqual(['jit-ssh-host-ca', 'jit-ssh-user-ca']);
     } finally {
       p11.C_Finalize();
       env.cleanup();
@@ -124,6 +129,8 @@ describeWithTools(['softhsm2-util', 'sshd', 'ssh', 'ssh-keygen'], 'CA key in a P
       expect(shown.map((k: { fingerprint: string; status: string }) => [k.fingerprint, k.status])).toEqual([
         [first.fingerprint, 'trusted'],
         [second.fingerprint, 'active'],
+        // The token also holds the host CA key: named as such, never as a spare.
+        [first.host.fingerprint, 'host CA key'],
       ]);
       expect(shown[0].held).toMatch(/label "jit-ssh-user-ca" id [0-9a-f]{16}$/);
       cli('ca', 'retire', first.fingerprint, '--force');
@@ -151,6 +158,10 @@ describeWithTools(['softhsm2-util', 'sshd', 'ssh', 'ssh-keygen'], 'CA key in a P
       writeFileSync(env.configPath, config);
       await expectStartRefused(env, /^the CA key is not in a token, but ca\.backend is pkcs11: run jit-sshd ca rotate to make one in token "t\d+"/);
       const tokenKey = cli('ca', 'rotate');
+      // The host CA key moves the same way, with its own command.
+      await expectStartRefused(env, /^the host CA key is not in a token, but ca\.backend is pkcs11: run jit-sshd ca rotate --type host to make one in token "t\d+"/);
+      const hostTokenKey = cli('ca', 'rotate', '--type', 'host');
+      expect(hostTokenKey.pkcs11.label).toBe('jit-ssh-host-ca');
       const d = await startTestDaemon(env);
       try {
         expect(String((await api(d.url, 'GET', '/v1/ca')).body)).toContain(fileKey.publicKey.split(' ')[1]);
@@ -191,20 +202,7 @@ describeWithTools(['softhsm2-util', 'sshd', 'ssh', 'ssh-keygen'], 'CA key in a P
     const { env, label } = tokenEnv();
     const lines: string[] = [];
     const d = await startDaemon({ configPath: env.configPath, log: pino({ level: 'error' }, { write: (s: string) => void lines.push(s) }) });
-    // Same process, same PKCS#11 application as the daemon: the module is already initialised.
-    const p11 = new pkcs11js.PKCS11();
-    p11.load(SOFTHSM_MODULE);
-    const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === label)!;
-    const setPin = (from: string, to: string) => {
-      const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
-      try {
-        p11.C_Login(session, pkcs11js.CKU_USER, from);
-      } catch (e) {
-        if (!/CKR_USER_ALREADY_LOGGED_IN/.test(String(e))) throw e;
-      }
-      p11.C_SetPIN(session, from, to);
-      p11.C_CloseAllSessions(slot); // logs the whole application out, as a token reset does
-    };
+    const setPin = (from: string, to: string) => changeTokenPin(label, from, to);
     try {
       expect((await issue(d.url, env, 'k1')).status).toBe(201);
       setPin(PIN, 'changed-9876');

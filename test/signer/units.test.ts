@@ -1,6 +1,6 @@
 /** The pure pieces of custody: PKCS#11 attribute decoding, signature checks, config, PIN file. */
 import { generateKeyPairSync } from 'node:crypto';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createSigner, publicKeyBlobOf } from '../../src/ca/signer.js';
@@ -11,6 +11,9 @@ import { readPin } from '../../src/signer/index.js';
 import { blobOfKeySetting } from '../../src/signer/agent.js';
 import { ecBlob, unwrapEcPoint } from '../../src/signer/pkcs11-codec.js';
 import { expectJitError } from '../helpers/errors.js';
+import { initHostKeyring, initKeyring, keyringRoot, openHostKeyring } from '../../src/store/ca-keys.js';
+import { fileCustody } from '../../src/signer/file.js';
+import type { HeldKey } from '../../src/signer/types.js';
 import { tempDir } from '../helpers/keys.js';
 
 describe('pkcs11 codec', () => {
@@ -71,16 +74,19 @@ describe('checkedSigner: what a token or agent returns is verified before use', 
 });
 
 describe('ca config', () => {
-  it('ok/pkcs11 defaults: keyLabel jit-ssh-user-ca, 2 sessions', () => {
+  it('ok/pkcs11 defaults: keyLabel jit-ssh-user-ca, hostKeyLabel jit-ssh-host-ca, 2 sessions', () => {
     expect(validateConfig({ ca: { backend: 'pkcs11', pkcs11: { module: '/m.so', tokenLabel: 'ca' } } }).ca).toEqual({
       backend: 'pkcs11',
-      pkcs11: { module: '/m.so', tokenLabel: 'ca', keyLabel: 'jit-ssh-user-ca', sessions: 2 },
+      pkcs11: { module: '/m.so', tokenLabel: 'ca', keyLabel: 'jit-ssh-user-ca', hostKeyLabel: 'jit-ssh-host-ca', sessions: 2 },
     });
   });
   it.each([
     ['fail/pkcs11 without a token label', { backend: 'pkcs11', pkcs11: { module: '/m.so' } }, /ca\.pkcs11\.tokenLabel/],
     ['fail/agent key neither a line nor a fingerprint', { backend: 'agent', agent: { socket: '/s', key: 'my key' } }, /ca\.agent\.key: must be the CA public key line or its SHA256/],
     ['fail/unknown backend', { backend: 'kms' }, /ca\.backend/],
+    ['fail/host key label equal to the user key label', { backend: 'pkcs11', pkcs11: { module: '/m.so', tokenLabel: 'x', hostKeyLabel: 'jit-ssh-user-ca' } }, /ca\.pkcs11\.hostKeyLabel: must differ from keyLabel/],
+    ['fail/agent host key equal to the user key', { backend: 'agent', agent: { socket: '/s', key: `SHA256:${'A'.repeat(43)}`, hostKey: `SHA256:${'A'.repeat(43)}` } }, /ca\.agent\.hostKey: must differ from key/],
+    ['fail/agent host key neither a line nor a fingerprint', { backend: 'agent', agent: { socket: '/s', key: `SHA256:${'A'.repeat(43)}`, hostKey: 'host' } }, /ca\.agent\.hostKey: must be the host CA public key line/],
     ['fail/a PIN in the config itself', { backend: 'pkcs11', pkcs11: { module: '/m.so', tokenLabel: 'x', pin: '1234' } }, /unknown field/],
   ])('%s', (_n, ca, message) => {
     expectJitError(() => validateConfig({ ca }), 'invalid_config', /jit-sshd.yaml/);
@@ -120,5 +126,54 @@ describe('readPin', () => {
     expectJitError(() => readPin(f, {}), 'invalid_config', /is empty/);
     expectJitError(() => readPin(join(t.dir, 'nope'), {}), 'invalid_config', /cannot read .* \(ENOENT\)/);
     expectJitError(() => readPin(undefined, {}), 'invalid_config', /no PIN/);
+  });
+});
+
+describe('host CA custody is separate from the user CA', () => {
+  const setup = () => {
+    const tmp = tempDir('jit-host-units-');
+    const dir = tmp.dir;
+    const user = initKeyring(dir, 'ed25519', fileCustody(dir)).entry;
+    const userHeld: HeldKey = { location: { file: 'file' in user ? user.file : '' }, publicKeyLine: user.publicKey, fingerprint: user.fingerprint };
+    const hostFiles = fileCustody(keyringRoot(dir, 'host'));
+    return { dir, user, userHeld, hostFiles, cleanup: () => tmp.cleanup() };
+  };
+  it('ok/the user key offered for adoption is passed over: a new host key is made', () => {
+    const t = setup();
+    try {
+      const host = initHostKeyring(t.dir, 'ed25519', { custody: { ...t.hostFiles, adoptable: () => [t.userHeld] } });
+      expect(host?.created).toBe(true);
+      expect(host?.entry.fingerprint).not.toBe(t.user.fingerprint);
+    } finally {
+      t.cleanup();
+    }
+  });
+  it('fail/the configured host key is the user key: refused', () => {
+    const t = setup();
+    try {
+      expectJitError(() => initHostKeyring(t.dir, 'ed25519', { custody: { ...t.hostFiles, configured: () => t.userHeld } }), 'invalid_config', /is also a user CA key/);
+    } finally {
+      t.cleanup();
+    }
+  });
+  it('fail/a host keyring that lists the user key is not opened', () => {
+    const t = setup();
+    try {
+      mkdirSync(join(keyringRoot(t.dir, 'host'), 'ca'), { recursive: true });
+      writeFileSync(join(keyringRoot(t.dir, 'host'), 'ca', 'keyring.json'), JSON.stringify({ keys: [{ ...t.user }] }));
+      expectJitError(() => openHostKeyring(t.dir, { custody: t.hostFiles }), 'invalid_config', /is also a user CA key/);
+    } finally {
+      t.cleanup();
+    }
+  });
+  it('ok/no host custody: trusted keys still served, signing is ca_unavailable with the reason', () => {
+    const t = setup();
+    try {
+      const ring = openHostKeyring(t.dir, { unavailable: 'no host key configured here' });
+      expect(ring.publicLines()).toEqual([]);
+      expectJitError(() => ring.active(), 'ca_unavailable', /no host key configured here/);
+    } finally {
+      t.cleanup();
+    }
   });
 });

@@ -17,8 +17,12 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 const NOW = 1_900_000_000; // seconds
 const clock = () => new Date(NOW * 1000);
 
-function request(id: string, over: Partial<RequestRecord> = {}): RequestRecord {
-  return {
+/** Any field of any status. */
+type Fields = { [K in keyof RequestRecord]?: unknown };
+
+/** A record in any status: `over` sets the status and its fields (the store checks only what it interprets). */
+function request(id: string, over: Fields = {}): RequestRecord {
+  const rec = {
     id,
     user: 'alice',
     target: 'prod-db',
@@ -31,9 +35,10 @@ function request(id: string, over: Partial<RequestRecord> = {}): RequestRecord {
     publicKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@laptop',
     ...over,
   };
+  return rec as RequestRecord;
 }
 
-function issued(id: string, validBefore: number, over: Partial<RequestRecord> = {}): RequestRecord {
+function issued(id: string, validBefore: number, over: Fields = {}): RequestRecord {
   return request(id, {
     status: 'issued',
     cert: {

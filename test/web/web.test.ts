@@ -121,8 +121,6 @@ describeWithTools(
       await page.setViewportSize(PHONE);
     }
 
-    const hookFor = (id: string, event: string) => waitFor(`webhook ${event} for ${id}`, () => hooks.find((h) => h.request.id === id && h.event === event));
-
     let approvedId = '';
     const REASON = '<script>alert("x")</script> replica lag & "quotes"';
 

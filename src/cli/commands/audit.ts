@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { JitError } from '../../errors.js';
 import { CHECKPOINT_FILES, parseCheckpointLine, readCheckpointPublicKey, type Checkpoint } from '../../store/audit-checkpoints.js';
 import { readLines } from '../../store/audit.js';
+import { STORE_FILES } from '../../store/index.js';
 import { verifyAnchoredAudit, type Anchor } from '../../store/audit-verify.js';
 import { errorCode } from '../../store/durable-file.js';
 import { accessReport, csvLine, CSV_COLUMNS, endOf, jsonRow, parseReportFilter, rowFields, type AccessRow } from '../../service/report.js';
@@ -61,7 +62,7 @@ export async function verify(a: VerifyArgs): Promise<void> {
   const keySource = a['checkpoint-key'] ?? (existsSync(pubFile) ? pubFile : undefined);
   const publicKey = keySource === undefined ? undefined : readCheckpointPublicKey(keySource);
   const r = await verifyAnchoredAudit({
-    auditFile: join(c.dataDir, 'audit.jsonl'),
+    auditFile: join(c.dataDir, STORE_FILES.audit),
     checkpointFile: join(c.dataDir, CHECKPOINT_FILES.log),
     publicKey,
     external,

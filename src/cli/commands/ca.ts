@@ -3,9 +3,10 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { JitError } from '../../errors.js';
 import { readLines } from '../../store/audit.js';
+import { STORE_FILES } from '../../store/index.js';
 import { errorCode } from '../../store/durable-file.js';
-import { destroyKey, hostKeyCustody, initKeyring, keyringRoot, readKeyringEntries, retireKey, rotateKeyring, type CaKind } from '../../store/ca-keys.js';
-import { openCustody, type KeyCustody } from '../../signer/index.js';
+import { destroyKey, hostCustodyOf, initHostKeyring, initKeyring, keyringRoot, readKeyringEntries, retireKey, rotateKeyring, type CaKind } from '../../store/ca-keys.js';
+import { openCustodies, openCustody, openHostCustody, type KeyCustody } from '../../signer/index.js';
 import type { DaemonConfig } from '../../policy/config-schema.js';
 import { adminConfig, print, type CommonArgs } from './settings.js';
 
@@ -15,7 +16,7 @@ const rootOf = (dataDir: string, a: CaTypeArgs) => keyringRoot(dataDir, a.type ?
 
 /** Runs fn with the key custody of the CA open (token logged in, agent reached), then closes it. */
 async function withCustody<T>(c: DaemonConfig, fn: (custody: KeyCustody) => T, kind: CaKind = 'user'): Promise<T> {
-  const custody = kind === 'host' ? hostKeyCustody(c.dataDir) : await openCustody(c);
+  const custody = kind === 'host' ? await hostCustody(c) : await openCustody(c);
   try {
     return fn(custody);
   } finally {
@@ -23,15 +24,29 @@ async function withCustody<T>(c: DaemonConfig, fn: (custody: KeyCustody) => T, k
   }
 }
 
+/** The host CA key's custody on the configured backend; refused when the backend has no host key. */
+async function hostCustody(c: DaemonConfig): Promise<KeyCustody> {
+  const host = await openHostCustody(c);
+  return hostCustodyOf(c.dataDir, host);
+}
+
 export async function init(a: CommonArgs): Promise<void> {
   const c = adminConfig(a);
-  const { entry, created } = await withCustody(c, (custody) => initKeyring(c.dataDir, c.caKeyType, custody));
-  const host = await withCustody(c, (custody) => initKeyring(keyringRoot(c.dataDir, 'host'), c.caKeyType, custody), 'host');
+  const { custody, host } = await openCustodies(c);
+  let user;
+  let hostKey;
+  try {
+    user = initKeyring(c.dataDir, c.caKeyType, custody);
+    hostKey = initHostKeyring(c.dataDir, c.caKeyType, host);
+  } finally {
+    await custody.close();
+  }
+  const { entry, created } = user;
   print(
     a,
     `${created ? 'created' : 'exists'}: ${entry.fingerprint}\n${entry.publicKey}\n` +
-      `host CA ${host.created ? 'created' : 'exists'}: ${host.entry.fingerprint}\n${host.entry.publicKey}`,
-    { created, ...entry, host: { created: host.created, ...host.entry } },
+      (hostKey ? `host CA ${hostKey.created ? 'created' : 'exists'}: ${hostKey.entry.fingerprint}\n${hostKey.entry.publicKey}` : `host CA: none (${'unavailable' in host ? host.unavailable : ''})`),
+    { created, ...entry, host: hostKey ? { created: hostKey.created, ...hostKey.entry } : null },
   );
 }
 
@@ -40,8 +55,15 @@ export async function show(a: CaTypeArgs): Promise<void> {
   const entries = readKeyringEntries(rootOf(c.dataDir, a));
   const live = entries.filter((k) => k.status !== 'retired');
   // A token or agent also shows what it holds, so an admin sees keys the keyring does not know.
-  const held = c.ca.backend === 'file' || a.type === 'host' ? [] : await withCustody(c, (custody) => custody.list());
-  const statusOf = (fp: string) => entries.find((e) => e.fingerprint === fp)?.status ?? 'not in keyring';
+  const kind = a.type ?? 'user';
+  const otherKind: CaKind = kind === 'host' ? 'user' : 'host';
+  // The agent backend without ca.agent.hostKey has no host custody to ask: the keyring alone.
+  const noHostKey = kind === 'host' && c.ca.backend === 'agent' && !c.ca.agent.hostKey;
+  const held = c.ca.backend === 'file' || noHostKey ? [] : await withCustody(c, (custody) => custody.list(), kind);
+  // The token or agent also holds the other CA's keys: name them so none looks like a spare.
+  const other = readKeyringEntries(keyringRoot(c.dataDir, otherKind));
+  const statusOf = (fp: string) =>
+    entries.find((e) => e.fingerprint === fp)?.status ?? (other.some((e) => e.fingerprint === fp) ? `${otherKind} CA key` : 'not in keyring');
   print(
     a,
     [
@@ -69,7 +91,7 @@ export async function rotate(a: CaTypeArgs): Promise<void> {
  * names the key but cannot be read stops the retirement (--force skips this check).
  */
 export async function lastValidBefore(dataDir: string, fingerprint: string): Promise<number> {
-  const file = join(dataDir, 'audit.jsonl');
+  const file = join(dataDir, STORE_FILES.audit);
   let fh: FileHandle;
   try {
     fh = await open(file, 'r');

@@ -167,4 +167,4 @@ export function table(cells: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd()).join('\n');
 }
 
-export const REQUEST_ID = /^req_[A-Za-z0-9_-]{16}$/;
+export { REQUEST_ID_RE as REQUEST_ID } from '../../service/request.js';

@@ -1,6 +1,6 @@
 /** jit-ssh deny <id> --reason: an approver says no; the requester's login ends with exit 2. */
 import { JitError } from '../../errors.js';
-import { clientContext, localTime, printJson, REQUEST_ID, type ClientArgs } from './client-args.js';
+import { clientContext, printJson, type ClientArgs } from './client-args.js';
 import { checkRequestId } from './approve.js';
 
 export async function deny(a: ClientArgs & { id: string; reason: string }): Promise<void> {

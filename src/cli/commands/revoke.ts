@@ -4,7 +4,7 @@
  * it; it stays refused until `jit-ssh revoke --lift SHA256:…`.
  */
 import { JitError } from '../../errors.js';
-import { clientContext, localTime, printJson, REQUEST_ID, type ClientArgs } from './client-args.js';
+import { clientContext, printJson, REQUEST_ID, type ClientArgs } from './client-args.js';
 
 const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
 

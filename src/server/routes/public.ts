@@ -2,6 +2,7 @@
 import { Router } from 'express';
 import { JitError } from '../../errors.js';
 import { currentKrl, etagMatches } from '../../service/krl.js';
+import { assertAuditor } from '../../service/access.js';
 import { hostConfig, renderHostConfigPlain } from '../../service/host-config.js';
 import { authorizeHostConfig, enrolmentTokenCredential, hostTokenCredential } from '../../auth/host-credentials.js';
 import { listAllowed } from '../../policy/explain.js';
@@ -67,9 +68,7 @@ export function publicRoutes(ctx: Ctx): Router {
 
   r.get('/v1/audit', async (req, res) => {
     const identity = ctx.identify(req);
-    if (!deps.config.auditorGroups.some((g) => identity.groups.includes(g))) {
-      throw new JitError('forbidden', `the audit feed needs one of the groups ${deps.config.auditorGroups.join(', ')}`);
-    }
+    assertAuditor(deps, identity);
     const after = req.query.after === undefined ? 0 : Number(req.query.after);
     const limit = req.query.limit === undefined ? 1000 : Number(req.query.limit);
     if (!Number.isSafeInteger(after) || after < 0) throw new JitError('invalid_field', 'after: must be a non-negative integer');

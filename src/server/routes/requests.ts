@@ -1,10 +1,11 @@
 /** The request lifecycle: create, list, view, approve, deny, revoke; admin revocations. */
 import { Router, type Response } from 'express';
 import { JitError } from '../../errors.js';
-import { createRequest, grantView, pendingView } from '../../service/issue.js';
-import { approveRequest, denyRequest, isAdmin, isApproverOf, viewRequest } from '../../service/approve.js';
+import { createRequest } from '../../service/issue.js';
+import { approveRequest, denyRequest, listRequests, viewRequest } from '../../service/approve.js';
+import { requestView, type RevocationsView } from '../../service/views.js';
 import { liftKeyRevocation, revokeBySerial, revokeKey, revokeRequest, revokeUser } from '../../service/revoke.js';
-import type { RequestRecord } from '../../store/types.js';
+import { isRequestStatus, REQUEST_STATUSES, type RequestRecord } from '../../store/types.js';
 import {
   approveBody,
   denyBody,
@@ -17,42 +18,6 @@ import {
   liftKeyBody,
 } from '../schemas.js';
 import type { Ctx } from '../app.js';
-
-const STATUSES = ['pending', 'issued', 'denied', 'expired', 'revoked'] as const;
-
-/** The public view of a stored request: never the raw record (no internal fields). */
-export function requestView(rec: RequestRecord): Record<string, unknown> {
-  const common = {
-    id: rec.id,
-    user: rec.user,
-    target: rec.target,
-    task: rec.task,
-    account: rec.account,
-    ticket: rec.ticket,
-    reason: rec.reason,
-    rule: rec.rule,
-    createdAt: new Date(rec.createdAt).toISOString(),
-    approvals: rec.approvals.map((a) => ({ by: a.by, at: new Date(a.at).toISOString(), comment: a.comment })),
-  };
-  switch (rec.status) {
-    case 'issued':
-      return { ...common, ...grantView(rec) };
-    case 'pending':
-      return { ...common, ...pendingView(rec) };
-    case 'revoked':
-      return {
-        ...common,
-        status: 'revoked',
-        serial: rec.cert?.serial,
-        revokedAt: rec.revokedAt ? new Date(rec.revokedAt).toISOString() : undefined,
-        revokedBy: rec.revokedBy,
-      };
-    case 'denied':
-      return { ...common, status: 'denied', deniedBy: rec.denial?.by, denialReason: rec.denial?.reason };
-    default:
-      return { ...common, status: rec.status };
-  }
-}
 
 function send(res: Response, rec: RequestRecord, created = false): void {
   const status = created ? (rec.status === 'issued' ? 201 : 202) : 200;
@@ -73,21 +38,11 @@ export function requestRoutes(ctx: Ctx): Router {
   r.get('/requests', async (req, res) => {
     const identity = ctx.identify(req);
     const status = req.query.status;
-    if (status !== undefined && !STATUSES.includes(status as (typeof STATUSES)[number])) {
-      throw new JitError('invalid_field', `status: must be one of ${STATUSES.join(', ')}`);
+    if (status !== undefined && !isRequestStatus(status)) {
+      throw new JitError('invalid_field', `status: must be one of ${REQUEST_STATUSES.join(', ')}`);
     }
-    // 'expired' also asks for pending ones: a pending request past its expiry is expired before the pruner says so.
-    const wanted = status === 'expired' ? (['pending', 'expired'] as const) : (status as RequestRecord['status'] | undefined);
-    const all = await deps.state.listRequests(wanted ? { status: wanted } : {});
-    const nowMs = deps.clock.now();
-    const auditor = deps.config.auditorGroups.some((g) => identity.groups.includes(g));
-    const visible = all.filter(
-      (rec) => rec.user === identity.user || isApproverOf(identity, rec) || isAdmin(deps, identity) || auditor,
-    );
-    // A pending request past its expiry is shown as expired even before the pruner runs.
-    const shown = visible.map((rec) => (rec.status === 'pending' && rec.expiresAt <= nowMs ? { ...rec, status: 'expired' as const } : rec));
-    const filtered = status ? shown.filter((rec) => rec.status === status) : shown;
-    res.json({ requests: filtered.map(requestView) });
+    const shown = await listRequests(deps, identity, status);
+    res.json({ requests: shown.map(requestView) });
   });
 
   r.get('/requests/:id', async (req, res) => {
@@ -125,7 +80,8 @@ export function requestRoutes(ctx: Ctx): Router {
     else if (body.user) revoked = await revokeUser(deps, identity, body.user, body.reason);
     else revoked = await revokeKey(deps, identity, body.fingerprint!, body.reason);
     if (body.user) deps.tokens.revokeUser(body.user);
-    res.json({ revoked: revoked.map((rec) => ({ id: rec.id, serial: rec.cert?.serial ?? null })) });
+    const view: RevocationsView = { revoked: revoked.map((rec) => ({ id: rec.id, serial: rec.cert?.serial ?? null })) };
+    res.json(view);
   });
 
   // Admin: a revoked key may be certified again (and leaves the KRL). Audited.

@@ -1,7 +1,7 @@
 /**
  * The web pages for approvers, requesters and auditors: GET / and /ui/…, server-rendered.
  * The same use cases and access rules as the API (viewRequest, approveRequest, denyRequest,
- * revokeRequest, isApproverOf; auditorGroups for the report): a page shows what the API would.
+ * revokeRequest; who may do what from service/access.ts): a page shows what the API would.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -10,7 +10,8 @@ import { isJitError, JitError } from '../../errors.js';
 import type { Identity } from '../../policy/decide.js';
 import { identityFromAnyBearer } from '../../auth/oidc-session.js';
 import { OidcVerifier } from '../../auth/oidc.js';
-import { approveRequest, denyRequest, isApproverOf, isAdmin, viewRequest } from '../../service/approve.js';
+import { approveRequest, denyRequest, viewRequest } from '../../service/approve.js';
+import { isApproverOf, isAuditor, mayRevoke } from '../../service/access.js';
 import { revokeRequest } from '../../service/revoke.js';
 import { accessReport, csvLine, CSV_COLUMNS, parseReportFilter, rowFields } from '../../service/report.js';
 import { STORE_FILES } from '../../store/index.js';
@@ -46,7 +47,6 @@ export function webRoutes(ctx: Ctx): Router {
       ? new OidcVerifier({ ...oidc, clientId: oidc.webClientId }, { now: () => deps.clock.now(), log: deps.log })
       : undefined;
   const auditFile = join(deps.config.dataDir, STORE_FILES.audit);
-  const isAuditor = (id: Identity) => deps.config.auditorGroups.some((g) => id.groups.includes(g));
 
   r.use(['/ui', '/'], (req, res, next) => {
     if (req.path !== '/' && !req.originalUrl.startsWith('/ui')) return next();
@@ -78,7 +78,7 @@ export function webRoutes(ctx: Ctx): Router {
     if (!token) return undefined;
     try {
       const identity = identityFromAnyBearer(`Bearer ${token}`, deps.policy(), deps.tokens, deps.clock.now());
-      return { identity, token, viewer: { user: identity.user, auditor: isAuditor(identity), csrf: sessions.csrfToken(token) } };
+      return { identity, token, viewer: { user: identity.user, auditor: isAuditor(deps, identity), csrf: sessions.csrfToken(token) } };
     } catch {
       return undefined;
     }
@@ -161,11 +161,10 @@ export function webRoutes(ctx: Ctx): Router {
   const showRequest = async (res: Response, s: Signed, id: string, notice?: string, status = 200) => {
     const rec = await viewRequest(deps, s.identity, id); // 404 unless the API would show it
     const own = rec.user === s.identity.user;
-    const approver = isApproverOf(s.identity, rec);
     page(res, s, `Request ${id}`, requestPage(rec, deps.clock.now(), {
       csrf: s.viewer.csrf,
-      canDecide: approver && !own,
-      canRevoke: own || approver || isAdmin(deps, s.identity),
+      canDecide: isApproverOf(s.identity, rec) && !own,
+      canRevoke: mayRevoke(deps, s.identity, rec),
       own,
       notice,
     }), true, status);
