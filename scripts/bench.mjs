@@ -12,6 +12,8 @@
  *   issue_p99_ms       p99 issuance latency in those rounds.                         ≤ 25
  *   growth_ratio       median issuance latency after 100,000 prior issuances / empty store.
  *                                                                                    ≤ 1.15
+ *   startup_ratio_1m   spawn-to-healthy with 1,000,000 prior issuances / with an empty history
+ *                      (and healthy_ms_full ≤ 1000), see scripts/bench/startup.mjs.   ≤ 1.30
  *   login_overhead_ms  median `jit-ssh login` wall time − median `node -e ''`.       ≤ 250
  *   rss_mb             the daemon's resident set after the load.
  *   oidc_verify_us, sso_login_overhead_ms: SSO, see scripts/bench/sso.mjs.      ≤ 300 each
@@ -21,7 +23,8 @@
  *   agent_sign_ratio   certificates/s with the CA key in an ssh-agent / in a file (report).
  *
  * Options (env): BENCH_QUICK=1 shortens every phase (smoke test; numbers are rougher),
- * BENCH_PRIOR=N changes the 100,000 prior issuances.
+ * BENCH_PRIOR=N changes the 100,000 prior issuances, BENCH_STARTUP_PRIOR=N the 1,000,000 of
+ * startup_ratio_1m; BENCH_ONLY=startup runs only that phase.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes, sign as cryptoSign } from 'node:crypto';
@@ -38,6 +41,7 @@ import { benchWeb } from './bench/web.mjs';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const PRIOR = Number(process.env.BENCH_PRIOR ?? 100_000);
+const STARTUP_PRIOR = Number(process.env.BENCH_STARTUP_PRIOR ?? 1_000_000);
 const CONCURRENCY = 32;
 
 const progress = (msg) => process.stderr.write(`[bench] ${msg}\n`);
@@ -49,6 +53,12 @@ async function main() {
   const started = performance.now();
   const result = {};
   const notes = [];
+  const { measureStartup } = await import('./bench/startup.mjs');
+  if (process.env.BENCH_ONLY === 'startup') {
+    const s = await measureStartup({ quick: QUICK, progress, prior: STARTUP_PRIOR });
+    process.stdout.write(JSON.stringify(s) + '\n');
+    return;
+  }
 
   // ---------------------------------------------------------------- core_ratio
   progress('core: encode+sign vs raw crypto.sign (ed25519 CA), interleaved rounds');
@@ -271,6 +281,9 @@ async function main() {
   }
   await stop(daemon.child);
 
+  // ---------------------------------------------------------------- startup_ratio_1m
+  Object.assign(result, await measureStartup({ quick: QUICK, progress, prior: STARTUP_PRIOR }));
+
   // ---------------------------------------------------------------- SSO (self-contained)
   {
     const { oidc_verify_us, sso_login_overhead_ms, sso, notes: ssoNotes } = await benchSso({ quick: QUICK, progress }).catch((e) => ({
@@ -318,6 +331,9 @@ async function main() {
     ['http_ratio', result.http_ratio, '≥ 0.50', (v) => v >= 0.5, `${result.http.issue_per_s}/s issuance vs ${result.http.bare_per_s}/s bare express, ${CONCURRENCY} clients`],
     ['issue_p99_ms', result.issue_p99_ms, '≤ 25', (v) => v <= 25, `p50 ${result.http.issue_p50_ms} ms at ${CONCURRENCY} clients`],
     ['growth_ratio', result.growth_ratio, '≤ 1.15', (v) => v <= 1.15, `${result.growth.median_ms_full} ms after ${PRIOR} vs ${result.growth.median_ms_empty} ms empty; restart ${result.growth.start_ms_full} ms`],
+    ['startup_ratio_1m', result.startup_ratio_1m, '≤ 1.30', (v) => v <= 1.3 && result.startup.healthy_ms_full <= 1000,
+      `healthy in ${result.startup.healthy_ms_full} ms with ${result.startup.prior} prior (goal ≤ 1000) vs ${result.startup.healthy_ms_empty} ms empty; ` +
+        `${result.startup.healthy_ms_full_replay} ms without the snapshot; prefill ${result.startup.prefill_s} s`],
     ['login_overhead_ms', result.login_overhead_ms, '≤ 250', (v) => v <= 250, result.login ? `login ${result.login.login_ms} ms − node ${result.login.node_ms} ms` : 'not measured'],
     ['oidc_verify_us', result.oidc_verify_us, '≤ 300', (v) => v <= 300, `RS256, JWKS cached; ES256 ${result.sso.verify_es256_us} µs`],
     ['sso_login_overhead_ms', result.sso_login_overhead_ms, '≤ 300', (v) => v <= 300,

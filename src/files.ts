@@ -45,12 +45,16 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array, mod
   }
 }
 
-/** As writeFileAtomicSync, without blocking the event loop (default mode 0600). */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+/**
+ * As writeFileAtomicSync, without blocking the event loop (default mode 0600). `data` may also
+ * be produced piece by piece (a large file is then never held in memory whole).
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array | AsyncIterable<string>, mode = 0o600): Promise<void> {
   const tmp = tempPathFor(path);
   const fh = await open(tmp, TEMP_FLAGS, mode);
   try {
-    await fh.writeFile(asBuffer(data));
+    if (typeof data === 'string' || data instanceof Uint8Array) await fh.writeFile(asBuffer(data));
+    else for await (const piece of data) await fh.write(piece);
     await fh.datasync();
     await fh.close();
   } catch (e) {

@@ -9,7 +9,7 @@ import { JitError } from './errors.js';
 import type { DaemonConfig } from './policy/config-schema.js';
 import type { SharedLocks } from './service/locks.js';
 import type { AuditFileOps, OpenedAuditLog } from './store/audit.js';
-import { openStore } from './store/index.js';
+import { openStore, type SnapshotOptions } from './store/index.js';
 import type { SerialAllocator } from './store/serials.js';
 import type { StateStore, StoreHealth } from './store/types.js';
 
@@ -31,6 +31,10 @@ export interface StoreEngine {
   health(): Promise<StoreHealth>;
   /** Shares the CA keyring manifest (which key is active/trusted) through the store, when it can. */
   syncKeyring?(dataDir: string, onError: (e: Error) => void): Promise<void>;
+  /** Embedded: how the start went (read from a start-up snapshot, records replayed after it). */
+  opened?: { fromSnapshotSeq: number; replayedRecords: number };
+  /** Embedded: start writing start-up snapshots; call only once the log is trusted (checkpoints checked). */
+  startSnapshots?(o: SnapshotOptions): void;
   warnings: string[];
   close(): Promise<void>;
 }
@@ -50,6 +54,8 @@ export interface EngineOptions {
   /** Tests only: the embedded audit log's file operations. */
   auditFs?: AuditFileOps;
   onPoolError?: (e: Error) => void;
+  /** Embedded: start from the signed start-up snapshot and keep it current (the daemon; not admin commands). */
+  snapshots?: boolean;
 }
 
 export async function openEngine(config: Pick<DaemonConfig, 'store' | 'dataDir'>, opts: EngineOptions = {}): Promise<StoreEngine> {
@@ -80,7 +86,7 @@ export async function openEngine(config: Pick<DaemonConfig, 'store' | 'dataDir'>
       close: () => pg.close(),
     };
   }
-  const s = await openStore(config.dataDir, { clock: opts.clock, auditFs: opts.auditFs });
+  const s = await openStore(config.dataDir, { clock: opts.clock, auditFs: opts.auditFs, snapshots: opts.snapshots });
   return {
     kind: 'embedded',
     state: s.state,
@@ -90,6 +96,8 @@ export async function openEngine(config: Pick<DaemonConfig, 'store' | 'dataDir'>
     usedChallenges: new MemoryUsedTokens({ now }),
     usedIdTokens: new MemoryUsedTokens({ now }),
     health: async () => ({ ok: true }),
+    opened: s.opened,
+    startSnapshots: (o) => s.startSnapshots(o),
     warnings: s.warnings,
     close: () => s.close(),
   };

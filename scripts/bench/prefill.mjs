@@ -21,13 +21,15 @@ const count = Number(countArg ?? 100_000);
 const spanMs = Number(spanArg ?? 336) * 3600_000;
 const TTL = 15 * 60;
 const BACKDATE = 60;
-const BATCH = 500;
+const BATCH = 2000;
 
 const custody = fileCustody(dataDir);
 initKeyring(dataDir, 'ed25519', custody);
 const signer = openKeyring(dataDir, custody).active();
 let nowMs = Date.now() - spanMs;
-const store = await openStore(dataDir, { clock: () => new Date(nowMs) });
+// As the daemon runs it: start-up snapshots on, the last one written on close (a clean shutdown).
+const store = await openStore(dataDir, { clock: () => new Date(nowMs), snapshots: true });
+store.startSnapshots({ everyRecords: 10_000, intervalSec: 300, onError: (e) => { throw e; } });
 
 const subjects = Array.from({ length: 64 }, (_, i) => {
   const blob = publicKeyBlobOf(generateKeyPairSync('ed25519').privateKey);
@@ -99,6 +101,7 @@ for (let done = 0; done < count; ) {
     process.stderr.write(`  prefill: ${done}/${count} issuances written\n`);
   }
 }
+nowMs = Date.now();
 await store.close();
 const seconds = (performance.now() - t0) / 1000;
 process.stdout.write(JSON.stringify({ count, seconds, digest: createHash('sha256').update(dataDir).digest('hex').slice(0, 8) }) + '\n');

@@ -14,11 +14,14 @@
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { JitError } from '../errors.js';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { errorCode, fsyncDir } from './durable-file.js';
 import type { AuditEvent, AuditLog, AuditRecord } from './types.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
+
+/** The start-up snapshot's file, next to the log (see store/audit-snapshot.ts). */
+export const AUDIT_SNAPSHOT_FILE = 'audit-snapshot.json';
 
 /** The subset of a file handle the writer uses; tests inject failures and count syncs here. */
 export interface AuditFileHandle {
@@ -42,18 +45,49 @@ export interface OpenAuditOptions {
   fs?: AuditFileOps;
   /** Called for every record found while verifying the file on open (e.g. to find the highest serial). */
   onRecord?: (r: AuditRecord) => void;
+  /**
+   * Start from a verified position (the start-up snapshot's) instead of the file's start: only
+   * the records after it are read, checked and passed to onRecord. The record ending at
+   * `bytes` must be seq `seq` with hash `hash`, else the log was cut or rewritten there and
+   * opening fails (nothing is written).
+   */
+  resume?: AuditResumePoint;
+  /**
+   * Refuse (bad_request, nothing written) a record whose event part is longer than this many
+   * bytes in the log. Checked on the line the writer builds anyway: no second serialisation.
+   */
+  maxRecordBytes?: number;
+}
+
+/** Bytes the writer adds to an event's JSON: the seq, time and prevHash members, their commas, and the hash suffix. */
+function envelopeBytes(seq: number, time: string): number {
+  return `"seq":${seq},"time":"${time}","prevHash":"${GENESIS_HASH}",`.length + HASH_SUFFIX_LENGTH;
 }
 
 export type AuditHead = { seq: number; hash: string };
+
+/** Where the durable chain ends: head, file size, and the tail() index for the records before it. */
+export interface AuditResumePoint extends AuditHead {
+  bytes: number;
+  /** offsets[i] = byte offset of record seq i*1024 + 1 (see STRIDE). */
+  offsets: number[];
+}
 
 export interface OpenedAuditLog extends AuditLog {
   /** Things repaired on open (a torn last line), for the daemon to log. */
   readonly warnings: readonly string[];
   /**
    * Calls fn with the new head after every durable batch (e.g. to checkpoint every N records).
-   * fn runs on the append path: it must be cheap and must not throw.
+   * fn runs on the append path: it must be cheap and must not throw. `records` are the batch's
+   * new records, in order (shared: fn must not change them).
    */
-  onCommit(fn: (head: AuditHead) => void): void;
+  onCommit(fn: (head: AuditHead, records: readonly AuditRecord[]) => void): void;
+}
+
+/** The JSONL log: also where a start-up snapshot may resume reading. */
+export interface FileAuditLog extends OpenedAuditLog {
+  /** The durable head with its file position, consistent with the records committed so far. */
+  resumePoint(): AuditResumePoint;
 }
 
 export type VerifyResult =
@@ -218,6 +252,30 @@ export async function* readLines(fh: FileHandle, from = 0, to = Infinity): Async
   if (partsLength > 0 || tooLong) yield finish(pos, false);
 }
 
+/** Records are bounded far below this (bounded-audit.ts), so the window always holds a whole one. */
+const MAX_AUDIT_LINE_WINDOW = 256 * 1024;
+
+function withoutHash(rec: Record<string, unknown>): Record<string, unknown> {
+  const { hash: _hash, ...rest } = rec;
+  return rest;
+}
+
+/** The seq of the last whole line of the file (0 when it has none readable), for error messages. */
+async function lastSeqOf(rd: FileHandle, fileSize: number): Promise<number> {
+  const window = Math.min(fileSize, MAX_AUDIT_LINE_WINDOW);
+  const buf = Buffer.alloc(window);
+  const { bytesRead } = await rd.read(buf, 0, window, fileSize - window);
+  const end = buf.lastIndexOf(10, bytesRead - 1);
+  if (end < 0) return 0;
+  const start = buf.lastIndexOf(10, end - 1) + 1;
+  try {
+    const seq = (JSON.parse(buf.toString('utf8', start, end)) as { seq?: unknown }).seq;
+    return typeof seq === 'number' ? seq : 0;
+  } catch {
+    return 0;
+  }
+}
+
 const HASH_MEMBER = ',"hash":"';
 const HASH_SUFFIX_LENGTH = HASH_MEMBER.length + 64 + 2;
 
@@ -238,6 +296,15 @@ class ChainChecker {
   seq = 0;
   hash = GENESIS_HASH;
   lines = 0;
+
+  /** Continues a chain verified up to `from` (one record per line, so line n holds seq n). */
+  static after(from: AuditHead): ChainChecker {
+    const c = new ChainChecker();
+    c.seq = from.seq;
+    c.hash = from.hash;
+    c.lines = from.seq;
+    return c;
+  }
 
   /** The record, or why this line breaks the chain. Advances only on a good record. */
   check(line: Pick<Line, 'text' | 'tooLong'>): { record: AuditRecord } | { broken: ChainBreak } {
@@ -335,7 +402,7 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-class JsonlAuditLog implements OpenedAuditLog {
+class JsonlAuditLog implements FileAuditLog {
   readonly warnings: string[] = [];
   private seq = 0;
   private hash = GENESIS_HASH;
@@ -347,16 +414,17 @@ class JsonlAuditLog implements OpenedAuditLog {
   private pending: Pending[] = [];
   private flushing: Promise<void> | undefined;
   private closed = false;
-  private readonly commitListeners: ((head: AuditHead) => void)[] = [];
+  private readonly commitListeners: ((head: AuditHead, records: readonly AuditRecord[]) => void)[] = [];
 
   constructor(
     private readonly file: string,
     private readonly clock: () => Date,
     private readonly ops: AuditFileOps,
+    private readonly maxRecordBytes = Infinity,
   ) {}
 
   /** Verifies the existing file, cuts a torn last line, and opens it for appending. */
-  async load(onRecord?: (r: AuditRecord) => void): Promise<void> {
+  async load(onRecord?: (r: AuditRecord) => void, resume?: AuditResumePoint): Promise<void> {
     let rd: FileHandle | undefined;
     try {
       rd = await open(this.file, 'r');
@@ -367,8 +435,14 @@ class JsonlAuditLog implements OpenedAuditLog {
     if (rd) {
       try {
         fileSize = (await rd.stat()).size;
-        const chain = new ChainChecker();
-        for await (const line of readLines(rd)) {
+        let chain = new ChainChecker();
+        if (resume) {
+          await this.checkResumePoint(rd, fileSize, resume);
+          chain = ChainChecker.after(resume);
+          this.offsets.push(...resume.offsets);
+          this.size = resume.bytes;
+        }
+        for await (const line of readLines(rd, this.size)) {
           if (!line.terminated) {
             this.warnings.push(
               `audit log ${this.file}: dropped an incomplete last line after seq ${chain.seq} ` +
@@ -393,6 +467,7 @@ class JsonlAuditLog implements OpenedAuditLog {
         await rd.close();
       }
     }
+    if (!rd && resume && resume.seq > 0) throw this.cutOff(0, resume);
     this.fh = await this.ops.openAppend(this.file);
     // A new file's directory entry must be durable too, or the first records can vanish with it.
     if (!rd) await fsyncDir(dirname(this.file));
@@ -402,11 +477,69 @@ class JsonlAuditLog implements OpenedAuditLog {
     }
   }
 
+  /**
+   * The record ending at byte `at.bytes` must be the one the resume point names, intact (its own
+   * hash matches its text). Cutting the file below it, or rewriting any record at or before it
+   * and recomputing the chain, changes that record: refuse, as the checkpoints do. (An edit that
+   * does NOT recompute the chain stays in the sealed prefix unread; `jit-sshd audit verify`
+   * walks the whole chain and finds it.)
+   */
+  private async checkResumePoint(rd: FileHandle, fileSize: number, at: AuditResumePoint): Promise<void> {
+    if (at.seq === 0) return;
+    if (fileSize < at.bytes) throw this.cutOff(await lastSeqOf(rd, fileSize), at);
+    const window = Math.min(at.bytes, MAX_AUDIT_LINE_WINDOW);
+    const buf = Buffer.alloc(window);
+    const { bytesRead } = await rd.read(buf, 0, window, at.bytes - window);
+    const nl = buf.lastIndexOf(10, bytesRead - 2);
+    let rec: Record<string, unknown> | undefined;
+    const text = buf.toString('utf8', nl + 1, bytesRead - 1);
+    if (bytesRead === window && buf[window - 1] === 10 && (nl >= 0 || window === at.bytes)) {
+      try {
+        rec = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        rec = undefined;
+      }
+    }
+    const intact =
+      rec !== undefined &&
+      rec.seq === at.seq &&
+      rec.hash === at.hash &&
+      typeof rec.prevHash === 'string' &&
+      (lineHashMatches(text, rec.prevHash, at.hash) || recordHash(rec.prevHash, withoutHash(rec)) === at.hash);
+    if (!intact) {
+      throw new JitError(
+        'internal',
+        `refusing to start: audit record seq ${at.seq} differs from the start-up snapshot ${this.snapshotFile()}: ` +
+          `the log was rewritten at or before seq ${at.seq} (and its chain recomputed), or replaced by another copy. ` +
+          `Run \`jit-sshd audit verify\`; keep the data dir as evidence. To accept this log anyway, move the snapshot aside (the next start replays the whole log).`,
+        { details: { seq: at.seq } },
+      );
+    }
+  }
+
+  private snapshotFile(): string {
+    return join(dirname(this.file), AUDIT_SNAPSHOT_FILE);
+  }
+
+  private cutOff(lastSeq: number, at: AuditResumePoint): JitError {
+    return new JitError(
+      'internal',
+      `refusing to start: the audit log ends at seq ${lastSeq}, but the start-up snapshot ${this.snapshotFile()} says seq ${at.seq} existed: ` +
+        `records were cut off the end (or the log was restored from an older copy). Run \`jit-sshd audit verify\`; keep the data dir as evidence. ` +
+        `To accept this log anyway, move the snapshot aside (the next start replays the whole log).`,
+      { details: { seq: lastSeq, expected: at.seq } },
+    );
+  }
+
   head(): AuditHead {
     return { seq: this.seq, hash: this.hash };
   }
 
-  onCommit(fn: (head: AuditHead) => void): void {
+  resumePoint(): AuditResumePoint {
+    return { seq: this.seq, hash: this.hash, bytes: this.size, offsets: [...this.offsets] };
+  }
+
+  onCommit(fn: (head: AuditHead, records: readonly AuditRecord[]) => void): void {
     this.commitListeners.push(fn);
   }
 
@@ -440,19 +573,27 @@ class JsonlAuditLog implements OpenedAuditLog {
     const lines: string[] = [];
     const starts: number[] = [];
     let bytes = 0;
+    const kept: Pending[] = [];
     for (const p of batch) {
-      seq++;
-      const body = { seq, time: p.time, ...p.event, prevHash: hash };
+      const body = { seq: seq + 1, time: p.time, ...p.event, prevHash: hash };
       // The line is the canonical form itself plus the hash: serialised once, hashed once.
       const canonical = canonicalJson(body);
+      const lineBytes = Buffer.byteLength(canonical) + HASH_SUFFIX_LENGTH;
+      if (lineBytes - envelopeBytes(body.seq, p.time) > this.maxRecordBytes) {
+        p.reject(new JitError('bad_request', `audit record '${String(p.event.type)}' would exceed ${this.maxRecordBytes} bytes; shorten the free-text fields`));
+        continue;
+      }
+      seq++;
       hash = createHash('sha256').update(body.prevHash + canonical).digest('hex');
-      const rec = { ...body, hash } as AuditRecord;
+      const rec = Object.assign(body, { hash }) as AuditRecord; // body is ours: no copy per record
       const line = `${canonical.slice(0, -1)},"hash":"${hash}"}\n`;
       starts.push(this.size + bytes);
-      bytes += Buffer.byteLength(line);
+      bytes += lineBytes;
       records.push(rec);
       lines.push(line);
+      kept.push(p);
     }
+    if (kept.length === 0) return;
     const buf = Buffer.from(lines.join(''));
     try {
       const fh = await this.writable();
@@ -464,7 +605,7 @@ class JsonlAuditLog implements OpenedAuditLog {
     } catch (e) {
       await this.cutBackAfterFailure();
       const err = new JitError('unavailable', `audit log not writable: ${errorCode(e)}`, { cause: e });
-      for (const p of batch) p.reject(err);
+      for (const p of kept) p.reject(err);
       return;
     }
     records.forEach((r, i) => {
@@ -473,8 +614,8 @@ class JsonlAuditLog implements OpenedAuditLog {
     this.seq = seq;
     this.hash = hash;
     this.size += buf.length;
-    batch.forEach((p, i) => p.resolve(records[i]));
-    for (const fn of this.commitListeners) fn({ seq, hash });
+    kept.forEach((p, i) => p.resolve(records[i]));
+    for (const fn of this.commitListeners) fn({ seq, hash }, records);
   }
 
   /** The append handle, reopened (and cut back to the last good size) after a failure. */
@@ -544,8 +685,8 @@ class JsonlAuditLog implements OpenedAuditLog {
  * cut away (see `warnings`); any other break refuses to open, naming the seq, since appending
  * to a broken chain would bury the damage.
  */
-export async function openAuditLog(file: string, opts: OpenAuditOptions = {}): Promise<OpenedAuditLog> {
-  const log = new JsonlAuditLog(file, opts.clock ?? (() => new Date()), opts.fs ?? nodeAuditFileOps);
-  await log.load(opts.onRecord);
+export async function openAuditLog(file: string, opts: OpenAuditOptions = {}): Promise<FileAuditLog> {
+  const log = new JsonlAuditLog(file, opts.clock ?? (() => new Date()), opts.fs ?? nodeAuditFileOps, opts.maxRecordBytes);
+  await log.load(opts.onRecord, opts.resume);
   return log;
 }

@@ -3,7 +3,8 @@
  * backstop: a record over the bound is refused (the caller's operation fails, nothing is
  * written) instead of letting one request grow the log, and every restart's replay, without
  * limit. The largest legitimate record (an `issue` record with a 16384-bit RSA subject key, its
- * certificate and a long principal list) stays well below it.
+ * certificate and a long principal list) stays well below it. The audit writer checks it on the
+ * line it builds anyway (openAuditLog's maxRecordBytes), so the bound costs no extra pass.
  */
 import { JitError } from '../errors.js';
 import type { OpenedAuditLog } from './audit.js';
@@ -17,7 +18,10 @@ export function auditRecordTooLarge(event: AuditEvent): boolean {
   return Buffer.byteLength(json) > MAX_AUDIT_RECORD_BYTES;
 }
 
-/** The same log, with append() refusing oversized records. Everything else passes through. */
+/**
+ * The same log, with append() refusing oversized records: for engines whose writer does not
+ * check the bound on its own line (PostgreSQL; a database round trip dwarfs the extra pass).
+ */
 export function boundedAudit(log: OpenedAuditLog): OpenedAuditLog {
   return new Proxy(log, {
     get(target, prop, receiver) {

@@ -12,6 +12,16 @@ import type { AuditRecord, CertRevocation, KeyRevocation, RequestRecord } from '
 
 export interface AuditReplay {
   onRecord(r: AuditRecord): void;
+  /** The highest certificate serial any record names (0 when none): serials never restart below it. */
+  maxSerial(): bigint;
+  /**
+   * What was gathered so far, minus what can no longer matter at nowSec (expired past the KRL
+   * grace): the start-up snapshot's payload. Arrays are fresh; grant objects are never mutated
+   * after they are stored (a revoke replaces them), so a snapshot taken now stays as it was.
+   */
+  exportState(nowSec: number): ReplayState;
+  /** Drops what can no longer matter at nowSec (expired past the KRL grace): memory follows the live window. */
+  prune(nowSec: number): void;
   /** Issued grants still valid at nowSec, with revocations applied (compact: no certificate text). */
   grants(): RequestRecord[];
   certRevocations(): CertRevocation[];
@@ -24,9 +34,21 @@ export interface AuditReplay {
   krlFloor(): number;
 }
 
+/** A replay's state at some seq, as the start-up snapshot stores it (plain JSON data). */
+export interface ReplayState {
+  grants: CompactGrant[];
+  certs: CertRevocation[];
+  keys: KeyRevocation[];
+  floor: number;
+  /** Decimal string (bigint does not survive JSON). */
+  maxSerial: string;
+}
+
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 const SERIAL = /^\d{1,20}$/;
+/** Serials the allocator's floor accepts (u64 fits in 20 digits, but the floor keeps to 19 as before). */
+const SERIAL_19 = /^\d{1,19}$/;
 
 /** Audit record type of lifting a key revocation. */
 export const UNREVOKE_KEY = 'unrevoke_key';
@@ -35,11 +57,12 @@ export const UNREVOKE_KEY = 'unrevoke_key';
  * @param nowSec the present; grants with validBefore ≤ nowSec are dropped.
  * @param krlGraceSec revoked certificates stay in the KRL this long after their validBefore.
  */
-export function auditReplay(nowSec: number, krlGraceSec: number): AuditReplay {
-  const issued = new Map<string, CompactGrant>();
-  const certs = new Map<string, CertRevocation>();
-  const keys = new Map<string, KeyRevocation>();
-  let floor = 0;
+export function auditReplay(nowSec: number, krlGraceSec: number, from?: ReplayState): AuditReplay {
+  const issued = new Map<string, CompactGrant>(from?.grants.map((g) => [g.id, g]));
+  const certs = new Map<string, CertRevocation>(from?.certs.map((c) => [`${c.caFingerprint} ${c.serial}`, c]));
+  const keys = new Map<string, KeyRevocation>(from?.keys.map((k) => [k.fingerprint, k]));
+  let floor = from?.floor ?? 0;
+  let maxSerial = from ? BigInt(from.maxSerial) : 0n;
   const krlCutoff = nowSec - krlGraceSec;
   /** One KRL version step at `atMs`, by the state's rule (see krlFloor). */
   const step = (atMs: number) => {
@@ -94,7 +117,7 @@ export function auditReplay(nowSec: number, krlGraceSec: number): AuditReplay {
     }
     if (!id) return;
     const g = issued.get(id);
-    if (g) Object.assign(g, { status: 'revoked', revokedAt: at, revokedBy: by });
+    if (g) issued.set(id, { ...g, status: 'revoked', revokedAt: at, revokedBy: by });
     // Newer revoke records carry the certificate's validBefore; older ones rely on its issue record.
     const serial = str(r.serial);
     const ca = str(r.ca);
@@ -106,6 +129,8 @@ export function auditReplay(nowSec: number, krlGraceSec: number): AuditReplay {
 
   return {
     onRecord(r) {
+      const s = typeof r.serial === 'number' ? String(r.serial) : r.serial;
+      if (typeof s === 'string' && SERIAL_19.test(s) && BigInt(s) > maxSerial) maxSerial = BigInt(s);
       if (r.type === 'issue') onIssue(r);
       else if (r.type === 'revoke') onRevoke(r);
       else if (r.type === UNREVOKE_KEY) {
@@ -125,5 +150,15 @@ export function auditReplay(nowSec: number, krlGraceSec: number): AuditReplay {
     certRevocations: () => [...certs.values()],
     keyRevocations: () => [...keys.values()],
     krlFloor: () => floor,
+    maxSerial: () => maxSerial,
+    prune(at) {
+      const cutoff = at - krlGraceSec;
+      for (const [id, g] of issued) if (g.validBefore <= cutoff) issued.delete(id);
+      for (const [k, c] of certs) if (c.validBefore <= cutoff) certs.delete(k);
+    },
+    exportState(at) {
+      this.prune(at);
+      return { grants: [...issued.values()], certs: [...certs.values()], keys: [...keys.values()], floor, maxSerial: maxSerial.toString() };
+    },
   };
 }

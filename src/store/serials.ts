@@ -3,7 +3,8 @@
  *
  * Serials are handed out from an in-memory block; before the first serial of a block leaves,
  * the block's end ("reserved up to") is made durable. After a crash the unused rest of the
- * block is skipped, never reissued. The reservation lives in its own tiny file rather than the
+ * block is skipped, never reissued. The next block is reserved in the background once half of
+ * the current one is used, so under steady load no issuance waits for that durable write. The reservation lives in its own tiny file rather than the
  * lowdb state, so that deleting the state cache can never rewind serials.
  */
 import { readFile } from 'node:fs/promises';
@@ -12,6 +13,8 @@ import { errorCode, writeFileDurable } from './durable-file.js';
 
 export interface SerialAllocator {
   next(): Promise<bigint>;
+  /** Resolves once no reservation write is in flight (before closing the data dir). */
+  idle?(): Promise<void>;
 }
 
 /** Where "every serial ≤ N may have been used" is kept. */
@@ -73,11 +76,25 @@ class BlockSerialAllocator implements SerialAllocator {
       });
       await this.reserving;
     }
-    return this.nextSerial++;
+    const serial = this.nextSerial++;
+    if (!this.reserving && (this.blockEnd - this.nextSerial) * 2n < this.blockSize) {
+      // Ahead of need: a failure here is retried (and reported) by whoever runs dry.
+      this.reserving = this.reserve()
+        .catch(() => undefined)
+        .finally(() => {
+          this.reserving = undefined;
+        });
+    }
+    return serial;
+  }
+
+  async idle(): Promise<void> {
+    while (this.reserving) await this.reserving.catch(() => undefined);
   }
 
   private async reserve(): Promise<void> {
-    const upTo = this.nextSerial - 1n + this.blockSize;
+    const from = this.blockEnd > this.nextSerial - 1n ? this.blockEnd : this.nextSerial - 1n;
+    const upTo = from + this.blockSize;
     if (upTo > MAX_SERIAL) throw new JitError('unavailable', 'certificate serials exhausted');
     try {
       await this.store.save(upTo);

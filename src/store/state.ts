@@ -101,6 +101,8 @@ export interface StateOptions {
    * whose clock runs behind the CA's still accepts a cert the CA thinks expired.
    */
   krlGraceSec?: number;
+  /** Called at the start of every prune(nowSec), e.g. so a cache of the audit replay drops what expired too. */
+  onPrune?: (nowSec: number) => void;
 }
 
 export interface OpenedState extends StateStore {
@@ -154,6 +156,7 @@ class LowdbState implements OpenedState {
   private closed = false;
   private readonly requestGraceSec: number;
   private readonly krlGraceSec: number;
+  private readonly onPrune: ((nowSec: number) => void) | undefined;
 
   constructor(
     private readonly db: Low<StateFile>,
@@ -166,6 +169,7 @@ class LowdbState implements OpenedState {
   ) {
     this.requestGraceSec = opts.requestGraceSec ?? 3600;
     this.krlGraceSec = opts.krlGraceSec ?? KRL_GRACE_SEC;
+    this.onPrune = opts.onPrune;
     const data = db.data;
     if (data.version !== SCHEMA_VERSION) {
       throw new JitError('internal', `state file has schema version ${String(data.version)}; this jit-sshd reads ${SCHEMA_VERSION}`);
@@ -214,7 +218,15 @@ class LowdbState implements OpenedState {
   /** Per-user index: counting one user's grants must not scan everyone's. */
   private readonly byUser = new Map<string, Set<string>>();
 
+  /**
+   * Per user: how many unexpired issued grants they hold as of `asOf`, valid until the first of
+   * them expires (`nextExpiry`). Issuing adds to it; anything else about the user drops it.
+   * The limit check runs on every issuance: it must not walk all of a user's live certificates.
+   */
+  private readonly activeCounts = new Map<string, { asOf: number; count: number; nextExpiry: number }>();
+
   private indexUser(id: string, user: string): void {
+    this.activeCounts.delete(user);
     const old = this.requests.get(id) ?? this.grants.get(id);
     if (old && old.user !== user) this.unindexUser(id, old.user);
     let ids = this.byUser.get(user);
@@ -223,6 +235,7 @@ class LowdbState implements OpenedState {
   }
 
   private unindexUser(id: string, user: string): void {
+    this.activeCounts.delete(user);
     const ids = this.byUser.get(user);
     ids?.delete(id);
     if (ids?.size === 0) this.byUser.delete(user);
@@ -275,8 +288,16 @@ class LowdbState implements OpenedState {
     const g = r.status === 'issued' || r.status === 'revoked' ? compactGrant(r) : undefined;
     if (!g) throw new JitError('internal', 'recordIssued takes an issued request');
     if (this.requests.has(r.id)) return; // a persisted record wins
+    const counted = this.grants.has(g.id) ? undefined : this.activeCounts.get(g.user);
     this.indexUser(g.id, g.user);
     this.grants.set(g.id, g);
+    if (counted) {
+      if (g.status === 'issued' && g.validBefore > counted.asOf) {
+        counted.count++;
+        counted.nextExpiry = Math.min(counted.nextExpiry, g.validBefore);
+      }
+      this.activeCounts.set(g.user, counted);
+    }
   }
 
   async getRequest(id: string): Promise<RequestRecord | undefined> {
@@ -314,13 +335,20 @@ class LowdbState implements OpenedState {
   }
 
   async countActiveGrants(user: string, nowSec: number): Promise<number> {
+    const cached = this.activeCounts.get(user);
+    if (cached && nowSec >= cached.asOf && nowSec < cached.nextExpiry) return cached.count;
     let n = 0;
+    let nextExpiry = Infinity;
     for (const id of this.byUser.get(user) ?? []) {
       const r = this.requests.get(id);
       const g = r ? undefined : this.grants.get(id);
       const validBefore = r ? r.cert?.validBefore : g?.validBefore;
-      if ((r ?? g)?.status === 'issued' && validBefore !== undefined && validBefore > nowSec) n++;
+      if ((r ?? g)?.status === 'issued' && validBefore !== undefined && validBefore > nowSec) {
+        n++;
+        nextExpiry = Math.min(nextExpiry, validBefore);
+      }
     }
+    this.activeCounts.set(user, { asOf: nowSec, count: n, nextExpiry });
     return n;
   }
 
@@ -377,6 +405,7 @@ class LowdbState implements OpenedState {
       const g = r ? undefined : this.grants.get(id);
       const status = (r ?? g)?.status;
       if (status !== 'issued' && status !== 'pending') continue;
+      this.activeCounts.delete((r ?? g)!.user);
       let rec: RequestRecord;
       if (r?.status === 'issued' || r?.status === 'pending') {
         const revoked: RevokedRequest = { ...r, status: 'revoked', revokedAt: mark.at, revokedBy: mark.by };
@@ -486,6 +515,7 @@ class LowdbState implements OpenedState {
    */
   async prune(nowSec: number): Promise<PruneResult> {
     this.assertOpen();
+    this.onPrune?.(nowSec);
     const nowMs = nowSec * 1000;
     const result: PruneResult = { expired: [], removedRequests: 0, removedRevocations: 0, removedTokens: 0 };
     // An expired auto-issued grant is of no further use (the KRL keeps its own revocation

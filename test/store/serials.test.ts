@@ -37,10 +37,13 @@ describe('serial allocator', () => {
     const { store, s } = countingStore(serialFile(file));
     const alloc = await openSerialAllocator(store, { blockSize: 1000 });
     const got = await Promise.all(Array.from({ length: 5000 }, () => alloc.next()));
+    await alloc.idle?.();
     expect(new Set(got).size).toBe(5000);
     expect([...got].sort((a, b) => (a < b ? -1 : 1))).toEqual(Array.from({ length: 5000 }, (_, i) => BigInt(i + 1)));
-    expect(s.saves).toBe(5);
-    expect(readFileSync(file, 'utf8')).toBe('5000\n');
+    // One save per block, plus at most one for the block reserved ahead of need.
+    expect(s.saves).toBeGreaterThanOrEqual(5);
+    expect(s.saves).toBeLessThanOrEqual(6);
+    expect(BigInt(readFileSync(file, 'utf8').trim())).toBeGreaterThanOrEqual(5000n);
     expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 
@@ -54,14 +57,20 @@ describe('serial allocator', () => {
     };
     const alloc = await openSerialAllocator(store, { blockSize: 10 });
     for (const serial of await take(alloc, 25)) expect(seen.some((upTo) => upTo >= serial)).toBe(true);
-    expect(seen).toEqual([10n, 20n, 30n]);
+    // Each block is reserved (one save, consecutive) before it is needed: the next one once half is used.
+    expect(seen.slice(0, 3)).toEqual([10n, 20n, 30n]);
+    expect(seen.length).toBeLessThanOrEqual(4);
   });
 
   it('ok/unique across close and reopen', async () => {
-    const a = await take(await openSerialAllocator(file, { blockSize: 100 }), 150);
-    const b = await take(await openSerialAllocator(file, { blockSize: 100 }), 150);
+    const first = await openSerialAllocator(file, { blockSize: 100 });
+    const a = await take(first, 150);
+    await first.idle?.();
+    const second = await openSerialAllocator(file, { blockSize: 100 });
+    const b = await take(second, 150);
+    await second.idle?.();
     expect(new Set([...a, ...b]).size).toBe(300);
-    expect(b[0]).toBe(201n); // the rest of a's second block is skipped
+    expect(b[0] > a.at(-1)!).toBe(true); // the rest of a's reservation is skipped, never reissued
   });
 
   it('ok/after a simulated crash the next serial is above every one handed out', async () => {
@@ -71,6 +80,7 @@ describe('serial allocator', () => {
     alloc = await openSerialAllocator(file, { blockSize: 50 });
     const after = await alloc.next();
     expect(before.every((s) => after > s)).toBe(true);
+    await alloc.idle?.();
   });
 
   it('ok/honours serialStart and a floor learned from the audit log', async () => {
@@ -82,8 +92,10 @@ describe('serial allocator', () => {
   it('fail/a failed reservation hands out nothing, then recovers', async () => {
     const { store, s } = countingStore(serialFile(file));
     const alloc = await openSerialAllocator(store, { blockSize: 10 });
-    await take(alloc, 10);
-    s.fail = true;
+    await take(alloc, 4); // the next block is reserved ahead once half of this one is used…
+    s.fail = true; // …and that fails from here on, silently, until someone runs dry
+    expect(await take(alloc, 6)).toEqual([5n, 6n, 7n, 8n, 9n, 10n]);
+    await alloc.idle?.();
     await expect(alloc.next()).rejects.toMatchObject({ code: 'unavailable', message: 'cannot reserve certificate serials: ENOSPC' });
     s.fail = false;
     expect(await alloc.next()).toBe(11n);

@@ -97,6 +97,40 @@ describe('requests', () => {
     expect((await st.listRequests({ serial: '3' })).map((r) => r.id)).toEqual(['req_3']);
     await st.close();
   });
+
+  it('ok/countActiveGrants stays exact as grants are issued, expire, are revoked, and the clock moves either way', async () => {
+    const st = await openState(file, { clock });
+    // Counting is remembered between issuances (no walk per issuance); each case below must still see the truth.
+    const count = () => st.countActiveGrants('alice', t);
+    let t = NOW;
+    st.recordIssued(issued('req_1', NOW + 10));
+    st.recordIssued(issued('req_2', NOW + 20));
+    expect(await count()).toBe(2);
+    st.recordIssued(issued('req_3', NOW + 5)); // expires before the others
+    st.recordIssued(issued('req_4', NOW + 30, { user: 'bob' }));
+    expect(await count()).toBe(3);
+    t = NOW + 5;
+    expect(await count()).toBe(2); // req_3 expired at its validBefore
+    t = NOW + 9;
+    expect(await count()).toBe(2);
+    await st.revokeGrants(['req_2'], { at: NOW * 1000, by: 'admin' });
+    expect(await count()).toBe(1);
+    st.recordIssued(issued('req_5', NOW + 100));
+    expect(await count()).toBe(2);
+    t = NOW + 10;
+    expect(await count()).toBe(1); // req_1 gone, req_5 left
+    t = NOW; // a clock stepped back: req_1 and req_3 count again
+    expect(await count()).toBe(3);
+    await st.updateRequest('req_5', (r) => {
+      r.status = 'revoked';
+    });
+    expect(await count()).toBe(2);
+    expect(await st.countActiveGrants('bob', NOW + 29)).toBe(1);
+    await st.prune(NOW + 50);
+    t = NOW + 50;
+    expect(await count()).toBe(0);
+    await st.close();
+  });
 });
 
 describe('writes', () => {

@@ -50,7 +50,7 @@ class PgAuditLog implements OpenedAuditLog {
   private pending: Pending[] = [];
   private flushing: Promise<void> | undefined;
   private closed = false;
-  private readonly listeners: ((head: AuditHead) => void)[] = [];
+  private readonly listeners: ((head: AuditHead, records: readonly AuditRecord[]) => void)[] = [];
 
   constructor(
     private readonly pool: Pool,
@@ -64,7 +64,7 @@ class PgAuditLog implements OpenedAuditLog {
     return { ...this.last };
   }
 
-  onCommit(fn: (head: AuditHead) => void): void {
+  onCommit(fn: (head: AuditHead, records: readonly AuditRecord[]) => void): void {
     this.listeners.push(fn);
   }
 
@@ -118,7 +118,7 @@ class PgAuditLog implements OpenedAuditLog {
     });
     const last = out[out.length - 1];
     if (last.seq > this.last.seq) this.last = { seq: last.seq, hash: last.hash };
-    for (const fn of this.listeners) fn(this.head());
+    for (const fn of this.listeners) fn(this.head(), out);
     return out;
   }
 
