@@ -29,12 +29,12 @@ export async function loginWithSshKey(deps: LoginDeps, attempt: LoginAttempt, fa
   const result = await loginWithSignature(deps.policy(), deps.challenges, attempt);
   if (result.ok) {
     const issued = await deps.tokens.issue(result.user);
-    await deps.audit.append({ type: 'auth', user: result.user, method: 'ssh-key', keyFingerprint: result.keyFingerprint, sourceAddress });
+    await deps.audit.append({ type: 'auth', user: result.user, method: 'sshsig', keyFingerprint: result.keyFingerprint, sourceAddress });
     return issued;
   }
   deps.metrics.authFailures.inc();
   deps.log.info({ user: attempt.user, sourceAddress, why: result.why }, 'login refused');
-  await deps.audit.append({ type: 'auth_failure', user: attempt.user, method: 'ssh-key', sourceAddress }).catch(() => undefined);
+  await deps.audit.append({ type: 'auth_failure', user: attempt.user, method: 'sshsig', sourceAddress }).catch(() => undefined);
   failures.add(attempt.user);
   failures.check(attempt.user);
   throw unauthenticated();
