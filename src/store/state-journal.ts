@@ -13,7 +13,7 @@
 import { constants } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { errorCode } from './durable-file.js';
-import type { CertRevocation, KeyRevocation, RequestRecord } from './types.js';
+import type { CertRevocation, KeyRevocation, RequestRecord, TokenRecord } from './types.js';
 
 /** A Map that remembers which keys changed since the last take(). */
 export class TrackedMap<V> extends Map<string, V> {
@@ -50,6 +50,7 @@ export interface JournalEntry {
   req?: Array<[string, RequestRecord | null]>;
   rev?: Array<[string, CertRevocation | null]>;
   key?: Array<[string, KeyRevocation | null]>;
+  tok?: Array<[string, TokenRecord | null]>;
   krl?: number;
 }
 

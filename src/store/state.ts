@@ -39,6 +39,7 @@ import {
   type RequestStatus,
   type RevocationSnapshot,
   type StateStore,
+  type TokenRecord,
 } from './types.js';
 
 const SCHEMA_VERSION = 1;
@@ -51,11 +52,10 @@ interface StateFile {
   requests: RequestRecord[];
   revocations: CertRevocation[];
   revokedKeys: KeyRevocation[];
-  // Files written before sessions moved to the session store may still hold a `tokens` list
-  // (and journals `tok` lines): they are read past and dropped by the next snapshot.
+  tokens: Array<TokenRecord & { hash: string }>;
 }
 
-const emptyState = (): StateFile => ({ version: SCHEMA_VERSION, krlVersion: 0, requests: [], revocations: [], revokedKeys: [] });
+const emptyState = (): StateFile => ({ version: SCHEMA_VERSION, krlVersion: 0, requests: [], revocations: [], revokedKeys: [], tokens: [] });
 
 /** lowdb adapter: compact JSON, replaced atomically and durably. */
 class DurableJsonFile implements Adapter<StateFile> {
@@ -115,6 +115,7 @@ export interface OpenedState extends StateStore {
 }
 
 const STATUSES: ReadonlySet<RequestStatus> = new Set(REQUEST_STATUSES);
+const TOKEN_HASH = /^[0-9a-f]{64}$/;
 
 interface Deferred {
   promise: Promise<void>;
@@ -142,6 +143,7 @@ class LowdbState implements OpenedState {
   /** Keyed by `${caFingerprint} ${serial}`: serials are unique per CA key. */
   private readonly revocations = new TrackedMap<CertRevocation>();
   private readonly revokedKeys = new TrackedMap<KeyRevocation>();
+  private readonly tokens = new TrackedMap<TokenRecord>();
   private krl = 0;
   private writtenKrl = 0;
   private epoch: number;
@@ -177,6 +179,7 @@ class LowdbState implements OpenedState {
     for (const { fingerprint, publicKey, revokedAt, by, reason } of data.revokedKeys ?? []) {
       this.revokedKeys.set(fingerprint, { fingerprint, publicKey, revokedAt, by, reason });
     }
+    for (const { hash, ...t } of data.tokens ?? []) this.tokens.set(hash, t);
     this.krl = data.krlVersion ?? 0;
     this.epoch = data.journalEpoch ?? 0;
     for (const e of journalRead.entries) this.applyJournal(e);
@@ -185,7 +188,7 @@ class LowdbState implements OpenedState {
     this.journalBytes = journalRead.bytes;
     this.needSnapshot = !snapshotExists || journalRead.bytes > 0;
     // From here on, every change is tracked for the journal.
-    for (const m of [this.requests, this.revocations, this.revokedKeys] as TrackedMap<unknown>[]) m.takeChanges();
+    for (const m of [this.requests, this.revocations, this.revokedKeys, this.tokens] as TrackedMap<unknown>[]) m.takeChanges();
   }
 
   private applyJournal(e: JournalEntry): void {
@@ -201,6 +204,7 @@ class LowdbState implements OpenedState {
     };
     apply(this.revocations, e.rev);
     apply(this.revokedKeys, e.key);
+    apply(this.tokens, e.tok);
     if (typeof e.krl === 'number' && e.krl > this.krl) this.krl = e.krl;
   }
 
@@ -479,6 +483,26 @@ class LowdbState implements OpenedState {
     this.krl = Math.max(this.krl + steps, Math.floor(this.clock().getTime() / 1000));
   }
 
+  // ---- tokens
+
+  async putToken(hash: string, rec: TokenRecord): Promise<void> {
+    this.assertOpen();
+    // Refuses anything that is not a sha256 hex digest, so a raw token can never land on disk.
+    if (!TOKEN_HASH.test(hash)) throw new JitError('internal', 'putToken takes the sha256 hex of a token, never the token');
+    this.tokens.set(hash, structuredClone(rec));
+    return this.persist();
+  }
+
+  async getToken(hash: string, nowMs: number): Promise<TokenRecord | undefined> {
+    const t = this.tokens.get(hash);
+    return t && t.expiresAt > nowMs ? structuredClone(t) : undefined;
+  }
+
+  async deleteToken(hash: string): Promise<void> {
+    this.assertOpen();
+    if (this.tokens.delete(hash)) await this.persist();
+  }
+
   // ---- housekeeping
 
   /**
@@ -486,8 +510,8 @@ class LowdbState implements OpenedState {
    * - issued/revoked requests: dropped requestGraceSec after cert.validBefore;
    *   denied/expired (and revoked-while-pending) ones: requestGraceSec after expiresAt;
    * - revocations: dropped krlGraceSec after the certificate (or key entry) expires, which
-   *   bumps krlVersion since the KRL changes.
-   * Session tokens are not here (the session store keeps them): removedTokens stays 0.
+   *   bumps krlVersion since the KRL changes;
+   * - tokens: dropped once expired.
    */
   async prune(nowSec: number): Promise<PruneResult> {
     this.assertOpen();
@@ -523,7 +547,13 @@ class LowdbState implements OpenedState {
       }
     }
     if (result.removedRevocations > 0) this.bumpKrl();
-    if (result.expired.length + result.removedRequests + result.removedRevocations > 0) {
+    for (const [hash, t] of this.tokens) {
+      if (t.expiresAt <= nowMs) {
+        this.tokens.delete(hash);
+        result.removedTokens++;
+      }
+    }
+    if (result.expired.length + result.removedRequests + result.removedRevocations + result.removedTokens > 0) {
       // (Dropping in-memory grants alone needs no write; it is harmless to write anyway.)
       try {
         await this.persist();
@@ -589,12 +619,13 @@ class LowdbState implements OpenedState {
   /** Never rejects: the outcome goes to the batch's waiters. */
   private async writeOnce(batch: Deferred): Promise<void> {
     const entry: JournalEntry = { e: this.epoch };
-    const add = <K extends 'req' | 'rev' | 'key'>(k: K, changes: JournalEntry[K]) => {
+    const add = <K extends 'req' | 'rev' | 'key' | 'tok'>(k: K, changes: JournalEntry[K]) => {
       if (changes && changes.length > 0) entry[k] = changes;
     };
     add('req', this.requests.takeChanges());
     add('rev', this.revocations.takeChanges());
     add('key', this.revokedKeys.takeChanges());
+    add('tok', this.tokens.takeChanges());
     if (this.krl !== this.writtenKrl) entry.krl = this.krl;
     const krl = this.krl;
     try {
@@ -636,6 +667,7 @@ class LowdbState implements OpenedState {
       requests: [...this.requests.values()],
       revocations: [...this.revocations.values()],
       revokedKeys: [...this.revokedKeys.values()],
+      tokens: [...this.tokens].map(([hash, t]) => ({ hash, ...t })),
     };
   }
 }

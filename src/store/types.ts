@@ -1,9 +1,8 @@
 /**
  * What the rest of jit-ssh sees of persistence. Two stores with different jobs:
  *  - AuditLog: the record. Append-only JSONL, hash-chained, durable before append() resolves.
- *  - StateStore: a cache of *live* state (pending requests, unexpired grants and revocations).
- *    Small and bounded by prune(); everything in it also went to the audit. Session tokens are
- *    not here: the session store keeps them (store-engine.ts).
+ *  - StateStore: a cache of *live* state (pending requests, unexpired grants and revocations,
+ *    bearer-token hashes). Small and bounded by prune(); everything in it also went to the audit.
  * Audit records carry an ISO `time`; units of state fields are noted below.
  */
 
@@ -243,12 +242,19 @@ export interface RevocationSnapshot {
   keys: KeyRevocation[];
 }
 
+/** Only the sha256 hash of a bearer token is ever stored, as the map key. */
+export interface TokenRecord {
+  user: string;
+  groups?: string[];
+  /** ms since the epoch. */
+  expiresAt: number;
+}
+
 export interface PruneResult {
   /** Pending requests that passed expiresAt and are now 'expired': the caller audits them. */
   expired: RequestRecord[];
   removedRequests: number;
   removedRevocations: number;
-  /** Expired session tokens dropped: PostgreSQL's session table; the embedded engine keeps sessions in memory (always 0). */
   removedTokens: number;
 }
 
@@ -298,6 +304,11 @@ export interface StateStore {
   /** Unexpired revocations only. */
   listRevocations(nowSec: number): Promise<RevocationSnapshot>;
   krlVersion(): Promise<number>;
+
+  putToken(hash: string, rec: TokenRecord): Promise<void>;
+  /** undefined when unknown or expired at nowMs. */
+  getToken(hash: string, nowMs: number): Promise<TokenRecord | undefined>;
+  deleteToken(hash: string): Promise<void>;
 
   /** Expire stale pending requests, drop what no longer matters. See state.ts for the rules. */
   prune(nowSec: number): Promise<PruneResult>;

@@ -59,10 +59,10 @@ describe('atomic writer', () => {
     // The attack on the previous writer: `.state.json.tmp` → victim, then wait for a state write.
     symlinkSync(victim, join(dataDir, `.${STORE_FILES.state}.tmp`));
     const store = await openStore(dataDir);
-    await store.state.addKeyRevocation({ fingerprint: 'SHA256:k', revokedAt: Date.now(), by: 'erin' });
+    await store.state.putToken('a'.repeat(64), { user: 'alice', expiresAt: Date.now() + 60_000 });
     await store.close();
     expect(readFileSync(victim, 'utf8')).toBe('precious\n');
-    expect(JSON.parse(readFileSync(join(dataDir, STORE_FILES.state), 'utf8')).revokedKeys).toHaveLength(1);
+    expect(JSON.parse(readFileSync(join(dataDir, STORE_FILES.state), 'utf8')).tokens).toHaveLength(1);
   });
 
   it('ok/sync and async writers leave the content, the mode, and no temp file behind', async () => {

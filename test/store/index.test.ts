@@ -20,7 +20,7 @@ describe('openStore', () => {
     const serial = await store.serials.next();
     expect(serial).toBe(1n);
     await store.audit.append({ type: 'issue', serial });
-    await store.state.addKeyRevocation({ fingerprint: 'SHA256:k', revokedAt: Date.now(), by: 'erin' });
+    await store.state.putToken('0'.repeat(64), { user: 'alice', expiresAt: Date.now() + 60_000 });
     await store.close();
     for (const f of [STORE_FILES.audit, STORE_FILES.state, STORE_FILES.serial]) expect(existsSync(join(dataDir, f))).toBe(true);
     expect(existsSync(join(dataDir, STORE_FILES.lock))).toBe(false);

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { journalFileOf, openState } from '../../src/store/state.js';
+import { openState } from '../../src/store/state.js';
 import type { RequestRecord } from '../../src/store/types.js';
 import { sampleRequest, type RecordFields } from '../helpers/records.js';
 
@@ -222,22 +222,21 @@ describe('revocations and KRL version', () => {
   });
 });
 
-describe('session tokens from older files', () => {
-  it('ok/a state file and journal that still hold session tokens open; the tokens are dropped, the rest kept', async () => {
-    // Session tokens moved to the session store; files written before that keep a `tokens` list
-    // and journal `tok` lines, which must neither stop the daemon nor linger on disk.
-    const [h1, h2] = [tokenHash('jit_old-one'), tokenHash('jit_old-two')];
-    const old = { version: 1, journalEpoch: 1, krlVersion: 0, requests: [request('req_1')], revocations: [], revokedKeys: [], tokens: [{ hash: h1, user: 'alice', expiresAt: (NOW + 60) * 1000 }] };
-    writeFileSync(file, JSON.stringify(old));
-    writeFileSync(journalFileOf(file), JSON.stringify({ e: 1, req: [['req_2', request('req_2')]], tok: [[h2, { user: 'bob', expiresAt: (NOW + 60) * 1000 }]] }) + '\n');
+describe('tokens', () => {
+  it('ok/stores only hashes; expired tokens are not returned and are pruned', async () => {
     const st = await openState(file, { clock });
-    expect((await st.listRequests()).map((r) => r.id).sort()).toEqual(['req_1', 'req_2']);
-    await st.putRequest(request('req_3'));
+    const h = tokenHash('jit_secret-token');
+    await st.putToken(h, { user: 'alice', groups: ['sre'], expiresAt: (NOW + 60) * 1000 });
+    await st.putToken(tokenHash('old'), { user: 'bob', expiresAt: (NOW - 1) * 1000 });
+    expect(await st.getToken(h, NOW * 1000)).toEqual({ user: 'alice', groups: ['sre'], expiresAt: (NOW + 60) * 1000 });
+    expect(await st.getToken(h, (NOW + 60) * 1000)).toBeUndefined();
+    expect(await st.getToken(tokenHash('old'), NOW * 1000)).toBeUndefined();
+    await expect(st.putToken('jit_secret-token', { user: 'alice', expiresAt: 0 })).rejects.toThrow(/sha256/);
+    expect((await st.prune(NOW)).removedTokens).toBe(1);
+    await st.deleteToken(h);
+    expect(await st.getToken(h, NOW * 1000)).toBeUndefined();
     await st.close();
-    const onDisk = readFileSync(file, 'utf8') + readFileSync(journalFileOf(file), 'utf8');
-    expect(onDisk).toContain('req_2');
-    expect(onDisk).not.toContain(h1);
-    expect(onDisk).not.toContain(h2);
+    expect(readFileSync(file, 'utf8')).not.toContain('jit_secret-token');
   });
 });
 

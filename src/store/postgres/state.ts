@@ -18,11 +18,13 @@ import type {
   RevocationSnapshot,
   RevokedRequest,
   StateStore,
+  TokenRecord,
 } from '../types.js';
 
 import { inTransaction, query, type Pool, type PoolClient } from './pool.js';
 
 const STATUSES = new Set<RequestStatus>(['pending', 'issued', 'denied', 'expired', 'revoked']);
+const TOKEN_HASH = /^[0-9a-f]{64}$/;
 
 export interface PgStateOptions {
   clock?: () => Date;
@@ -292,6 +294,25 @@ export class PgState implements StateStore {
     return Number(rows[0].value);
   }
 
+  async putToken(hash: string, rec: TokenRecord): Promise<void> {
+    if (!TOKEN_HASH.test(hash)) throw new JitError('internal', 'putToken takes the sha256 hex of a token, never the token');
+    await query(
+      this.pool,
+      'store token',
+      'INSERT INTO session_tokens (hash, user_name, expires_at, record) VALUES ($1, $2, $3, $4) ON CONFLICT (hash) DO UPDATE SET user_name = EXCLUDED.user_name, expires_at = EXCLUDED.expires_at, record = EXCLUDED.record',
+      [hash, rec.user, rec.expiresAt, JSON.stringify(rec)],
+    );
+  }
+
+  async getToken(hash: string, nowMs: number): Promise<TokenRecord | undefined> {
+    const { rows } = await query<{ record: TokenRecord }>(this.pool, 'read token', 'SELECT record FROM session_tokens WHERE hash = $1 AND expires_at > $2', [hash, nowMs]);
+    return rows[0]?.record;
+  }
+
+  async deleteToken(hash: string): Promise<void> {
+    await query(this.pool, 'delete token', 'DELETE FROM session_tokens WHERE hash = $1', [hash]);
+  }
+
   /**
    * As the embedded store (see state.ts), but each expiry is claimed by one UPDATE, so when
    * several replicas prune at once every expired request is reported (and audited) once.
@@ -314,7 +335,6 @@ export class PgState implements StateStore {
       );
       const revs = await tx.query('DELETE FROM cert_revocations WHERE valid_before <= $1', [nowSec - this.krlGraceSec]);
       if ((revs.rowCount ?? 0) > 0) await bumpKrl(tx, 1, nowSec);
-      // The session store's rows (postgres/auth.ts): it reads past expired ones; they go here.
       const toks = await tx.query('DELETE FROM session_tokens WHERE expires_at <= $1', [nowMs]);
       await tx.query('DELETE FROM used_once WHERE expires_at <= $1', [nowMs]);
       return {
