@@ -70,86 +70,104 @@ export async function login(a: LoginArgs): Promise<void> {
 export async function obtainCertificate(ctx: ClientContext, a: LoginArgs): Promise<Obtained | undefined> {
   const useAgent = a.agent !== false && Boolean(process.env.SSH_AUTH_SOCK);
   const pruning = prune(ctx, useAgent);
+  const started = a.resume ? await resumeRequest(ctx, a.resume, a.account) : await submitRequest(ctx, a);
 
-  let key: KeyObject;
-  let view: IssuedRequest | PendingRequest | RequestView;
-  let target: string;
-  let task: string | undefined;
-  let account = a.account;
-  let hostsP: Promise<AllowedTarget[] | undefined>;
-
-  if (a.resume) {
-    const pending = await readPending(ctx.dir, a.resume);
-    if (!pending) {
-      throw new JitError(
-        'not_found',
-        `no pending key for ${a.resume} in ${ctx.dir}: --resume works where the request was made (same --out dir)`,
-      );
-    }
-    key = pending.key;
-    target = pending.meta.target;
-    task = pending.meta.task;
-    account ??= pending.meta.account;
-    view = await ctx.api.getRequest(a.resume);
-    hostsP = ctx.api.targets().catch(() => undefined);
-  } else {
-    const [wantTarget, wantTask] = [a.target!, a.task!];
-    [target, task] = [wantTarget, wantTask];
-    key = generateKeyPairSync('ed25519').privateKey;
-    const publicKey = publicKeyLine(publicKeyBlobOf(key), `jit-ssh:${ctx.user}`);
-    await ctx.api.ensureToken();
-    // Which host to connect to comes from the target list; ask while the CA signs.
-    hostsP = ctx.api.targets().catch(() => undefined);
-    view = await ctx.api
-      .createRequest({ target: wantTarget, task: wantTask, publicKey, reason: a.reason, ticket: a.ticket, ttl: a.ttl, account: a.account })
-      .catch(async (e: unknown) => {
-        throw (noRuleDecided(e) && unknownNameError((await hostsP) ?? [], wantTarget, wantTask)) || e;
-      });
-    if (view.status === 'pending') {
-      writePending(
-        ctx.dir,
-        {
-          id: view.id,
-          target,
-          task,
-          user: ctx.user,
-          server: ctx.server,
-          createdAt: new Date().toISOString(),
-          ...(view.expiresAt ? { expiresAt: view.expiresAt } : {}),
-          ...(account ? { account } : {}),
-        },
-        key,
-      );
-    }
-  }
-
-  if (view.status === 'pending' && a.wait === false) {
+  if (started.view.status === 'pending' && a.wait === false) {
     await pruning;
-    reportPending(ctx, view as PendingRequest);
+    reportPending(ctx, started.view as PendingRequest);
     return undefined;
   }
-  if (view.status === 'pending') view = await waitForDecision(ctx, view as PendingRequest);
+  const issued = await awaitIssued(ctx, started.view);
+  const parsed = parseCertificate(issued.certificate);
+  if (!parsed.publicKey.equals(publicKeyBlobOf(started.key))) {
+    throw new JitError('invalid_certificate', `the CA returned a certificate for another key (request ${issued.id})`);
+  }
+  const hosts = await started.hosts;
+  if (hosts) await trustHosts(ctx, hosts);
+  const meta = certMetaFor(ctx, issued, started, hosts);
+
+  await pruning;
+  const added = useAgent ? await addToAgent(ctx, meta, started.key, issued.certificate, Number(parsed.validBefore)) : {};
+  if (added.comment) meta.agentComment = added.comment;
+  const saved = await saveReplacingPrevious(ctx, meta, started.key, issued.certificate);
+  const notes = [added.note, saved.note].filter(Boolean);
+  return { meta, files: saved.files, agentLifetime: added.lifetime, agentNote: notes.length ? notes.join('; ') : undefined };
+}
+
+/** A request made or resumed: its key, where it stands, and the target list asked for alongside. */
+interface StartedRequest {
+  key: KeyObject;
+  view: IssuedRequest | PendingRequest | RequestView;
+  target: string;
+  task?: string;
+  account?: string;
+  /** Which host to connect to comes from the target list; asked while the CA signs. */
+  hosts: Promise<AllowedTarget[] | undefined>;
+}
+
+/** --resume: the key left in the dir by a `--no-wait` login, and the request's current state. */
+async function resumeRequest(ctx: ClientContext, id: string, account: string | undefined): Promise<StartedRequest> {
+  const pending = await readPending(ctx.dir, id);
+  if (!pending) {
+    throw new JitError('not_found', `no pending key for ${id} in ${ctx.dir}: --resume works where the request was made (same --out dir)`);
+  }
+  const view = await ctx.api.getRequest(id);
+  const hosts = ctx.api.targets().catch(() => undefined);
+  const { target, task } = pending.meta;
+  return { key: pending.key, view, target, task, account: account ?? pending.meta.account, hosts };
+}
+
+/** A fresh key and a new request; a pending request's key waits in the dir for --resume. */
+async function submitRequest(ctx: ClientContext, a: LoginArgs): Promise<StartedRequest> {
+  const [target, task] = [a.target!, a.task!];
+  const key = generateKeyPairSync('ed25519').privateKey;
+  const publicKey = publicKeyLine(publicKeyBlobOf(key), `jit-ssh:${ctx.user}`);
+  await ctx.api.ensureToken();
+  const hosts = ctx.api.targets().catch(() => undefined);
+  const view = await ctx.api
+    .createRequest({ target, task, publicKey, reason: a.reason, ticket: a.ticket, ttl: a.ttl, account: a.account })
+    .catch(async (e: unknown) => {
+      throw (noRuleDecided(e) && unknownNameError((await hosts) ?? [], target, task)) || e;
+    });
+  if (view.status === 'pending') {
+    const meta = {
+      id: view.id,
+      target,
+      task,
+      user: ctx.user,
+      server: ctx.server,
+      createdAt: new Date().toISOString(),
+      ...(view.expiresAt ? { expiresAt: view.expiresAt } : {}),
+      ...(a.account ? { account: a.account } : {}),
+    };
+    writePending(ctx.dir, meta, key);
+  }
+  return { key, view, target, task, account: a.account, hosts };
+}
+
+/** Waits out a pending request; anything but an issued certificate ends the login with an error. */
+async function awaitIssued(ctx: ClientContext, first: StartedRequest['view']): Promise<IssuedRequest> {
+  const view = first.status === 'pending' ? await waitForDecision(ctx, first as PendingRequest) : first;
   // Issued, denied, expired or withdrawn: the pending key has served its purpose either way.
   removePending(ctx.dir, view.id);
   if (view.status !== 'issued') throw endedError(view as RequestView);
+  return view as IssuedRequest;
+}
 
-  const issued = view as IssuedRequest;
-  const certLine = issued.certificate;
-  const parsed = parseCertificate(certLine);
-  if (!parsed.publicKey.equals(publicKeyBlobOf(key))) {
-    throw new JitError('invalid_certificate', `the CA returned a certificate for another key (request ${issued.id})`);
+/** The hosts' side of trust: @cert-authority lines for every host the user may reach. */
+async function trustHosts(ctx: ClientContext, hosts: AllowedTarget[]): Promise<void> {
+  const hostCaKeys = await ctx.api.hostCaKeys().catch(() => [] as string[]);
+  try {
+    writeKnownHosts(ctx.dir, hostCaKeys, hosts);
+  } catch {
+    // without it ssh falls back to the user's own known_hosts; the certificate still works
   }
-  const hosts = await hostsP;
-  if (hosts) {
-    // The hosts' side of trust: @cert-authority lines for every host the user may reach.
-    const hostCaKeys = await ctx.api.hostCaKeys().catch(() => [] as string[]);
-    try {
-      writeKnownHosts(ctx.dir, hostCaKeys, hosts);
-    } catch {
-      // without it ssh falls back to the user's own known_hosts; the certificate still works
-    }
-  }
-  const meta: CertMeta = {
+}
+
+function certMetaFor(ctx: ClientContext, issued: IssuedRequest, started: StartedRequest, hosts: AllowedTarget[] | undefined): CertMeta {
+  const { target, task, account } = started;
+  const host = firstHost(hosts, target);
+  return {
     id: issued.id,
     target,
     ...(task ? { task } : {}),
@@ -161,48 +179,54 @@ export async function obtainCertificate(ctx: ClientContext, a: LoginArgs): Promi
     principals: issued.principals,
     validAfter: issued.validAfter,
     validBefore: issued.validBefore,
-    ...(firstHost(hosts, target) ? { host: firstHost(hosts, target) } : {}),
+    ...(host ? { host } : {}),
   };
+}
 
-  await pruning;
-  let agentLifetime: number | undefined;
-  let agentNote: string | undefined;
-  if (useAgent) {
-    const lifetime = Math.floor(Number(parsed.validBefore) - Date.now() / 1000);
-    try {
-      const agent = await ctx.agent();
-      if (agent && lifetime >= 1) {
-        // One jit-ssh entry per target and cert dir, like the files: the one they replace goes
-        // too, but never the entry another cert dir added for the same target name.
-        await removeAgentCerts(agent, (c) => c.target === target && fromDir(c, ctx.dir));
-        meta.agentComment = agentComment(target, issued.id, ctx.dir);
-        await agent.addEd25519WithCert({
-          privateKey: key,
-          certificate: Buffer.from(certLine.trim().split(/\s+/)[1], 'base64'),
-          comment: meta.agentComment,
-          lifetimeSeconds: lifetime,
-        });
-        agentLifetime = lifetime;
-      }
-    } catch (e) {
-      delete meta.agentComment;
-      agentNote = `not added to ssh-agent (${(e as Error).message}); the key files below still work`;
-    }
+/** What adding to ssh-agent came to: all fields absent when it was not tried or not possible. */
+interface AgentOutcome {
+  lifetime?: number;
+  comment?: string;
+  note?: string;
+}
+
+/** Key + certificate into ssh-agent for the time the certificate has left; never fatal. */
+async function addToAgent(ctx: ClientContext, meta: CertMeta, key: KeyObject, certLine: string, validBefore: number): Promise<AgentOutcome> {
+  const lifetime = Math.floor(validBefore - Date.now() / 1000);
+  try {
+    const agent = await ctx.agent();
+    if (!agent || lifetime < 1) return {};
+    // One jit-ssh entry per target and cert dir, like the files: the one they replace goes
+    // too, but never the entry another cert dir added for the same target name.
+    await removeAgentCerts(agent, (c) => c.target === meta.target && fromDir(c, ctx.dir));
+    const comment = agentComment(meta.target, meta.id, ctx.dir);
+    await agent.addEd25519WithCert({
+      privateKey: key,
+      certificate: Buffer.from(certLine.trim().split(/\s+/)[1], 'base64'),
+      comment,
+      lifetimeSeconds: lifetime,
+    });
+    return { lifetime, comment };
+  } catch (e) {
+    return { note: `not added to ssh-agent (${(e as Error).message}); the key files below still work` };
   }
-  const superseded = readMeta(ctx.dir, target);
+}
+
+/**
+ * The new certificate replaces the files and agent entry of an older one for this target;
+ * the older grant is revoked too, so no valid certificate is left that `done` can no longer reach.
+ */
+async function saveReplacingPrevious(ctx: ClientContext, meta: CertMeta, key: KeyObject, certLine: string): Promise<{ files: CertFiles; note?: string }> {
+  const superseded = readMeta(ctx.dir, meta.target);
   const files = writeCert(ctx.dir, meta, key, certLine);
-  // The new certificate replaces the files and agent entry of an older one for this target;
-  // revoke the older grant too, so no valid certificate is left that `done` can no longer reach.
   if (superseded && superseded.id !== meta.id && remainingSeconds(superseded) > 0) {
     try {
       await ctx.api.revokeRequest(superseded.id, `superseded by ${meta.id}`);
     } catch (e) {
-      agentNote = [agentNote, `could not revoke the previous certificate ${superseded.id} (${(e as Error).message}); run: jit-ssh revoke ${superseded.id}`]
-        .filter(Boolean)
-        .join('; ');
+      return { files, note: `could not revoke the previous certificate ${superseded.id} (${(e as Error).message}); run: jit-ssh revoke ${superseded.id}` };
     }
   }
-  return { meta, files, agentLifetime, agentNote };
+  return { files };
 }
 
 /** Expired certificates leave the dir and the agent; never fatal. */

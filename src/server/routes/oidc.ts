@@ -6,8 +6,8 @@
  */
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { JitError } from '../../errors.js';
-import { unauthenticated } from '../../auth/authenticate.js';
-import { loginWithIdToken, MAX_ID_TOKEN_LENGTH, OidcRefusal, type OidcVerifier } from '../../auth/oidc.js';
+import { MAX_ID_TOKEN_LENGTH, OidcRefusal } from '../../auth/oidc.js';
+import { openSsoSession, refuseSsoLogin } from '../../service/login.js';
 import type { Ctx } from '../app.js';
 
 const readJson = express.json({ limit: MAX_ID_TOKEN_LENGTH + 1024, strict: true, type: ['application/json', 'application/*+json'] });
@@ -35,52 +35,13 @@ export function oidcRoutes(ctx: Ctx): Router {
   r.post('/oidc', bodyOrTooLarge, async (req, res) => {
     ctx.limits.authPerAddress.hit(ctx.addressGroup(req));
     if (!deps.oidc) throw new JitError('not_found', 'SSO is not configured on this server (no oidc: in jit-sshd.yaml)');
-    if (res.locals.tooLarge) throw await refuseSso(ctx, new OidcRefusal(`request body larger than ${MAX_ID_TOKEN_LENGTH + 1024} bytes`), ctx.sourceAddress(req));
+    if (res.locals.tooLarge) throw await refuseSsoLogin(deps, new OidcRefusal(`request body larger than ${MAX_ID_TOKEN_LENGTH + 1024} bytes`), ctx.sourceAddress(req));
     const body: unknown = req.body;
     const idToken = (body as { idToken?: unknown } | undefined)?.idToken;
     if (typeof idToken !== 'string' || idToken.length === 0) throw new JitError('invalid_field', 'idToken: required, the ID token from the identity provider');
     if (Object.keys(body as object).length !== 1) throw new JitError('invalid_field', 'only idToken is accepted in the body');
-    const s = await openSsoSession(ctx, idToken, ctx.sourceAddress(req), 'oidc');
+    const s = await openSsoSession(deps, idToken, ctx.sourceAddress(req), 'oidc');
     res.json({ token: s.token, expiresAt: new Date(s.expiresAt).toISOString(), user: s.user, groups: s.groups });
   });
   return r;
-}
-
-/** Logs, counts and audits a refused SSO login; returns the one error every refusal gets. */
-async function refuseSso(ctx: Ctx, e: OidcRefusal, sourceAddress: string | undefined): Promise<JitError> {
-  const { deps } = ctx;
-  const issuer = deps.oidc?.verifier.config.issuer;
-  deps.metrics.authFailures.inc();
-  deps.log.warn({ method: 'oidc', issuer, subject: e.subject, reason: e.reason, sourceAddress }, 'OIDC login refused');
-  await deps.audit
-    .append({ type: 'auth_failure', method: 'oidc', issuer, ...(e.subject ? { subject: e.subject } : {}), reason: e.reason, sourceAddress })
-    .catch(() => undefined);
-  return unauthenticated();
-}
-
-/**
- * An ID token from the configured IdP → a jit-ssh session (the API's bearer token and the web
- * pages' cookie alike). The audit record is durable before the session exists.
- * `method` tells the audit how the token came: 'oidc' (CLI) or 'oidc-web' (the web sign-in).
- */
-export async function openSsoSession(
-  ctx: Ctx,
-  idToken: string,
-  sourceAddress: string | undefined,
-  method: 'oidc' | 'oidc-web',
-  /** The verifier for the client the token was issued to (the web pages may have their own). */
-  verifier?: OidcVerifier,
-): Promise<{ token: string; expiresAt: number; user: string; groups: string[] }> {
-  const { deps } = ctx;
-  const sso = deps.oidc;
-  if (!sso) throw new JitError('not_found', 'SSO is not configured on this server (no oidc: in jit-sshd.yaml)');
-  try {
-    const login = await loginWithIdToken(verifier ?? sso.verifier, sso.used, deps.policy(), idToken);
-    await deps.audit.append({ type: 'auth', method, user: login.user, issuer: login.issuer, subject: login.subject, groups: login.groups, sourceAddress });
-    const { token, expiresAt } = await deps.tokens.issue(login.user, { idpGroups: login.idpGroups });
-    return { token, expiresAt, user: login.user, groups: login.groups };
-  } catch (e) {
-    if (e instanceof OidcRefusal) throw await refuseSso(ctx, e, sourceAddress);
-    throw e;
-  }
 }
