@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import * as client from 'openid-client';
 import { JitError } from '../errors.js';
+import { isLoopbackHost } from '../policy/ip.js';
 import type { ApiClient, AuthMethods, OidcTokenResponse } from './api.js';
 import { openBrowser } from './sso-browser.js';
 
@@ -36,8 +37,9 @@ export async function ssoLogin(api: ApiClient, mode: SsoMode, io: SsoIo): Promis
 
 async function discover(offer: Offer): Promise<client.Configuration> {
   const issuer = new URL(offer.issuer);
-  const loopback = ['127.0.0.1', '[::1]', 'localhost'].includes(issuer.hostname) || /^127\./.test(issuer.hostname);
-  // Same rule as the daemon: plain http only for an IdP on this machine.
+  // Same rule as the daemon (one loopback rule): plain http only for an IdP on this machine;
+  // a name like 127.attacker.example is not loopback.
+  const loopback = isLoopbackHost(issuer.hostname);
   if (issuer.protocol !== 'https:' && !(issuer.protocol === 'http:' && loopback)) {
     throw new JitError('invalid_config', `the server names an insecure identity provider (${offer.issuer}); refusing to sign in there`);
   }

@@ -347,9 +347,7 @@ export function issuerProblem(u: string): string | null {
   if (url.search || url.hash || url.username || url.password) return 'must not have a query, fragment or credentials';
   if (url.protocol === 'https:') return null;
   if (url.protocol !== 'http:') return 'must be an https:// URL';
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  const ip = parseIp(host);
-  if (host === 'localhost' || (ip !== null && isLoopbackHost(host))) return null;
+  if (isLoopbackHost(url.hostname)) return null;
   return 'must be https:// (plain http only for a loopback issuer)';
 }
 
