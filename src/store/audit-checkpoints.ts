@@ -18,9 +18,8 @@ import { JitError } from '../errors.js';
 import { encodeOpenSshPrivateKey } from '../ca/openssh-key.js';
 import { fingerprintOf, parsePublicKey, publicKeyLine } from '../ca/keys.js';
 import { publicKeyBlobOf, publicKeyObjectFromBlob } from '../ca/signer.js';
-import { writeFileAtomicSync } from '../files.js';
 import { readLines, type AuditHead } from './audit.js';
-import { errorCode, fsyncDir } from './durable-file.js';
+import { errorCode, fsyncDir, writeFileAtomicSync } from '../files.js';
 import { readPrivateKeyFile } from './ca-keys.js';
 
 export const CHECKPOINT_FILES = {

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { publicKeyObjectFromBlob } from '../ca/signer.js';
 import { AUDIT_SNAPSHOT_FILE, type AuditResumePoint } from './audit.js';
 import type { CheckpointKey } from './audit-checkpoints.js';
-import { errorCode, writeFileDurable } from './durable-file.js';
+import { errorCode, writeFileAtomic } from '../files.js';
 import type { CompactGrant } from './grant-index.js';
 import type { ReplayState } from './replay.js';
 import type { CertRevocation, KeyRevocation } from './types.js';
@@ -44,7 +44,7 @@ const SLICE = 2000;
  * audit.resumePoint together); serialising and hashing then yield between slices.
  */
 export async function writeSnapshot(dataDir: string, key: CheckpointKey, payload: SnapshotPayload): Promise<void> {
-  await writeFileDurable(snapshotPath(dataDir), snapshotPieces(key, payload), 0o600);
+  await writeFileAtomic(snapshotPath(dataDir), snapshotPieces(key, payload), 0o600);
 }
 
 /** The file's text in slices: the payload with the grants spliced in SLICE at a time, then the seal. */

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { JitError } from '../errors.js';
 import { dirname, join } from 'node:path';
-import { errorCode, fsyncDir } from './durable-file.js';
+import { errorCode, fsyncDir } from '../files.js';
 import type { AuditEvent, AuditLog, AuditRecord } from './types.js';
 
 export const GENESIS_HASH = '0'.repeat(64);

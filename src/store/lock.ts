@@ -7,7 +7,7 @@ import { readFileSync, unlinkSync } from 'node:fs';
 import { open, readFile, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { JitError } from '../errors.js';
-import { errorCode } from './durable-file.js';
+import { errorCode } from '../files.js';
 
 export const LOCK_FILE = 'jit-sshd.lock';
 

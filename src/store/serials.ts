@@ -9,7 +9,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { JitError } from '../errors.js';
-import { errorCode, writeFileDurable } from './durable-file.js';
+import { errorCode, writeFileAtomic } from '../files.js';
 
 export interface SerialAllocator {
   next(): Promise<bigint>;
@@ -50,7 +50,7 @@ export function serialFile(file: string): SerialReservations {
       if (!/^\d{1,19}\n?$/.test(text)) throw new JitError('internal', `serial reservation file ${file} is corrupt`);
       return BigInt(text.trim());
     },
-    save: (upTo) => writeFileDurable(file, `${upTo}\n`),
+    save: (upTo) => writeFileAtomic(file, `${upTo}\n`),
   };
 }
 

@@ -12,7 +12,7 @@
  */
 import { constants } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
-import { errorCode } from './durable-file.js';
+import { errorCode } from '../files.js';
 import type { CertRevocation, KeyRevocation, RequestRecord, TokenRecord } from './types.js';
 
 /** A Map that remembers which keys changed since the last take(). */

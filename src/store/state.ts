@@ -23,7 +23,7 @@
 import { readFile } from 'node:fs/promises';
 import { Low, type Adapter } from 'lowdb';
 import { JitError } from '../errors.js';
-import { errorCode, writeFileDurable } from './durable-file.js';
+import { errorCode, writeFileAtomic } from '../files.js';
 import { compactGrant, expandGrant, type CompactGrant } from './grant-index.js';
 import { JournalWriter, readJournal, TrackedMap, type JournalEntry } from './state-journal.js';
 import {
@@ -82,7 +82,7 @@ class DurableJsonFile implements Adapter<StateFile> {
 
   async write(data: StateFile): Promise<void> {
     const text = JSON.stringify(data);
-    await writeFileDurable(this.file, text);
+    await writeFileAtomic(this.file, text);
     this.lastBytes = Buffer.byteLength(text);
   }
 }

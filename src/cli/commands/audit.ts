@@ -7,7 +7,7 @@ import { CHECKPOINT_FILES, parseCheckpointLine, readCheckpointPublicKey, type Ch
 import { readLines } from '../../store/audit.js';
 import { STORE_FILES } from '../../store/index.js';
 import { verifyAnchoredAudit, type Anchor } from '../../store/audit-verify.js';
-import { errorCode } from '../../store/durable-file.js';
+import { errorCode } from '../../files.js';
 import { accessReport, csvLine, CSV_COLUMNS, endOf, jsonRow, parseReportFilter, rowFields, type AccessRow } from '../../service/report.js';
 import { adminConfig, print, type CommonArgs } from './settings.js';
 import { databaseUrl } from '../../store-engine.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { JitError } from '../../errors.js';
 import { readLines } from '../../store/audit.js';
 import { STORE_FILES } from '../../store/index.js';
-import { errorCode } from '../../store/durable-file.js';
+import { errorCode } from '../../files.js';
 import { destroyKey, hostCustodyOf, initHostKeyring, initKeyring, keyringRoot, readKeyringEntries, retireKey, rotateKeyring, type CaKind } from '../../store/ca-keys.js';
 import { openCustodies, openCustody, openHostCustody, type KeyCustody } from '../../signer/index.js';
 import type { DaemonConfig } from '../../policy/config-schema.js';
