@@ -116,8 +116,6 @@ export function errorHandler(deps: Pick<ServiceDeps, 'log'>) {
     if (e.retryAfterSeconds !== undefined) res.set('Retry-After', String(e.retryAfterSeconds));
     const body: { error: { code: string; message: string; details?: unknown } } = { error: { code: e.code, message: e.message } };
     if (e.details !== undefined) body.error.details = e.details;
-    const retryAfter = (e.details as { retryAfter?: unknown } | undefined)?.retryAfter;
-    if (e.code === 'rate_limited' && typeof retryAfter === 'number') res.setHeader('Retry-After', String(retryAfter));
     res.status(e.status).json(body);
   };
 }

@@ -2,7 +2,7 @@
  * Per-user bounds (config `limits`), so that one user — or one stolen session — cannot make the
  * CA hold or write without limit: request rate, live certificates, pending requests. Each
  * refusal is 429 rate_limited naming the limit, with the seconds until a retry can succeed
- * (details.retryAfter; the server sends it as Retry-After).
+ * (retryAfterSeconds, which the server sends as Retry-After; also in details for clients).
  */
 import { JitError } from '../errors.js';
 import type { DaemonConfig } from '../policy/config-schema.js';
@@ -11,7 +11,7 @@ export type UserLimits = DaemonConfig['limits'];
 
 export function limitExceeded(limit: string, message: string, retryAfterSec: number): JitError {
   const retryAfter = Math.max(1, Math.ceil(retryAfterSec));
-  return new JitError('rate_limited', `${message} (limit ${limit}); retry in ${retryAfter} s`, { details: { limit, retryAfter } });
+  return new JitError('rate_limited', `${message} (limit ${limit}); retry in ${retryAfter} s`, { retryAfterSeconds: retryAfter, details: { limit, retryAfter } });
 }
 
 /**
