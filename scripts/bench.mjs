@@ -24,7 +24,9 @@
  *
  * Options (env): BENCH_QUICK=1 shortens every phase (smoke test; numbers are rougher),
  * BENCH_PRIOR=N changes the 100,000 prior issuances, BENCH_STARTUP_PRIOR=N the 1,000,000 of
- * startup_ratio_1m; BENCH_ONLY=startup runs only that phase.
+ * startup_ratio_1m; BENCH_ONLY=startup runs only that phase, BENCH_ONLY=http only core_ratio,
+ * http_ratio, issue_p99_ms and rss_mb. BENCH_DAEMON_NODE_ARGS adds node flags to the daemons
+ * the bench starts (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the request path).
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes, sign as cryptoSign } from 'node:crypto';
@@ -174,6 +176,11 @@ async function main() {
     result.rss_mb = rssMb(daemon.child.pid);
   }
   await stop(bare.child);
+  if (process.env.BENCH_ONLY === 'http') {
+    await stop(daemon.child);
+    process.stdout.write(JSON.stringify(result) + '\n');
+    return;
+  }
 
   // ---------------------------------------------------------------- growth_ratio
   progress(`growth: writing ${PRIOR.toLocaleString('en')} prior issuances (real certificates, chained fdatasync'ed audit)`);

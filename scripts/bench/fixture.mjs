@@ -82,8 +82,8 @@ rules:
 }
 
 /** Spawns `node <script> args…` and resolves once a stdout line carries a "url" (pino's listening line). */
-export function spawnListening(script, args, { timeoutMs = 60_000 } = {}) {
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnListening(script, args, { timeoutMs = 60_000, nodeArgs = [] } = {}) {
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (c) => (stderr += c));
   return new Promise((resolvePromise, reject) => {
@@ -122,7 +122,8 @@ export function spawnListening(script, args, { timeoutMs = 60_000 } = {}) {
 }
 
 export function spawnDaemon(env) {
-  return spawnListening(join(REPO, 'dist/cli/jit-sshd.js'), ['serve', '--config', env.configPath]);
+  const nodeArgs = (process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  return spawnListening(join(REPO, 'dist/cli/jit-sshd.js'), ['serve', '--config', env.configPath], { nodeArgs });
 }
 
 export async function stop(child) {

@@ -201,6 +201,7 @@ export function openKeyring(dataDir: string, custody: KeyCustody, onChange?: (en
   let entries: CaKeyEntry[] = [];
   let activeFp = '';
   let mtimeMs = -1;
+  const manifest = manifestPath(dataDir);
 
   const load = (): void => {
     const m = readManifest(dataDir);
@@ -230,7 +231,7 @@ export function openKeyring(dataDir: string, custody: KeyCustody, onChange?: (en
     // One stat per call (~µs): a rotation by the admin CLI applies to the very next certificate.
     let m: number;
     try {
-      m = statSync(manifestPath(dataDir)).mtimeMs;
+      m = statSync(manifest).mtimeMs;
     } catch {
       return false;
     }

@@ -26,9 +26,9 @@ export interface CompactGrant {
   readonly keyFingerprint?: string;
   /** The deciding rule's notification settings (shared with the policy, not a copy per grant). */
   readonly webhook?: unknown;
-  status: 'issued' | 'revoked';
-  revokedAt?: number;
-  revokedBy?: string;
+  readonly status: 'issued' | 'revoked';
+  readonly revokedAt?: number;
+  readonly revokedBy?: string;
 }
 
 export function compactGrant(r: RequestRecord): CompactGrant | undefined {

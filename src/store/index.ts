@@ -11,7 +11,7 @@ import { checkDataDirTrust } from './data-dir.js';
 import { acquireDataDirLock, LOCK_FILE } from './lock.js';
 import { openSerialAllocator, type SerialAllocator } from './serials.js';
 import { KRL_GRACE_SEC, openState, type OpenedState } from './state.js';
-import { auditReplay } from './replay.js';
+import { auditReplay, grantFromIssueRecord } from './replay.js';
 import { MAX_AUDIT_RECORD_BYTES } from './bounded-audit.js';
 import { openCheckpointKey } from './audit-checkpoints.js';
 import { readSnapshot, writeSnapshot, type SnapshotPayload } from './audit-snapshot.js';
@@ -106,15 +106,24 @@ export async function openStore(dataDir: string, opts: StoreOptions = {}): Promi
       clock: opts.clock,
       requestGraceSec: opts.requestGraceSec,
       krlGraceSec: opts.krlGraceSec,
-      // The replay kept current for snapshots forgets expired grants when the state does.
+      // The replay kept current for snapshots forgets expired revocations when the state does.
       onPrune: opts.snapshots ? (t) => replay.prune(t) : undefined,
     });
     // Auto-issued grants live in memory only; their audit records bring them back. So do the
     // revocations, whatever state file (lost, or restored from an old backup) we found.
-    for (const g of replay.grants()) state.recordIssued(g);
+    for (const g of replay.takeGrants()) state.adoptGrant(g);
     await state.restoreRevocations(replay.certRevocations(), replay.keyRevocations(), replay.krlFloor());
     const opened = audit;
-    const snapshotter = key && snapshotWriter(dataDir, key, opened, replay, clock, replayedRecords);
+    // One grant index, the state's, fed by each commit before anything else hears of it: it
+    // agrees with the log's head whenever a snapshot is taken (issuers record their grant only
+    // after their append resolves).
+    opened.onCommit((_head, records) => {
+      for (const r of records) {
+        const g = r.type === 'issue' ? grantFromIssueRecord(r) : undefined;
+        if (g) state.adoptGrant(g);
+      }
+    });
+    const snapshotter = key && snapshotWriter(dataDir, key, opened, replay, state, clock, replayedRecords);
     let closed = false;
     return {
       state,
@@ -167,6 +176,7 @@ function snapshotWriter(
   key: ReturnType<typeof openCheckpointKey>,
   audit: FileAuditLog,
   replay: ReturnType<typeof auditReplay>,
+  state: OpenedState,
   clock: () => Date,
   replayedAtOpen: number,
 ): SnapshotWriter {
@@ -178,7 +188,8 @@ function snapshotWriter(
 
   const take = (): SnapshotPayload => {
     const now = clock();
-    return { resume: audit.resumePoint(), time: now.toISOString(), state: replay.exportState(Math.floor(now.getTime() / 1000)) };
+    const nowSec = Math.floor(now.getTime() / 1000);
+    return { resume: audit.resumePoint(), time: now.toISOString(), state: { ...replay.exportState(nowSec), grants: state.liveGrants(nowSec) } };
   };
   const write = (): Promise<void> => {
     if (writing) {

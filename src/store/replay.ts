@@ -7,23 +7,27 @@
  * Memory stays bounded by what is live: a record for a certificate already expired is dropped as
  * it is read. Reads only fields the issuer and the revoker write, and checks their types.
  */
-import { compactGrant, expandGrant, type CompactGrant } from './grant-index.js';
-import type { AuditRecord, CertRevocation, KeyRevocation, RequestRecord } from './types.js';
+import { compactGrant, type CompactGrant } from './grant-index.js';
+import type { AuditRecord, CertRevocation, KeyRevocation } from './types.js';
 
 export interface AuditReplay {
   onRecord(r: AuditRecord): void;
+  /**
+   * Hands the live grants over (compact, revocations applied) and stops keeping grants: from
+   * here on the state's grant index is the only copy (fed by the audit commits, see index.ts),
+   * and exportState() carries no grants.
+   */
+  takeGrants(): CompactGrant[];
   /** The highest certificate serial any record names (0 when none): serials never restart below it. */
   maxSerial(): bigint;
   /**
    * What was gathered so far, minus what can no longer matter at nowSec (expired past the KRL
-   * grace): the start-up snapshot's payload. Arrays are fresh; grant objects are never mutated
-   * after they are stored (a revoke replaces them), so a snapshot taken now stays as it was.
+   * grace): the start-up snapshot's payload without its grants (the caller adds the state's).
+   * Arrays are fresh.
    */
-  exportState(nowSec: number): ReplayState;
+  exportState(nowSec: number): Omit<ReplayState, 'grants'>;
   /** Drops what can no longer matter at nowSec (expired past the KRL grace): memory follows the live window. */
   prune(nowSec: number): void;
-  /** Issued grants still valid at nowSec, with revocations applied (compact: no certificate text). */
-  grants(): RequestRecord[];
   certRevocations(): CertRevocation[];
   keyRevocations(): KeyRevocation[];
   /**
@@ -69,39 +73,13 @@ export function auditReplay(nowSec: number, krlGraceSec: number, from?: ReplaySt
     if (Number.isFinite(atMs)) floor = Math.max(floor + 1, Math.floor(atMs / 1000));
   };
 
+  let keepGrants = true;
+
   function onIssue(r: AuditRecord): void {
-    const id = str(r.id);
-    const serial = str(r.serial);
-    const validAfter = num(r.validAfter);
-    const validBefore = num(r.validBefore);
-    const ca = str(r.ca);
-    if (!id || !serial || validAfter === undefined || validBefore === undefined || !ca) return;
-    if (validBefore <= krlCutoff) return; // expired long ago: nothing live, nothing for the KRL
-    const createdAt = Date.parse(r.time);
-    const g = compactGrant({
-      id,
-      user: str(r.user) ?? '',
-      target: str(r.target) ?? '',
-      task: str(r.task) ?? '',
-      account: str(r.account),
-      ticket: str(r.ticket),
-      rule: str(r.rule),
-      status: 'issued',
-      createdAt,
-      expiresAt: createdAt,
-      draft: {
-        account: str(r.account) ?? '',
-        principals: Array.isArray(r.principals) ? r.principals.filter((p): p is string => typeof p === 'string') : [],
-        ttlSeconds: validBefore - validAfter,
-        criticalOptions: {},
-        extensions: {},
-      },
-      approvals: [],
-      publicKey: '',
-      keyFingerprint: str(r.keyFingerprint),
-      cert: { serial, keyId: str(r.keyId) ?? '', validAfter, validBefore, caFingerprint: ca },
-    });
-    if (g) issued.set(id, g);
+    if (!keepGrants) return;
+    const g = grantFromIssueRecord(r);
+    // expired long ago: nothing live, nothing for the KRL
+    if (g && g.validBefore > krlCutoff) issued.set(g.id, g);
   }
 
   function onRevoke(r: AuditRecord): void {
@@ -139,12 +117,16 @@ export function auditReplay(nowSec: number, krlGraceSec: number, from?: ReplaySt
         step(Date.parse(r.time));
       }
     },
-    grants() {
-      const out: RequestRecord[] = [];
+    takeGrants() {
+      const out: CompactGrant[] = [];
       for (const g of issued.values()) {
         if (g.validBefore <= nowSec) continue;
-        out.push(expandGrant(g));
+        // A snapshot may have caught a grant before the state marked it revoked; its KRL entry says so.
+        const rev = g.status === 'issued' ? certs.get(`${g.caFingerprint} ${g.serial}`) : undefined;
+        out.push(rev ? { ...g, status: 'revoked', revokedAt: rev.revokedAt, revokedBy: rev.by } : g);
       }
+      issued.clear();
+      keepGrants = false;
       return out;
     },
     certRevocations: () => [...certs.values()],
@@ -158,7 +140,45 @@ export function auditReplay(nowSec: number, krlGraceSec: number, from?: ReplaySt
     },
     exportState(at) {
       this.prune(at);
-      return { grants: [...issued.values()], certs: [...certs.values()], keys: [...keys.values()], floor, maxSerial: maxSerial.toString() };
+      return { certs: [...certs.values()], keys: [...keys.values()], floor, maxSerial: maxSerial.toString() };
     },
   };
+}
+
+/**
+ * The grant an audit `issue` record describes, in the index's compact form (undefined for a
+ * record without the fields a certificate has). Reads only fields the issuer writes and checks
+ * their types: the replay at start and the state's index after each commit use it alike.
+ */
+export function grantFromIssueRecord(r: AuditRecord): CompactGrant | undefined {
+  const id = str(r.id);
+  const serial = str(r.serial);
+  const validAfter = num(r.validAfter);
+  const validBefore = num(r.validBefore);
+  const ca = str(r.ca);
+  if (!id || !serial || validAfter === undefined || validBefore === undefined || !ca) return undefined;
+  const createdAt = Date.parse(r.time);
+  return compactGrant({
+    id,
+    user: str(r.user) ?? '',
+    target: str(r.target) ?? '',
+    task: str(r.task) ?? '',
+    account: str(r.account),
+    ticket: str(r.ticket),
+    rule: str(r.rule),
+    status: 'issued',
+    createdAt,
+    expiresAt: createdAt,
+    draft: {
+      account: str(r.account) ?? '',
+      principals: Array.isArray(r.principals) ? r.principals.filter((p): p is string => typeof p === 'string') : [],
+      ttlSeconds: validBefore - validAfter,
+      criticalOptions: {},
+      extensions: {},
+    },
+    approvals: [],
+    publicKey: '',
+    keyFingerprint: str(r.keyFingerprint),
+    cert: { serial, keyId: str(r.keyId) ?? '', validAfter, validBefore, caFingerprint: ca },
+  });
 }

@@ -112,6 +112,14 @@ export interface OpenedState extends StateStore {
   readonly warnings: readonly string[];
   /** For openStore: what the audit log says the KRL must list (see the method). */
   restoreRevocations(certs: readonly CertRevocation[], keys: readonly KeyRevocation[], krlFloor: number): Promise<boolean>;
+  /**
+   * For openStore: indexes a grant as the audit log describes it (the replay at start, then
+   * every committed `issue` record), so the index always agrees with the log's head. The object
+   * is kept as it is (no copy); a persisted record of the same id wins.
+   */
+  adoptGrant(g: CompactGrant): void;
+  /** For the start-up snapshot: every grant still valid at nowSec, compact (objects are never mutated once indexed). */
+  liveGrants(nowSec: number): CompactGrant[];
 }
 
 const STATUSES: ReadonlySet<RequestStatus> = new Set(REQUEST_STATUSES);
@@ -285,9 +293,22 @@ class LowdbState implements OpenedState {
 
   recordIssued(r: RequestRecord): void {
     this.assertOpen();
-    const g = r.status === 'issued' || r.status === 'revoked' ? compactGrant(r) : undefined;
+    if (r.status !== 'issued' && r.status !== 'revoked') throw new JitError('internal', 'recordIssued takes an issued request');
+    const indexed = this.grants.get(r.id);
+    if (indexed && indexed.status === r.status) {
+      // Already indexed from its audit record (see adoptGrant): only the rule's live notification
+      // settings are not in the log.
+      if (r.webhook !== undefined) this.grants.set(r.id, { ...indexed, webhook: r.webhook });
+      return;
+    }
+    const g = compactGrant(r);
     if (!g) throw new JitError('internal', 'recordIssued takes an issued request');
-    if (this.requests.has(r.id)) return; // a persisted record wins
+    this.adoptGrant(g);
+  }
+
+  adoptGrant(g: CompactGrant): void {
+    this.assertOpen();
+    if (this.requests.has(g.id)) return; // a persisted record wins
     const counted = this.grants.has(g.id) ? undefined : this.activeCounts.get(g.user);
     this.indexUser(g.id, g.user);
     this.grants.set(g.id, g);
@@ -298,6 +319,17 @@ class LowdbState implements OpenedState {
       }
       this.activeCounts.set(g.user, counted);
     }
+  }
+
+  liveGrants(nowSec: number): CompactGrant[] {
+    const out: CompactGrant[] = [];
+    for (const g of this.grants.values()) if (g.validBefore > nowSec) out.push(g);
+    // Approved grants live in the state file; the snapshot lists them too, as a full replay would.
+    for (const r of this.requests.values()) {
+      const g = r.cert && r.cert.validBefore > nowSec ? compactGrant(r) : undefined;
+      if (g) out.push(g);
+    }
+    return out;
   }
 
   async getRequest(id: string): Promise<RequestRecord | undefined> {
@@ -413,8 +445,10 @@ class LowdbState implements OpenedState {
         persisted = true;
         rec = structuredClone(revoked);
       } else if (g) {
-        Object.assign(g, { status: 'revoked', revokedAt: mark.at, revokedBy: mark.by });
-        rec = expandGrant(g);
+        // Replaced, not changed in place: a start-up snapshot being written holds the old object.
+        const revoked: CompactGrant = { ...g, status: 'revoked', revokedAt: mark.at, revokedBy: mark.by };
+        this.grants.set(id, revoked);
+        rec = expandGrant(revoked);
       } else continue;
       if (rec.cert) {
         const c = rec.cert;

@@ -125,6 +125,20 @@ describe('start-up snapshot', () => {
     await s2.close();
   });
 
+  it('ok/one grant index: a committed issue record is in the state at once, and a snapshot taken then carries it', async () => {
+    const s = await open();
+    start(s);
+    const g = await issue(s, 'u1', nowSec + 900);
+    // No recordIssued call: the commit itself indexed the grant, so a snapshot written between the
+    // append resolving and the issuer recording its grant cannot miss it.
+    expect((await s.state.getRequest(g.id))?.cert?.serial).toBe(g.serial);
+    await s.close();
+    const again = await open();
+    expect(again.opened.replayedRecords).toBe(0);
+    expect((await again.state.getRequest(g.id))?.status).toBe('issued');
+    await again.close();
+  });
+
   it('ok/revocations written after the last snapshot survive a crash (the tail brings them back)', async () => {
     const g = await closedWithHistory(6);
     const again = await open();

@@ -1,8 +1,10 @@
 /** jit-sshd serve: run until SIGINT/SIGTERM. */
 import { startDaemon } from '../../daemon.js';
+import { limitHeapGrowth } from '../heap.js';
 import type { CommonArgs } from './settings.js';
 
 export async function serve(a: CommonArgs & { listen?: string }): Promise<void> {
+  limitHeapGrowth();
   const d = await startDaemon({
     configPath: a.config,
     listen: a.listen,

@@ -1,5 +1,5 @@
 /** The request lifecycle: create, list, view, approve, deny, revoke; admin revocations. */
-import { Router, type Response } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { JitError } from '../../errors.js';
 import { createRequest } from '../../service/issue.js';
 import { approveRequest, denyRequest, listRequests, viewRequest } from '../../service/approve.js';
@@ -24,16 +24,19 @@ function send(res: Response, rec: RequestRecord, created = false): void {
   res.status(status).json(requestView(rec));
 }
 
+/** POST /v1/requests (app.ts mounts it first: it is the hot path). */
+export function createRequestHandler(ctx: Ctx) {
+  return async (req: Request, res: Response): Promise<void> => {
+    const identity = await ctx.identify(req);
+    const body = parseBody(requestBody, req.body);
+    const result = await createRequest(ctx.deps, identity, body, ctx.sourceAddress(req));
+    res.status(result.status === 'issued' ? 201 : 202).json(result);
+  };
+}
+
 export function requestRoutes(ctx: Ctx): Router {
   const r = Router();
   const { deps } = ctx;
-
-  r.post('/requests', async (req, res) => {
-    const identity = await ctx.identify(req);
-    const body = parseBody(requestBody, req.body);
-    const result = await createRequest(deps, identity, body, ctx.sourceAddress(req));
-    res.status(result.status === 'issued' ? 201 : 202).json(result);
-  });
 
   r.get('/requests', async (req, res) => {
     const identity = await ctx.identify(req);
