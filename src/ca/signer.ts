@@ -54,25 +54,34 @@ export function createSigner(privateKey: KeyObject, comment = 'jit-ssh-ca'): Sig
   const publicKeyLine = `${keyType} ${publicKeyBlob.toString('base64')}${comment ? ` ${comment}` : ''}`;
   const fingerprint = fingerprintOf(publicKeyBlob);
 
-  let sign: (data: Buffer) => Buffer;
+  // Per key type: the digest node's sign() takes, the key argument, and raw signature → SSH blob.
+  let alg: string | null;
+  let key: KeyObject | { key: KeyObject; dsaEncoding: 'ieee-p1363' };
+  let blob: (raw: Buffer) => Buffer;
   if (fields.type === 'ssh-ed25519') {
     const name = new WireWriter().string('ssh-ed25519').toBuffer();
-    sign = (data) => new WireWriter().raw(name).string(cryptoSign(null, data, privateKey)).toBuffer();
+    [alg, key, blob] = [null, privateKey, (raw) => new WireWriter().raw(name).string(raw).toBuffer()];
   } else if (fields.type === 'ssh-rsa') {
     if (fields.bits < MIN_CA_RSA_BITS) {
       throw new JitError('invalid_key', `RSA CA key of ${fields.bits} bits is below the ${MIN_CA_RSA_BITS}-bit minimum`);
     }
     // Only rsa-sha2-512: OpenSSH ≥ 8.2 refuses SHA-1 ('ssh-rsa') certificate signatures.
     const name = new WireWriter().string('rsa-sha2-512').toBuffer();
-    sign = (data) => new WireWriter().raw(name).string(cryptoSign('sha512', data, privateKey)).toBuffer();
+    [alg, key, blob] = ['sha512', privateKey, (raw) => new WireWriter().raw(name).string(raw).toBuffer()];
   } else if (fields.type.startsWith('ecdsa-sha2-') && 'curve' in fields) {
-    const { hash } = CURVES[fields.curve];
-    const opts = { key: privateKey, dsaEncoding: 'ieee-p1363' as const };
-    sign = (data) => ecdsaSigBlob(keyType, cryptoSign(hash, data, opts));
+    [alg, key, blob] = [CURVES[fields.curve].hash, { key: privateKey, dsaEncoding: 'ieee-p1363' }, (raw) => ecdsaSigBlob(keyType, raw)];
   } else {
     throw new JitError('invalid_key', `unsupported CA key type ${keyType}`);
   }
-  return { publicKeyBlob, keyType, publicKeyLine, fingerprint, sign };
+  return {
+    publicKeyBlob,
+    keyType,
+    publicKeyLine,
+    fingerprint,
+    sign: (data) => blob(cryptoSign(alg, data, key)),
+    signInPool: (data) =>
+      new Promise((resolve, reject) => cryptoSign(alg, data, key, (err, raw) => (err ? reject(err) : resolve(blob(raw))))),
+  };
 }
 
 /** A node KeyObject for an SSH public-key blob (plain ed25519/ECDSA/RSA; sk keys map to their base key). */

@@ -37,4 +37,6 @@ export interface Signer {
    * (ed25519 → 'ssh-ed25519'; ECDSA → 'ecdsa-sha2-nistpN' with (r,s) mpints; RSA → 'rsa-sha2-512').
    */
   sign(data: Buffer): Buffer;
+  /** The same signature computed on libuv's thread pool: the event loop's core stays free for requests. */
+  signInPool(data: Buffer): Promise<Buffer>;
 }

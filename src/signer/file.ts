@@ -54,7 +54,7 @@ export function asyncSigner(s: Signer): CaSigner {
     keyType: s.keyType,
     publicKeyLine: s.publicKeyLine,
     fingerprint: s.fingerprint,
-    sign: async (data) => s.sign(data),
+    sign: (data) => s.signInPool(data),
   };
 }
 

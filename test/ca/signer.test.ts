@@ -78,6 +78,17 @@ describe('createSigner and verifySshSignature', () => {
     });
   }
 
+  it('ok/signInPool (the thread-pool path the daemon signs with) gives signatures that verify, for every key type', async () => {
+    for (const [kind] of KINDS) {
+      const s = createSigner(makeKey(kind));
+      const data = Buffer.from(`pool ${kind}`);
+      const sig = await s.signInPool(data);
+      expect(verifySshSignature(s.publicKeyBlob, data, sig)).toBe(true);
+      expect(verifySshSignature(s.publicKeyBlob, Buffer.from('other'), sig)).toBe(false);
+      if (kind === 'ed25519') expect(sig.equals(s.sign(data))).toBe(true);
+    }
+  });
+
   it('ok/ed25519 signature is deterministic', () => {
     const s = createSigner(keys.ed25519);
     expect(s.sign(data).equals(s.sign(data))).toBe(true);

@@ -30,7 +30,10 @@ export function createRequestHandler(ctx: Ctx) {
     const identity = await ctx.identify(req);
     const body = parseBody(requestBody, req.body);
     const result = await createRequest(ctx.deps, identity, body, ctx.sourceAddress(req));
-    res.status(result.status === 'issued' ? 201 : 202).json(result);
+    // What res.json sends, without its per-response settings lookups and header re-parsing.
+    const text = JSON.stringify(result);
+    res.writeHead(result.status === 'issued' ? 201 : 202, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
   };
 }
 
