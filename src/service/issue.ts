@@ -6,11 +6,12 @@ import { JitError } from '../errors.js';
 import { parsePublicKey, publicKeyLine, type ParsedKey } from '../ca/keys.js';
 import { attachSignature, certificateBody, checkCertParams } from '../ca/cert.js';
 import { decide, type AccessRequest, type Identity, type Decision, type Reason } from '../policy/decide.js';
-import type { IssuedRequest, PendingRequest, RequestRecord } from '../store/types.js';
+import type { IssuedRequest, PendingRequest } from '../store/types.js';
 import { certificateWindow, issue, newRequestId, refuse, request } from './request.js';
 import { issuedView, pendingView, type IssuedView, type PendingView } from './views.js';
 import type { ServiceDeps } from './deps.js';
 import { limitExceeded } from './user-limits.js';
+import { keyIdFor } from '../store/grant-index.js';
 
 export interface RequestInput {
   target: string;
@@ -22,9 +23,6 @@ export interface RequestInput {
   publicKey: string;
 }
 
-export function keyIdFor(rec: Pick<RequestRecord, 'id' | 'user' | 'task' | 'ticket'>): string {
-  return ['jit-ssh', rec.id, rec.user, rec.task, ...(rec.ticket ? [rec.ticket] : [])].join(':');
-}
 
 export async function createRequest(
   deps: ServiceDeps,

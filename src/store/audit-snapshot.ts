@@ -122,8 +122,8 @@ const DIGITS = /^\d{1,20}$/;
 function grantOk(g: unknown): g is CompactGrant {
   return (
     isObj(g) &&
-    [g.id, g.user, g.target, g.task, g.serial, g.keyId, g.caFingerprint].every(isStr) &&
-    [g.account, g.ticket, g.rule, g.keyFingerprint, g.revokedBy].every(optStr) &&
+    [g.id, g.user, g.target, g.task, g.serial, g.caFingerprint].every(isStr) &&
+    [g.keyId, g.account, g.ticket, g.rule, g.keyFingerprint, g.revokedBy].every(optStr) &&
     Array.isArray(g.principals) &&
     g.principals.every(isStr) &&
     [g.createdAt, g.validAfter, g.validBefore].every(isNum) &&

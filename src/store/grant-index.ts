@@ -6,6 +6,39 @@
  */
 import type { IssuedRequest, RequestRecord, RevokedRequest } from './types.js';
 
+/** A certificate's key id as the issuer writes it: `jit-ssh:<request id>:<user>:<task>[:<ticket>]`. */
+export function keyIdFor(rec: { id: string; user: string; task: string; ticket?: string }): string {
+  return ['jit-ssh', rec.id, rec.user, rec.task, ...(rec.ticket ? [rec.ticket] : [])].join(':');
+}
+
+/**
+ * Names repeat across grants (users, targets, tasks, accounts, rules; principal lists): each is
+ * kept once, not once per live certificate. They come from the policy's vocabulary, so the table
+ * stays small; past SHARED_MAX entries new names are simply not shared.
+ */
+const SHARED_MAX = 50_000;
+const sharedNames = new Map<string, string>();
+const sharedLists = new Map<string, readonly string[]>();
+
+function shared(s: string): string;
+function shared(s: string | undefined): string | undefined;
+function shared(s: string | undefined): string | undefined {
+  if (s === undefined) return s;
+  const hit = sharedNames.get(s);
+  if (hit !== undefined) return hit;
+  if (sharedNames.size < SHARED_MAX) sharedNames.set(s, s);
+  return s;
+}
+
+function sharedList(list: readonly string[]): readonly string[] {
+  const key = list.join('\n');
+  const hit = sharedLists.get(key);
+  if (hit && hit.length === list.length) return hit;
+  const own = Object.freeze(list.map((p) => shared(p)));
+  if (sharedLists.size < SHARED_MAX) sharedLists.set(key, own);
+  return own;
+}
+
 export interface CompactGrant {
   readonly id: string;
   readonly user: string;
@@ -18,7 +51,8 @@ export interface CompactGrant {
   /** ms since the epoch */
   readonly createdAt: number;
   readonly serial: string;
-  readonly keyId: string;
+  /** Absent when it reads as keyIdFor(grant) (always, for grants this version issued). */
+  readonly keyId?: string;
   readonly caFingerprint: string;
   /** Unix seconds */
   readonly validAfter: number;
@@ -35,16 +69,16 @@ export function compactGrant(r: RequestRecord): CompactGrant | undefined {
   if (!r.cert || (r.status !== 'issued' && r.status !== 'revoked')) return undefined;
   return {
     id: r.id,
-    user: r.user,
-    target: r.target,
-    task: r.task,
-    account: r.account,
+    user: shared(r.user),
+    target: shared(r.target),
+    task: shared(r.task),
+    account: shared(r.account),
     ticket: r.ticket,
-    rule: r.rule,
-    principals: [...r.draft.principals],
+    rule: shared(r.rule),
+    principals: sharedList(r.draft.principals),
     createdAt: r.createdAt,
     serial: r.cert.serial,
-    keyId: r.cert.keyId,
+    keyId: r.cert.keyId === keyIdFor(r) ? undefined : r.cert.keyId,
     caFingerprint: r.cert.caFingerprint,
     validAfter: r.cert.validAfter,
     validBefore: r.cert.validBefore,
@@ -79,7 +113,7 @@ export function expandGrant(g: CompactGrant): IssuedRequest | RevokedRequest {
     publicKey: '',
     keyFingerprint: g.keyFingerprint,
     webhook: g.webhook,
-    cert: { serial: g.serial, keyId: g.keyId, validAfter: g.validAfter, validBefore: g.validBefore, caFingerprint: g.caFingerprint },
+    cert: { serial: g.serial, keyId: g.keyId ?? keyIdFor(g), validAfter: g.validAfter, validBefore: g.validBefore, caFingerprint: g.caFingerprint },
   };
   if (g.status === 'issued') return { ...common, status: 'issued' };
   return { ...common, status: 'revoked', revokedAt: g.revokedAt ?? g.createdAt, revokedBy: g.revokedBy ?? '' };
