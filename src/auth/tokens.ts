@@ -5,7 +5,7 @@
  * see SessionTokenStore). Static automation tokens are configured as SHA-256 hashes and
  * compared in constant time.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash as sha, timingSafeEqual } from 'node:crypto';
 
 export const TOKEN_PREFIX = 'jit_';
 const TOKEN_SHAPE = /^jit_[A-Za-z0-9_-]{43}$/;
@@ -26,7 +26,7 @@ export interface StaticToken {
 }
 
 export function hashToken(token: string): Buffer {
-  return createHash('sha256').update(token, 'utf8').digest();
+  return sha('sha256', token, 'buffer');
 }
 
 /** Where session tokens are kept, by the hex SHA-256 of the token (never the token). */

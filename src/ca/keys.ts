@@ -4,7 +4,7 @@
  * "equal to a CA key", revocation by key): a non-canonical encoding of the same key must
  * not slip past those checks, so anything OpenSSH would not write itself is refused.
  */
-import { createHash, createPublicKey } from 'node:crypto';
+import { createPublicKey, hash as sha } from 'node:crypto';
 import { JitError } from '../errors.js';
 import { WireReader, type WireFault } from './wire.js';
 
@@ -80,7 +80,7 @@ function bad(message: string): never {
 
 /** 'SHA256:' + unpadded base64 of sha256(blob), as ssh-keygen -l prints it. */
 export function fingerprintOf(blob: Buffer): string {
-  return 'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, '');
+  return 'SHA256:' + sha('sha256', blob, 'base64').replace(/=+$/, '');
 }
 
 /**

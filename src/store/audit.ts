@@ -11,7 +11,7 @@
  * failed write (ENOSPC, EROFS, EIO…) leaves no hole: the file is truncated back to its last good
  * size and the next append continues the chain as if the failed ones never happened.
  */
-import { createHash } from 'node:crypto';
+import { hash as sha } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { JitError } from '../errors.js';
 import { dirname, join } from 'node:path';
@@ -135,9 +135,7 @@ export function canonicalJson(value: unknown): string {
 }
 
 export function recordHash(prevHash: string, recordWithoutHash: Record<string, unknown>): string {
-  return createHash('sha256')
-    .update(prevHash + canonicalJson(recordWithoutHash))
-    .digest('hex');
+  return sha('sha256', prevHash + canonicalJson(recordWithoutHash), 'hex');
 }
 
 const RESERVED = new Set(['seq', 'time', 'prevHash', 'hash']);
@@ -288,7 +286,7 @@ const HASH_SUFFIX_LENGTH = HASH_MEMBER.length + 64 + 2;
 function lineHashMatches(text: string, prevHash: string, hash: string): boolean {
   const at = text.length - HASH_SUFFIX_LENGTH;
   if (at <= 0 || !text.startsWith(HASH_MEMBER, at)) return false;
-  return createHash('sha256').update(prevHash + text.slice(0, at) + '}').digest('hex') === hash;
+  return sha('sha256', prevHash + text.slice(0, at) + '}', 'hex') === hash;
 }
 
 /** Walks the chain one line at a time, remembering the last good record. */
@@ -584,7 +582,7 @@ class JsonlAuditLog implements FileAuditLog {
         continue;
       }
       seq++;
-      hash = createHash('sha256').update(body.prevHash + canonical).digest('hex');
+      hash = sha('sha256', body.prevHash + canonical, 'hex');
       const rec = Object.assign(body, { hash }) as AuditRecord; // body is ours: no copy per record
       const line = `${canonical.slice(0, -1)},"hash":"${hash}"}\n`;
       starts.push(this.size + bytes);

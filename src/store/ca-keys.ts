@@ -227,8 +227,14 @@ export function openKeyring(dataDir: string, custody: KeyCustody, onChange?: (en
     activeFp = active;
   };
 
+  /** Set while the current event-loop turn has looked (cleared in the next check phase). */
+  let lookedThisTurn = false;
   const refresh = (): boolean => {
-    // One stat per call (~µs): a rotation by the admin CLI applies to the very next certificate.
+    // One stat per event-loop turn, not per certificate (under load a turn serves dozens): a
+    // rotation by the admin CLI applies to every request the daemon reads after it finished.
+    if (lookedThisTurn) return false;
+    lookedThisTurn = true;
+    setImmediate(() => (lookedThisTurn = false));
     let m: number;
     try {
       m = statSync(manifest).mtimeMs;
