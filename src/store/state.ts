@@ -118,7 +118,11 @@ export interface OpenedState extends StateStore {
    * is kept as it is (no copy); a persisted record of the same id wins.
    */
   adoptGrant(g: CompactGrant): void;
-  /** For the start-up snapshot: every grant still valid at nowSec, compact (objects are never mutated once indexed). */
+  /**
+   * For the start-up snapshot: every grant still valid at nowSec, compact (objects are never
+   * mutated once indexed). In-memory grants expired by then are dropped on the way, as prune()
+   * would: a store nobody prunes (a bulk import) stays the size of its live window.
+   */
   liveGrants(nowSec: number): CompactGrant[];
 }
 
@@ -323,7 +327,10 @@ class LowdbState implements OpenedState {
 
   liveGrants(nowSec: number): CompactGrant[] {
     const out: CompactGrant[] = [];
-    for (const g of this.grants.values()) if (g.validBefore > nowSec) out.push(g);
+    for (const [id, g] of this.grants) {
+      if (g.validBefore > nowSec) out.push(g);
+      else this.deleteRequest(id); // expired: of no further use, as prune() would decide
+    }
     // Approved grants live in the state file; the snapshot lists them too, as a full replay would.
     for (const r of this.requests.values()) {
       const g = r.cert && r.cert.validBefore > nowSec ? compactGrant(r) : undefined;
