@@ -80,7 +80,8 @@ export function createApp(deps: AppDeps): express.Express {
       next();
     });
   }
-  const json = express.json({ limit: BODY_LIMIT_BYTES, strict: true, type: ['application/json', 'application/*+json'] });
+  // Compressed bodies are refused on every route, as the issue route's reader refuses them.
+  const json = express.json({ limit: BODY_LIMIT_BYTES, strict: true, inflate: false, type: ['application/json', 'application/*+json'] });
   // Issuing is the hot path: its route is the router's first layer, matched without walking the
   // mounted routers before it (each costs a path match and a prefix trim per request), and its
   // body is read by a lean reader that answers as express.json does (json-body.ts).

@@ -2,7 +2,7 @@
  * The issue route's JSON body, read without body-parser's generality (charset conversion,
  * inflation, verify hooks): ~25 µs less per request on the hot path (measured against
  * express.json on a bare endpoint). For what a client can send it answers as the app's
- * express.json does, except that it takes only UTF-8 and no Content-Encoding:
+ * express.json (inflate: false) does, except that it takes UTF-8 only:
  *  - not JSON (`application/json` or `application/*+json`) or no body: req.body stays undefined;
  *  - a charset other than UTF-8, any Content-Encoding but identity: 415;
  *  - more than `limit` bytes, declared or read: 413, once the rest of the body is read off;
