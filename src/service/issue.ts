@@ -23,7 +23,6 @@ export interface RequestInput {
   publicKey: string;
 }
 
-
 export async function createRequest(
   deps: ServiceDeps,
   identity: Identity,

@@ -4,7 +4,7 @@
  * certificates with 16 KiB key comments costs a few hundred bytes per live certificate, and
  * nothing once it expires (prune drops it). The audit `issue` record is the full copy.
  */
-import type { IssuedRequest, RequestRecord, RevokedRequest } from './types.js';
+import type { AuditRecord, IssuedRequest, RequestRecord, RevokedRequest } from './types.js';
 
 /** A certificate's key id as the issuer writes it: `jit-ssh:<request id>:<user>:<task>[:<ticket>]`. */
 export function keyIdFor(rec: { id: string; user: string; task: string; ticket?: string }): string {
@@ -117,4 +117,55 @@ export function expandGrant(g: CompactGrant): IssuedRequest | RevokedRequest {
   };
   if (g.status === 'issued') return { ...common, status: 'issued' };
   return { ...common, status: 'revoked', revokedAt: g.revokedAt ?? g.createdAt, revokedBy: g.revokedBy ?? '' };
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+const stringMap = (v: unknown): Record<string, string> =>
+  v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).filter((e): e is [string, string] => typeof e[1] === 'string')) : {};
+
+/**
+ * The grant an `issue` audit record describes, rebuilt from the fields the issuer writes, each
+ * type-checked (undefined for a record without the fields a certificate has). Both stores read
+ * their grants back from the log with it.
+ */
+export function grantFromIssue(a: AuditRecord): IssuedRequest | undefined {
+  const id = str(a.id);
+  const serial = str(a.serial);
+  const validAfter = num(a.validAfter);
+  const validBefore = num(a.validBefore);
+  const ca = str(a.ca);
+  if (!id || !serial || validAfter === undefined || validBefore === undefined || !ca) return undefined;
+  const createdAt = Date.parse(a.time);
+  return {
+    id,
+    user: str(a.user) ?? '',
+    target: str(a.target) ?? '',
+    task: str(a.task) ?? '',
+    ...(str(a.account) ? { account: str(a.account) } : {}),
+    ...(str(a.ticket) ? { ticket: str(a.ticket) } : {}),
+    ...(str(a.rule) ? { rule: str(a.rule) } : {}),
+    ...(str(a.sourceAddress) ? { sourceAddress: str(a.sourceAddress) } : {}),
+    status: 'issued',
+    createdAt,
+    expiresAt: createdAt,
+    draft: {
+      account: str(a.account) ?? '',
+      principals: strings(a.principals),
+      ttlSeconds: validBefore - validAfter,
+      criticalOptions: stringMap(a.criticalOptions),
+      extensions: stringMap(a.extensions),
+    },
+    approvals: strings(a.approvals).map((by) => ({ by, at: createdAt })),
+    publicKey: str(a.publicKey) ?? '',
+    keyFingerprint: str(a.keyFingerprint),
+    cert: { serial, keyId: str(a.keyId) ?? '', validAfter, validBefore, caFingerprint: ca, ...(str(a.certificate) ? { certificate: str(a.certificate) } : {}) },
+  };
+}
+
+/** The same grant in the index's compact form (the embedded store's replay and its commit feed). */
+export function compactGrantFromIssue(a: AuditRecord): CompactGrant | undefined {
+  const g = grantFromIssue(a);
+  return g && compactGrant(g);
 }

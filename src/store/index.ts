@@ -11,7 +11,8 @@ import { checkDataDirTrust } from './data-dir.js';
 import { acquireDataDirLock, LOCK_FILE } from './lock.js';
 import { openSerialAllocator, type SerialAllocator } from './serials.js';
 import { KRL_GRACE_SEC, openState, type OpenedState } from './state.js';
-import { auditReplay, grantFromIssueRecord } from './replay.js';
+import { auditReplay } from './replay.js';
+import { compactGrantFromIssue } from './grant-index.js';
 import { MAX_AUDIT_RECORD_BYTES } from './bounded-audit.js';
 import { openCheckpointKey } from './audit-checkpoints.js';
 import { readSnapshot, writeSnapshot, type SnapshotPayload } from './audit-snapshot.js';
@@ -119,7 +120,7 @@ export async function openStore(dataDir: string, opts: StoreOptions = {}): Promi
     // after their append resolves).
     opened.onCommit((_head, records) => {
       for (const r of records) {
-        const g = r.type === 'issue' ? grantFromIssueRecord(r) : undefined;
+        const g = r.type === 'issue' ? compactGrantFromIssue(r) : undefined;
         if (g) state.adoptGrant(g);
       }
     });

@@ -7,7 +7,7 @@
  * Memory stays bounded by what is live: a record for a certificate already expired is dropped as
  * it is read. Reads only fields the issuer and the revoker write, and checks their types.
  */
-import { compactGrant, type CompactGrant } from './grant-index.js';
+import { compactGrantFromIssue, type CompactGrant } from './grant-index.js';
 import type { AuditRecord, CertRevocation, KeyRevocation } from './types.js';
 
 export interface AuditReplay {
@@ -77,7 +77,7 @@ export function auditReplay(nowSec: number, krlGraceSec: number, from?: ReplaySt
 
   function onIssue(r: AuditRecord): void {
     if (!keepGrants) return;
-    const g = grantFromIssueRecord(r);
+    const g = compactGrantFromIssue(r);
     // expired long ago: nothing live, nothing for the KRL
     if (g && g.validBefore > krlCutoff) issued.set(g.id, g);
   }
@@ -143,42 +143,4 @@ export function auditReplay(nowSec: number, krlGraceSec: number, from?: ReplaySt
       return { certs: [...certs.values()], keys: [...keys.values()], floor, maxSerial: maxSerial.toString() };
     },
   };
-}
-
-/**
- * The grant an audit `issue` record describes, in the index's compact form (undefined for a
- * record without the fields a certificate has). Reads only fields the issuer writes and checks
- * their types: the replay at start and the state's index after each commit use it alike.
- */
-export function grantFromIssueRecord(r: AuditRecord): CompactGrant | undefined {
-  const id = str(r.id);
-  const serial = str(r.serial);
-  const validAfter = num(r.validAfter);
-  const validBefore = num(r.validBefore);
-  const ca = str(r.ca);
-  if (!id || !serial || validAfter === undefined || validBefore === undefined || !ca) return undefined;
-  const createdAt = Date.parse(r.time);
-  return compactGrant({
-    id,
-    user: str(r.user) ?? '',
-    target: str(r.target) ?? '',
-    task: str(r.task) ?? '',
-    account: str(r.account),
-    ticket: str(r.ticket),
-    rule: str(r.rule),
-    status: 'issued',
-    createdAt,
-    expiresAt: createdAt,
-    draft: {
-      account: str(r.account) ?? '',
-      principals: Array.isArray(r.principals) ? r.principals.filter((p): p is string => typeof p === 'string') : [],
-      ttlSeconds: validBefore - validAfter,
-      criticalOptions: {},
-      extensions: {},
-    },
-    approvals: [],
-    publicKey: '',
-    keyFingerprint: str(r.keyFingerprint),
-    cert: { serial, keyId: str(r.keyId) ?? '', validAfter, validBefore, caFingerprint: ca },
-  });
 }

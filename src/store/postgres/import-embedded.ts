@@ -15,7 +15,8 @@ import type { AuditRecord, IssuedRequest, RequestRecord } from '../types.js';
 import { auditLines } from './audit.js';
 import { migrate } from './migrations.js';
 import { createPool, inTransaction } from './pool.js';
-import { grantFromIssue, writeRequest } from './state.js';
+import { writeRequest } from './state.js';
+import { grantFromIssue } from '../grant-index.js';
 import { verifyAuditLines } from '../audit.js';
 
 export interface ImportResult {

@@ -8,7 +8,6 @@ import { JitError } from '../../errors.js';
 import type {
   AuditRecord,
   CertRevocation,
-  IssuedRequest,
   KeyRevocation,
   PruneResult,
   RequestFilter,
@@ -22,6 +21,7 @@ import type {
 } from '../types.js';
 
 import { inTransaction, query, type Pool, type PoolClient } from './pool.js';
+import { grantFromIssue } from '../grant-index.js';
 
 const STATUSES = new Set<RequestStatus>(['pending', 'issued', 'denied', 'expired', 'revoked']);
 const TOKEN_HASH = /^[0-9a-f]{64}$/;
@@ -80,47 +80,6 @@ export async function recordGrantsOf(db: Queryable, records: readonly AuditRecor
        WHERE requests.status = 'pending'`,
     values: [JSON.stringify(rows)],
   });
-}
-
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
-const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
-const stringMap = (v: unknown): Record<string, string> =>
-  v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).filter((e): e is [string, string] => typeof e[1] === 'string')) : {};
-
-/** A RequestRecord rebuilt from an `issue` audit record (the fields the issuer writes). */
-export function grantFromIssue(a: AuditRecord): IssuedRequest | undefined {
-  const id = str(a.id);
-  const serial = str(a.serial);
-  const validAfter = num(a.validAfter);
-  const validBefore = num(a.validBefore);
-  const ca = str(a.ca);
-  if (!id || !serial || validAfter === undefined || validBefore === undefined || !ca) return undefined;
-  const createdAt = Date.parse(a.time);
-  return {
-    id,
-    user: str(a.user) ?? '',
-    target: str(a.target) ?? '',
-    task: str(a.task) ?? '',
-    ...(str(a.account) ? { account: str(a.account) } : {}),
-    ...(str(a.ticket) ? { ticket: str(a.ticket) } : {}),
-    ...(str(a.rule) ? { rule: str(a.rule) } : {}),
-    ...(str(a.sourceAddress) ? { sourceAddress: str(a.sourceAddress) } : {}),
-    status: 'issued',
-    createdAt,
-    expiresAt: createdAt,
-    draft: {
-      account: str(a.account) ?? '',
-      principals: strings(a.principals),
-      ttlSeconds: validBefore - validAfter,
-      criticalOptions: stringMap(a.criticalOptions),
-      extensions: stringMap(a.extensions),
-    },
-    approvals: strings(a.approvals).map((by) => ({ by, at: createdAt })),
-    publicKey: str(a.publicKey) ?? '',
-    keyFingerprint: str(a.keyFingerprint),
-    cert: { serial, keyId: str(a.keyId) ?? '', validAfter, validBefore, caFingerprint: ca, ...(str(a.certificate) ? { certificate: str(a.certificate) } : {}) },
-  };
 }
 
 /** Steps the KRL version as the embedded store does: max(version + steps, now in seconds). */
