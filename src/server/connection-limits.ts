@@ -43,59 +43,111 @@ export function serverTimeouts(limits: ConnectionLimits): { headersTimeout: numb
   return { headersTimeout: limits.headersTimeout * 1000, requestTimeout: limits.requestTimeout * 1000, connectionsCheckingInterval: 1000 };
 }
 
-export function guardConnections(server: Server, opts: ConnectionLimitOptions): ConnectionGuard {
-  const { limits } = opts;
-  let total = 0;
-  const perGroup = new Map<string, number>();
-  /** remote address:port of connections that delivered a request (the same for TLS and TCP sockets) */
-  const served = new Set<string>();
-  const peer = (s: { remoteAddress?: string; remotePort?: number }) => `${s.remoteAddress}|${s.remotePort}`;
+/** What admission decided for a new connection. */
+export type Admission =
+  | { admitted: true; group: string | undefined; reserve: boolean }
+  | { admitted: false; why: 'per-address' | 'total'; group: string };
 
-  server.on('connection', (socket: Socket) => {
-    const addr = normalizeAddress(socket.remoteAddress) ?? 'unknown';
-    const proxy = isIP(addr) !== 0 && opts.trustedProxies.check(addr, isIP(addr) === 6 ? 'ipv6' : 'ipv4');
-    const group = proxy ? undefined : addressGroup(addr, opts.prefix);
-    const mine = group === undefined ? 0 : (perGroup.get(group) ?? 0);
-    if (total >= limits.max + limits.healthReserve || (group !== undefined && mine >= limits.perAddress)) {
-      opts.onRefused?.(group !== undefined && mine >= limits.perAddress ? 'per-address' : 'total', group ?? addr);
-      socket.destroy();
-      return;
+/**
+ * The counting half of the caps, apart from any server: the daemon's own listener uses it, and
+ * with front processes the primary admits every connection before it hands it to a front.
+ */
+export class ConnectionAdmission {
+  private total = 0;
+  private readonly perGroup = new Map<string, number>();
+  constructor(private readonly opts: ConnectionLimitOptions) {}
+
+  admit(remoteAddress: string | undefined): Admission {
+    const { limits } = this.opts;
+    const addr = normalizeAddress(remoteAddress) ?? 'unknown';
+    const proxy = isIP(addr) !== 0 && this.opts.trustedProxies.check(addr, isIP(addr) === 6 ? 'ipv6' : 'ipv4');
+    const group = proxy ? undefined : addressGroup(addr, this.opts.prefix);
+    const mine = group === undefined ? 0 : (this.perGroup.get(group) ?? 0);
+    if (this.total >= limits.max + limits.healthReserve || (group !== undefined && mine >= limits.perAddress)) {
+      const why = group !== undefined && mine >= limits.perAddress ? 'per-address' : 'total';
+      this.opts.onRefused?.(why, group ?? addr);
+      return { admitted: false, why, group: group ?? addr };
     }
-    total++;
-    if (group !== undefined) perGroup.set(group, mine + 1);
-    const key = peer(socket);
-    if (total > limits.max) {
+    this.total++;
+    if (group !== undefined) this.perGroup.set(group, mine + 1);
+    return { admitted: true, group, reserve: this.total > limits.max };
+  }
+
+  release(group: string | undefined): void {
+    this.total--;
+    if (group === undefined) return;
+    const left = (this.perGroup.get(group) ?? 1) - 1;
+    if (left <= 0) this.perGroup.delete(group);
+    else this.perGroup.set(group, left);
+  }
+
+  /** Above `max`: only health checks are served. */
+  overMax(): boolean {
+    return this.total > this.opts.limits.max;
+  }
+
+  count(group?: string): number {
+    return group === undefined ? this.total : (this.perGroup.get(group) ?? 0);
+  }
+}
+
+/**
+ * The serving half: connections let in above `max` must send a whole request within
+ * RESERVE_GRACE_MS, and while over `max` only health checks reach the app.
+ */
+export class ReserveGate {
+  /** remote address:port of connections that delivered a request (the same for TLS and TCP sockets) */
+  private readonly served = new Set<string>();
+  constructor(
+    private readonly maxConnections: number,
+    private readonly overMax: () => boolean,
+  ) {}
+
+  /** Called for every admitted connection; `reserve`: it was let in above `max`. */
+  track(socket: Socket, reserve: boolean): void {
+    const key = peerKey(socket);
+    if (reserve) {
       const timer = setTimeout(() => {
-        if (!served.has(key)) socket.destroy();
+        if (!this.served.has(key)) socket.destroy();
       }, RESERVE_GRACE_MS);
       timer.unref();
       socket.once('close', () => clearTimeout(timer));
     }
-    socket.once('close', () => {
-      served.delete(key);
-      total--;
-      if (group === undefined) return;
-      const left = (perGroup.get(group) ?? 1) - 1;
-      if (left <= 0) perGroup.delete(group);
-      else perGroup.set(group, left);
-    });
-  });
+    socket.once('close', () => this.served.delete(key));
+  }
 
-  return {
-    handler: (app) => (req: IncomingMessage, res: ServerResponse) => {
-      served.add(peer(req.socket));
-      if (total <= limits.max) {
+  handler(app: RequestListener): RequestListener {
+    return (req: IncomingMessage, res: ServerResponse) => {
+      this.served.add(peerKey(req.socket));
+      if (!this.overMax()) {
         app(req, res);
         return;
       }
       res.setHeader('connection', 'close'); // hand the slot back as soon as this answer is out
       if (!HEALTH_PATHS.has((req.url ?? '').split('?')[0])) {
         res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '5', connection: 'close' });
-        res.end(JSON.stringify({ error: { code: 'unavailable', message: `too many open connections (connections.max ${limits.max}); try again shortly` } }));
+        res.end(JSON.stringify({ error: { code: 'unavailable', message: `too many open connections (connections.max ${this.maxConnections}); try again shortly` } }));
         return;
       }
       app(req, res);
-    },
-    count: (group) => (group === undefined ? total : (perGroup.get(group) ?? 0)),
-  };
+    };
+  }
+}
+
+const peerKey = (s: { remoteAddress?: string; remotePort?: number }) => `${s.remoteAddress}|${s.remotePort}`;
+
+/** The caps on a server that accepts its own connections (the daemon without front processes). */
+export function guardConnections(server: Server, opts: ConnectionLimitOptions): ConnectionGuard {
+  const admission = new ConnectionAdmission(opts);
+  const gate = new ReserveGate(opts.limits.max, () => admission.overMax());
+  server.on('connection', (socket: Socket) => {
+    const a = admission.admit(socket.remoteAddress);
+    if (!a.admitted) {
+      socket.destroy();
+      return;
+    }
+    gate.track(socket, a.reserve);
+    socket.once('close', () => admission.release(a.group));
+  });
+  return { handler: (app) => gate.handler(app), count: (group) => admission.count(group) };
 }
