@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
+import type { Server as NetServer } from 'node:net';
 import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { JitError } from './errors.js';
@@ -22,9 +23,10 @@ import { Challenges } from './auth/challenges.js';
 import { fileSecretSource, type SecretSource } from './auth/secret.js';
 import { SessionTokens } from './auth/tokens.js';
 import { OidcVerifier } from './auth/oidc.js';
-import { createApp, type AppDeps } from './server/app.js';
+import { createApp, createCtx, type AppDeps } from './server/app.js';
+import { startFronts, type Fronts } from './server/fronts.js';
 import { buildBlockList } from './server/client-address.js';
-import { guardConnections, serverTimeouts } from './server/connection-limits.js';
+import { ConnectionAdmission, guardConnections, serverTimeouts } from './server/connection-limits.js';
 import { createMetrics } from './service/metrics.js';
 import { createNotifier } from './service/notify.js';
 import { newServiceRuntime } from './service/deps.js';
@@ -73,6 +75,8 @@ export interface RunningDaemon {
   url: string;
   port: number;
   deps: AppDeps;
+  /** process ids of the live front processes (none without `frontends`) */
+  frontendPids(): number[];
   close(): Promise<void>;
 }
 
@@ -120,24 +124,48 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   const pruneTimer = await startPruner(store, clock, log);
 
-  const app = createApp(deps);
+  const ctx = createCtx(deps);
+  const app = createApp(deps, ctx);
   const timeouts = serverTimeouts(config.connections);
-  const server: Server = config.tls
-    ? createHttpsServer({ ...timeouts, cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) })
-    : createHttpServer(timeouts);
-  const guard = guardConnections(server, {
+  const limitOptions = {
     limits: config.connections,
     prefix: config.addressPrefix,
     trustedProxies: buildBlockList(config.trustedProxies),
     onRefused: refusedLogger(log),
-  });
-  server.on('request', guard.handler(app));
+  };
+  let server: Server | NetServer;
+  let fronts: Fronts | undefined;
+  if (config.frontends > 0) {
+    try {
+      fronts = await startFronts({
+        count: config.frontends,
+        ctx,
+        app,
+        admission: new ConnectionAdmission(limitOptions),
+        log,
+        init: { tls: config.tls, timeouts, maxConnections: config.connections.max, logLevel: config.logLevel },
+      });
+    } catch (e) {
+      clearInterval(pruneTimer);
+      deps.oidc?.verifier.close();
+      await unwind();
+      throw e;
+    }
+    server = fronts.acceptor;
+  } else {
+    const http: Server = config.tls
+      ? createHttpsServer({ ...timeouts, cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) })
+      : createHttpServer(timeouts);
+    http.on('request', guardConnections(http, limitOptions).handler(app));
+    server = http;
+  }
   const { host, port } = parseListen(config.listen)!;
   try {
     await listen(server, host, port);
   } catch (e) {
     clearInterval(pruneTimer);
     deps.oidc?.verifier.close();
+    await fronts?.close();
     await unwind();
     throw new JitError('unavailable', `cannot listen on ${config.listen}: ${(e as Error).message}`);
   }
@@ -148,23 +176,28 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   if (!config.publicUrl && !isLoopbackListen(config.listen)) {
     log.warn({ publicUrl: live.publicUrl }, 'publicUrl is not set: login challenges name the listen address, and jit-ssh refuses them when it connects by another name; set publicUrl');
   }
-  log.info({ url, publicUrl: live.publicUrl, ca: ca.active().fingerprint, dataDir: config.dataDir, store: store.kind }, 'jit-sshd listening');
+  log.info({ url, publicUrl: live.publicUrl, ca: ca.active().fingerprint, dataDir: config.dataDir, store: store.kind, frontends: fronts?.pids() }, 'jit-sshd listening');
 
   let closed = false;
   return {
     url,
     port: actualPort,
     deps,
+    frontendPids: () => fronts?.pids() ?? [],
     async close() {
       if (closed) return;
       closed = true;
       clearInterval(pruneTimer);
       deps.oidc?.verifier.close();
       process.off('SIGHUP', reloadPolicy);
-      await new Promise<void>((res) => {
-        server.close(() => res());
-        server.closeAllConnections();
-      });
+      if (fronts) await fronts.close();
+      else {
+        const http = server as Server;
+        await new Promise<void>((res) => {
+          http.close(() => res());
+          http.closeAllConnections();
+        });
+      }
       // Give webhooks in flight a moment, but a hanging receiver must not hold up shutdown.
       await Promise.race([deps.notify.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
       await unwind();
@@ -304,7 +337,7 @@ async function startPruner(store: Pick<StoreEngine, 'state' | 'audit'>, clock: C
   return timer;
 }
 
-function listen(server: Server, host: string, port: number): Promise<void> {
+function listen(server: Server | NetServer, host: string, port: number): Promise<void> {
   return new Promise<void>((res, rej) => {
     server.once('error', rej);
     server.listen(port, host, () => res());

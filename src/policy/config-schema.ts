@@ -57,6 +57,11 @@ export interface DaemonConfig {
   /** Clients are grouped by these prefixes for rate limits and connection caps. */
   addressPrefix: { ipv4: number; ipv6: number };
   connections: ConnectionLimits;
+  /**
+   * Front processes that run TLS and HTTP beside the daemon (0: the daemon serves HTTP itself).
+   * Decisions, signing and the audit stay in the daemon.
+   */
+  frontends: number;
   /** Where the CA private keys live. */
   ca: CaCustodyConfig;
   /** Signed audit-head checkpoints: every N records or `interval` seconds; optionally to syslog. */
@@ -257,6 +262,7 @@ export const configSchema = z.strictObject({
       requestTimeout: duration({ maxSeconds: 600 }).prefault('30s'),
     })
     .prefault({}),
+  frontends: z.number().int().min(0).max(16).default(0),
   ca: z
     .discriminatedUnion('backend', [
       z.strictObject({ backend: z.literal('file') }),

@@ -3,8 +3,9 @@
  * thin: parse → validate → authenticate → service → JSON. Every error leaves through one
  * middleware that maps JitError codes to statuses and hides everything else.
  */
-import express, { type NextFunction, type Request, type Response } from 'express';
-import { JitError, isJitError } from '../errors.js';
+import express, { type Request } from 'express';
+import { JitError } from '../errors.js';
+import { errorHandler } from './error-answer.js';
 import type { Identity } from '../policy/decide.js';
 import { identityFromAnyBearer } from '../auth/oidc-session.js';
 import type { OidcVerifier } from '../auth/oidc.js';
@@ -14,8 +15,8 @@ import type { StoreHealth } from '../store/types.js';
 import { addressGroup } from '../policy/ip.js';
 import type { SessionTokens } from '../auth/tokens.js';
 import type { ServiceDeps } from '../service/deps.js';
-import { buildBlockList, clientAddress } from './client-address.js';
-import { BODY_LIMIT_BYTES, bodyErrors, jsonBody } from './json-body.js';
+import { buildBlockList, clientAddress, peerAddress } from './client-address.js';
+import { BODY_LIMIT_BYTES, jsonBody } from './json-body.js';
 import { RateLimiter } from './rate-limit.js';
 import { authRoutes } from './routes/auth.js';
 import { createRequestHandler, requestRoutes } from './routes/requests.js';
@@ -42,21 +43,25 @@ export interface Ctx {
   deps: AppDeps;
   /** Authenticates the request's bearer token against the current policy. */
   identify(req: Request): Promise<Identity>;
+  /** The same, for an Authorization header's value. */
+  identifyBearer(authorization: string | undefined): Promise<Identity>;
   sourceAddress(req: Request): string | undefined;
+  /** The same, for a peer address and an X-Forwarded-For header (from a front process). */
+  sourceAddressOf(peer: string | undefined, forwardedFor: string | undefined): string | undefined;
   /** The client's address group for limits: its address cut to addressPrefix (IPv6 /64). */
   addressGroup(req: Request): string;
   limits: { authPerAddress: RateLimiter; authFailuresPerUser: RateLimiter };
 }
 
-export function createApp(deps: AppDeps): express.Express {
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
+/** What every route shares: authentication, the client's address, the login rate limits. */
+export function createCtx(deps: AppDeps): Ctx {
   const trusted = buildBlockList(deps.config.trustedProxies);
   const ctx: Ctx = {
     deps,
-    identify: (req) => identityFromAnyBearer(req.get('authorization'), deps.policy(), deps.tokens, deps.clock.now()),
-    sourceAddress: (req) => clientAddress(req.socket.remoteAddress, req.get('x-forwarded-for'), trusted),
+    identify: (req) => ctx.identifyBearer(req.get('authorization')),
+    identifyBearer: (authorization) => identityFromAnyBearer(authorization, deps.policy(), deps.tokens, deps.clock.now()),
+    sourceAddress: (req) => ctx.sourceAddressOf(peerAddress(req.socket, req.headers), req.get('x-forwarded-for')),
+    sourceAddressOf: (peer, forwardedFor) => clientAddress(peer, forwardedFor, trusted),
     addressGroup: (req) => addressGroup(ctx.sourceAddress(req) ?? 'unknown', deps.config.addressPrefix),
     limits: {
       authPerAddress: new RateLimiter(
@@ -69,6 +74,13 @@ export function createApp(deps: AppDeps): express.Express {
       ),
     },
   };
+  return ctx;
+}
+
+export function createApp(deps: AppDeps, ctx: Ctx = createCtx(deps)): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
 
   // The log level is fixed at start: at info and above, no per-request layer at all (hot path).
   if (deps.log.isLevelEnabled('debug')) {
@@ -100,30 +112,4 @@ export function createApp(deps: AppDeps): express.Express {
   });
   app.use(errorHandler(deps));
   return app;
-}
-
-/** Maps any error to the API's JSON error shape; internals go to the log only. */
-export function errorHandler(deps: Pick<ServiceDeps, 'log'>) {
-  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
-    let e: JitError;
-    const bodyErr = err as { type?: string; status?: number };
-    if (isJitError(err)) e = err;
-    else if (bodyErr?.type === 'entity.too.large') e = bodyErrors.tooLarge();
-    else if (bodyErr?.type === 'entity.parse.failed') e = bodyErrors.notJson();
-    else if (bodyErr?.type === 'charset.unsupported' || bodyErr?.type === 'encoding.unsupported') e = bodyErrors.encoding();
-    else if (typeof bodyErr?.status === 'number' && bodyErr.status >= 400 && bodyErr.status < 500) {
-      e = new JitError('bad_request', 'malformed request');
-    } else {
-      deps.log.error({ err, method: req.method, path: req.path }, 'internal error');
-      e = new JitError('internal', 'internal error, see the CA log');
-    }
-    if (e.status >= 500 && e.code !== 'internal') {
-      deps.log.error({ code: e.code, msg: e.message, cause: e.cause instanceof Error ? e.cause.message : undefined, path: req.path }, 'request failed');
-    }
-    if (res.headersSent) return;
-    if (e.retryAfterSeconds !== undefined) res.set('Retry-After', String(e.retryAfterSeconds));
-    const body: { error: { code: string; message: string; details?: unknown } } = { error: { code: e.code, message: e.message } };
-    if (e.details !== undefined) body.error.details = e.details;
-    res.status(e.status).json(body);
-  };
 }

@@ -1,5 +1,5 @@
 /** The requester's address, honouring X-Forwarded-For only when the peer is a trusted proxy. */
-import { BlockList, isIP } from 'node:net';
+import { BlockList, isIP, type Socket } from 'node:net';
 
 export function normalizeAddress(addr: string | undefined): string | undefined {
   if (!addr) return undefined;
@@ -25,4 +25,23 @@ export function clientAddress(peer: string | undefined, forwardedFor: string | u
   // Walk from the nearest hop outwards while the hop we came through is trusted.
   while (addr && trusted.check(addr, isIP(addr) === 6 ? 'ipv6' : 'ipv4') && hops.length > 0) addr = hops.pop();
   return addr;
+}
+
+/**
+ * With front processes, requests reach the app over a private socket: the front names the
+ * client's address in this header, and the app believes it only on sockets marked as the
+ * front's (a client's own copy of the header is replaced by the front).
+ */
+export const FRONT_PEER_HEADER = 'x-jit-peer';
+const frontSockets = new WeakSet<Socket>();
+
+export function markFrontSocket(socket: Socket): void {
+  frontSockets.add(socket);
+}
+
+/** The address the connection came from: the socket's peer, or what the front names. */
+export function peerAddress(socket: Socket, headers: Record<string, string | string[] | undefined>): string | undefined {
+  if (!frontSockets.has(socket)) return socket.remoteAddress;
+  const named = headers[FRONT_PEER_HEADER];
+  return typeof named === 'string' ? named : undefined;
 }

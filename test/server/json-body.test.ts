@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { errorHandler } from '../../src/server/app.js';
+import { errorHandler } from '../../src/server/error-answer.js';
 import { BODY_LIMIT_BYTES, jsonBody } from '../../src/server/json-body.js';
 
 let server: http.Server;

@@ -24,15 +24,28 @@ function send(res: Response, rec: RequestRecord, created = false): void {
   res.status(status).json(requestView(rec));
 }
 
+/** What a POST /v1/requests carries that the answer depends on (from express, or from a front process). */
+export interface IssueCall {
+  authorization: string | undefined;
+  /** the client's address, as clientAddress() makes it from the peer and X-Forwarded-For */
+  sourceAddress: string | undefined;
+  body: unknown;
+}
+
+/** POST /v1/requests as data in, status and JSON text out; errors are thrown (errorAnswer maps them). */
+export async function issueAnswer(ctx: Ctx, call: IssueCall): Promise<{ status: 201 | 202; text: string }> {
+  const identity = await ctx.identifyBearer(call.authorization);
+  const body = parseBody(requestBody, call.body);
+  const result = await createRequest(ctx.deps, identity, body, call.sourceAddress);
+  return { status: result.status === 'issued' ? 201 : 202, text: JSON.stringify(result) };
+}
+
 /** POST /v1/requests (app.ts mounts it first: it is the hot path). */
 export function createRequestHandler(ctx: Ctx) {
   return async (req: Request, res: Response): Promise<void> => {
-    const identity = await ctx.identify(req);
-    const body = parseBody(requestBody, req.body);
-    const result = await createRequest(ctx.deps, identity, body, ctx.sourceAddress(req));
+    const { status, text } = await issueAnswer(ctx, { authorization: req.get('authorization'), sourceAddress: ctx.sourceAddress(req), body: req.body });
     // What res.json sends, without its per-response settings lookups and header re-parsing.
-    const text = JSON.stringify(result);
-    res.writeHead(result.status === 'issued' ? 201 : 202, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   };
 }

@@ -1,0 +1,123 @@
+/**
+ * A front process (config `frontends`): TLS and HTTP for connections the daemon accepted and
+ * handed over, so that parsing, encryption and body reading run beside the daemon's event loop
+ * instead of on it. It decides nothing: POST /v1/requests goes to the daemon as an `issue` call
+ * with the bearer, the client's address and the parsed body; every other request is proxied to
+ * the daemon's private socket. It exits when the daemon's IPC channel closes.
+ */
+import { readFileSync } from 'node:fs';
+import { Agent, createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import express, { type Request, type Response } from 'express';
+import { pino, type Logger } from 'pino';
+import { JitError } from '../errors.js';
+import { FRONT_PEER_HEADER } from './client-address.js';
+import { ReserveGate } from './connection-limits.js';
+import { errorAnswer, errorHandler } from './error-answer.js';
+import type { FromFront, FrontInit, ToFront } from './front-protocol.js';
+import { jsonBody } from './json-body.js';
+
+const send = (m: FromFront): void => {
+  if (process.connected) process.send!(m);
+};
+
+/** Hop-by-hop headers: they describe one connection, not the message, and are not passed on. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
+
+function endToEnd(headers: IncomingMessage['headers']): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
+  return out;
+}
+
+/** Every route but the hot one: passed to the daemon's private socket as it came, plus the client's address. */
+function proxyTo(socketPath: string, log: Logger) {
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  return (req: Request, res: Response): void => {
+    const headers = endToEnd(req.headers);
+    if (req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked'; // node de-chunked it; chunk it again
+    headers[FRONT_PEER_HEADER] = req.socket.remoteAddress ?? ''; // replaces any the client sent
+    const upstream = httpRequest({ socketPath, agent, method: req.method, path: req.originalUrl, headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, endToEnd(up.headers));
+      up.pipe(res);
+    });
+    upstream.on('error', (e) => {
+      log.error({ error: e.message, path: req.path }, 'front: the daemon did not answer');
+      if (res.headersSent) return void res.destroy();
+      const a = errorAnswer(new JitError('unavailable', 'the CA did not answer; try again shortly'), log, req);
+      res.status(a.status).json(a.body);
+    });
+    res.on('close', () => {
+      if (!res.writableFinished) upstream.destroy(); // the client left: stop the upstream request too
+    });
+    req.pipe(upstream);
+  };
+}
+
+function start(init: FrontInit): Server {
+  const log = pino({ level: init.logLevel, base: { front: process.pid } });
+  const pending = new Map<number, ServerResponse>();
+  let nextId = 1;
+  let overMax = false;
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.post('/v1/requests', jsonBody, (req: Request, res: Response) => {
+    const id = nextId++;
+    pending.set(id, res);
+    res.once('close', () => pending.delete(id));
+    send({ t: 'issue', id, authorization: req.get('authorization'), peer: req.socket.remoteAddress, forwardedFor: req.get('x-forwarded-for'), body: req.body });
+  });
+  app.use(proxyTo(init.socketPath, log));
+  app.use(errorHandler({ log }));
+
+  const gate = new ReserveGate(init.maxConnections, () => overMax);
+  const server = init.tls
+    ? createHttpsServer({ ...init.timeouts, cert: readFileSync(init.tls.cert), key: readFileSync(init.tls.key) })
+    : createHttpServer(init.timeouts);
+  server.on('request', gate.handler(app));
+
+  process.on('message', (m: ToFront, handle?: Socket) => {
+    switch (m.t) {
+      case 'conn':
+        if (!handle) return;
+        gate.track(handle, m.reserve);
+        handle.once('close', () => send({ t: 'closed', c: m.c }));
+        server.emit('connection', handle);
+        return;
+      case 'over':
+        overMax = m.over;
+        return;
+      case 'answer': {
+        const res = pending.get(m.id);
+        if (!res) return; // the client left meanwhile
+        pending.delete(m.id);
+        res.writeHead(m.status, { ...m.headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(m.text) });
+        res.end(m.text);
+        return;
+      }
+      case 'close':
+        server.close(() => process.exit(0));
+        server.closeAllConnections();
+        return;
+    }
+  });
+  return server;
+}
+
+// The daemon owns the lifecycle: a terminal's Ctrl-C or hang-up reaches the whole process group,
+// and the daemon shuts its fronts down in order; SIGTERM still ends a front.
+process.on('SIGINT', () => {});
+process.on('SIGHUP', () => {});
+process.on('disconnect', () => process.exit(0));
+process.once('message', (m: ToFront) => {
+  if (m.t !== 'init') return void send({ t: 'failed', error: `expected init, got ${m.t}` });
+  try {
+    start(m);
+    send({ t: 'ready' });
+  } catch (e) {
+    send({ t: 'failed', error: (e as Error).message });
+  }
+});
