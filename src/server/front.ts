@@ -78,6 +78,9 @@ function start(init: FrontInit): Server {
     ? createHttpsServer({ ...init.timeouts, cert: readFileSync(init.tls.cert), key: readFileSync(init.tls.key) })
     : createHttpServer(init.timeouts);
   server.on('request', gate.handler(app));
+  // Node starts the checker that enforces headersTimeout/requestTimeout on 'listening'; this
+  // server never listens (its connections come from the daemon), so it is told it does.
+  server.emit('listening');
 
   process.on('message', (m: ToFront, handle?: Socket) => {
     switch (m.t) {

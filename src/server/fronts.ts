@@ -193,8 +193,11 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
     acceptor,
     pids: () => fronts.filter((f) => f.ready).map((f) => f.child.pid!),
     async close() {
-      await new Promise<void>((res) => acceptor.close(() => res()));
+      // Stop accepting now; the acceptor reports closed only once the fronts' connections are
+      // gone (node asks each child about the handles it was sent), so the fronts stop first.
+      const stopped = new Promise<void>((res) => acceptor.close(() => res()));
       await stopAll();
+      await stopped;
     },
   };
 }

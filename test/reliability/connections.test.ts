@@ -3,7 +3,9 @@
  * other loopback addresses (127.0.0.2 …) while the legitimate client on 127.0.0.1 approves,
  * revokes and checks health. One attacking address is held to connections.perAddress; many
  * together fill connections.max, beyond which only health checks are served; the server drops
- * every half-sent request after headersTimeout, and service comes back by itself.
+ * every half-sent request after headersTimeout, and service comes back by itself. The same with
+ * front processes (`frontends: 2`): the daemon admits every connection, so the caps count
+ * connections across fronts.
  */
 import { get as httpGet } from 'node:http';
 import { connect, type Socket } from 'node:net';
@@ -49,7 +51,8 @@ function freshGet(port: number, path: string, token?: string): Promise<{ status:
   });
 }
 
-describe('reliability: half-sent requests cannot take the CA away', () => {
+for (const frontends of [0, 2])
+describe(`reliability: half-sent requests cannot take the CA away (frontends: ${frontends})`, () => {
   let env: TestEnv;
   let d: RunningDaemon;
   let port: number;
@@ -70,7 +73,7 @@ describe('reliability: half-sent requests cannot take the CA away', () => {
   beforeAll(async () => {
     env = makeEnv({
       tokens: t.yaml,
-      config: `connections: { max: ${MAX}, perAddress: ${PER_ADDRESS}, healthReserve: ${RESERVE}, headersTimeout: 4s, requestTimeout: 6s }\n`,
+      config: `connections: { max: ${MAX}, perAddress: ${PER_ADDRESS}, healthReserve: ${RESERVE}, headersTimeout: 4s, requestTimeout: 6s }\nfrontends: ${frontends}\n`,
     });
     d = await startTestDaemon(env);
     port = Number(new URL(d.url).port);

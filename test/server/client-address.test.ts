@@ -33,6 +33,9 @@ const RULE = `  - name: bound
 for (const [name, config, want] of [
   ['untrusted peer: X-Forwarded-For ignored', '', '127.0.0.1/32'],
   ['trusted proxy: X-Forwarded-For used', 'trustedProxies: [127.0.0.1]', '203.0.113.9/32'],
+  // Through a front process: it names the peer to the daemon; the same rules apply.
+  ['untrusted peer via a front process', 'frontends: 1', '127.0.0.1/32'],
+  ['trusted proxy via a front process', 'trustedProxies: [127.0.0.1]\nfrontends: 1', '203.0.113.9/32'],
 ] as const) {
   describeWithTools(['ssh-keygen'], `source-address binding, ${name}`, () => {
     let env: TestEnv;
