@@ -68,7 +68,8 @@ rules:
     configPath,
     `listen: 127.0.0.1:0\ndataDir: ${dataDir}\npolicy: ${policyPath}\nlogLevel: info\nrateLimit: { auth: { perMinute: 100000 } }\n` +
       // The bench issues thousands of certificates for one user, far beyond the per-user defaults.
-      `limits: { requestsPerMinute: 100000, liveCertificates: 1000000, pendingRequests: 10000 }\n`,
+      `limits: { requestsPerMinute: 100000, liveCertificates: 1000000, pendingRequests: 10000 }\n` +
+      (o.config ?? ''),
   );
   return {
     dir,
@@ -136,6 +137,17 @@ export async function stop(child) {
 }
 
 /** Resident set size of a process in MiB (Linux /proc). */
+/** Resident set of a process and its child processes (a daemon with front processes), MiB. */
+export function rssTreeMb(pid) {
+  let kids = [];
+  try {
+    kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  } catch {
+    // no children file: the process alone
+  }
+  return Math.round([pid, ...kids].reduce((t, p) => t + (rssMb(p) ?? 0), 0) * 10) / 10;
+}
+
 export function rssMb(pid) {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -100,6 +100,11 @@ export const median = (values) => percentile(values, 50);
  * Runs subject and baseline once each in round r, alternating which goes first, so a
  * neighbour's burst of CPU hits both sides of a pair alike. Works for sync and async steps.
  */
+/** Runs the runners of round r in an order rotated by r (A B C, B C A, C A B, …). */
+export async function rotate(r, runners) {
+  for (let i = 0; i < runners.length; i++) await runners[(r + i) % runners.length]();
+}
+
 export async function pair(r, subject, baseline) {
   if (r % 2) {
     await baseline();

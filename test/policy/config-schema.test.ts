@@ -40,6 +40,7 @@ describe('validateConfig', () => {
       hostCertTtl: 30 * 86_400,
       addressPrefix: { ipv4: 32, ipv6: 64 },
       connections: { max: 1000, perAddress: 50, healthReserve: 10, headersTimeout: 10, requestTimeout: 30 },
+      frontends: 0,
       auditCheckpoints: { everyRecords: 1000, interval: 60, syslog: false },
       store: { type: 'embedded' },
       ca: { backend: 'file' },
@@ -61,6 +62,7 @@ describe('validateConfig', () => {
     ['ok/ipv6 grouping', { addressPrefix: { ipv6: 56 } }, { addressPrefix: { ipv4: 32, ipv6: 56 } }],
     ['ok/connections', { connections: { max: 200, perAddress: 5, headersTimeout: '5s' } }, { connections: { max: 200, perAddress: 5, healthReserve: 10, headersTimeout: 5, requestTimeout: 30 } }],
     ['ok/rsa ca', { caKeyType: 'rsa', minRsaBits: 2048 }, { caKeyType: 'rsa', minRsaBits: 2048 }],
+    ['ok/front processes', { frontends: 2 }, { frontends: 2 }],
   ];
   for (const [name, raw, expected] of ok) {
     it(name, () => expect(validateConfig(raw)).toMatchObject(expected));
@@ -85,6 +87,8 @@ describe('validateConfig', () => {
     ['fail/public url with query', { publicUrl: 'https://ca.example.com/?x=1' }, [expect.stringContaining('publicUrl: must be an http:// or https:// URL')] as unknown as string[]],
     ['fail/host token not a sha256', { hostTokens: [{ name: 'web', sha256: 'secret' }] }, [expect.stringContaining('hostTokens[0].sha256: must be the hex SHA-256')] as unknown as string[]],
     ['fail/headers timeout over request timeout', { connections: { headersTimeout: '60s', requestTimeout: '30s' } }, ['jit-sshd.yaml: connections.headersTimeout: must not exceed requestTimeout']],
+    ['fail/too many front processes', { frontends: 17 }, [expect.stringContaining('frontends: ')] as unknown as string[]],
+    ['fail/front processes not a whole number', { frontends: 1.5 }, [expect.stringContaining('frontends: ')] as unknown as string[]],
     ['fail/not a mapping', ['listen'], ['jit-sshd.yaml: must be a mapping']],
     ['fail/wrong type', { adminGroups: 'admins' }, ['jit-sshd.yaml: adminGroups: must be a list']],
   ];

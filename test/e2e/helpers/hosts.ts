@@ -53,6 +53,9 @@ export interface TestHost {
  */
 export function makeHostRoot(name: string): TestHost {
   const root = mkdtempSync(join(tmpdir(), `jit-host-${name}-`));
+  // host-setup.sh checks the config with `sshd -t`, which needs sshd's privilege separation dir
+  // (a fresh machine has none until some sshd started).
+  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   const sshDir = join(root, 'etc/ssh');
   mkdirSync(sshDir, { recursive: true });
   const hostKey = join(sshDir, 'ssh_host_ed25519_key');
