@@ -4,7 +4,8 @@
  * 32 keep-alive clients for DUR seconds (default 8), then a summary of where the daemon's busy
  * time went (self and inclusive, idle excluded). The raw .cpuprofile stays in OUT for a flame
  * graph (Chrome DevTools or speedscope).
- *   node scripts/bench/profile-issue.mjs [OUT=/tmp/jit-prof]   env: DUR=8
+ * With FRONTENDS=N the daemon runs N front processes and the profile is the daemon's alone.
+ *   node scripts/bench/profile-issue.mjs [OUT=/tmp/jit-prof]   env: DUR=8 FRONTENDS=0
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,7 +15,7 @@ import { runLoad } from './load.mjs';
 const out = process.argv[2] ?? '/tmp/jit-prof';
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
-const env = makeBenchEnv({ users: 32 });
+const env = makeBenchEnv({ users: 32, config: `frontends: ${Number(process.env.FRONTENDS ?? 0)}\n` });
 const daemon = await spawnListening(join(REPO, 'dist/cli/jit-sshd.js'), ['serve', '--config', env.configPath], {
   nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${out}`],
 });

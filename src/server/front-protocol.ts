@@ -2,7 +2,8 @@
  * The messages between the daemon (the primary: store, CA, audit, every decision) and its front
  * processes (TLS and HTTP only), over the fork IPC channel as JSON. Connections arrive at a front
  * as handles the primary accepted and admitted; POST /v1/requests comes back as an `issue` call,
- * every other request is proxied to the primary's private socket.
+ * every other request is proxied to the primary's private socket. Messages without a handle
+ * travel in arrays: all those of one event-loop turn in one write (ipc-batch.ts).
  */
 export interface FrontInit {
   t: 'init';

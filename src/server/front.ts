@@ -16,11 +16,13 @@ import { FRONT_PEER_HEADER } from './client-address.js';
 import { ReserveGate } from './connection-limits.js';
 import { errorAnswer, errorHandler } from './error-answer.js';
 import type { FromFront, FrontInit, ToFront } from './front-protocol.js';
+import { batcher } from './ipc-batch.js';
 import { jsonBody } from './json-body.js';
 
-const send = (m: FromFront): void => {
-  if (process.connected) process.send!(m);
-};
+const out = batcher<FromFront>((batch) => {
+  if (process.connected) process.send!(batch);
+});
+const send = (m: FromFront): void => out.send(m);
 
 /** Hop-by-hop headers: they describe one connection, not the message, and are not passed on. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
@@ -61,28 +63,46 @@ function start(init: FrontInit): Server {
   let nextId = 1;
   let overMax = false;
 
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  app.post('/v1/requests', jsonBody, (req: Request, res: Response) => {
+  /** POST /v1/requests: the body read as the daemon's app reads it, then an `issue` call. */
+  const issue = (req: IncomingMessage & { body?: unknown }, res: ServerResponse): void => {
     const id = nextId++;
     pending.set(id, res);
     res.once('close', () => pending.delete(id));
-    send({ t: 'issue', id, authorization: req.get('authorization'), peer: req.socket.remoteAddress, forwardedFor: req.get('x-forwarded-for'), body: req.body });
-  });
+    const { authorization, 'x-forwarded-for': xff } = req.headers; // node joins repeated X-Forwarded-For
+    send({ t: 'issue', id, authorization, peer: req.socket.remoteAddress, forwardedFor: Array.isArray(xff) ? xff.join(', ') : xff, body: req.body });
+  };
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.post('/v1/requests', jsonBody, issue);
   app.use(proxyTo(init.socketPath, log));
   app.use(errorHandler({ log }));
+  /**
+   * The hot path's exact spelling skips the router (a path match and a prefix trim per layer);
+   * any other spelling express matches as the daemon does. The same reader and handler serve both.
+   */
+  const route = (req: IncomingMessage, res: ServerResponse): void => {
+    if (req.method !== 'POST' || req.url !== '/v1/requests') return void app(req, res);
+    // jsonBody reads only the headers and the stream, and sets req.body.
+    jsonBody(req as Request, res as Response, (err?: unknown) => {
+      if (err === undefined) return issue(req, res);
+      const a = errorAnswer(err, log, { method: 'POST', path: '/v1/requests' });
+      const text = JSON.stringify(a.body);
+      res.writeHead(a.status, { ...a.headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    });
+  };
 
   const gate = new ReserveGate(init.maxConnections, () => overMax);
   const server = init.tls
     ? createHttpsServer({ ...init.timeouts, cert: readFileSync(init.tls.cert), key: readFileSync(init.tls.key) })
     : createHttpServer(init.timeouts);
-  server.on('request', gate.handler(app));
+  server.on('request', gate.handler(route));
   // Node starts the checker that enforces headersTimeout/requestTimeout on 'listening'; this
   // server never listens (its connections come from the daemon), so it is told it does.
   server.emit('listening');
 
-  process.on('message', (m: ToFront, handle?: Socket) => {
+  const receive = (m: ToFront, handle?: Socket): void => {
     switch (m.t) {
       case 'conn':
         if (!handle) return;
@@ -106,6 +126,10 @@ function start(init: FrontInit): Server {
         server.closeAllConnections();
         return;
     }
+  };
+  process.on('message', (m: ToFront | ToFront[], handle?: Socket) => {
+    if (!Array.isArray(m)) return receive(m, handle);
+    for (const one of m) receive(one);
   });
   return server;
 }

@@ -21,6 +21,7 @@ import { markFrontSocket } from './client-address.js';
 import type { ConnectionAdmission } from './connection-limits.js';
 import { errorAnswer } from './error-answer.js';
 import type { FromFront, FrontInit, ToFront } from './front-protocol.js';
+import { batcher, type Batcher } from './ipc-batch.js';
 import { issueAnswer } from './routes/requests.js';
 
 export interface FrontsOptions {
@@ -46,6 +47,8 @@ export interface Fronts {
 interface Front {
   child: ChildProcess;
   ready: boolean;
+  /** answers and notices, one IPC write per event-loop turn */
+  out: Batcher<ToFront>;
   /** admitted connections it serves: id → address group (released when it closes or the front dies) */
   conns: Map<number, string | undefined>;
 }
@@ -78,9 +81,14 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
   let over = false;
   const respawns = new Set<NodeJS.Timeout>();
 
-  const post = (f: Front, m: ToFront, handle?: Socket): boolean => {
+  const post = (f: Front, m: ToFront): void => {
+    if (f.child.connected) f.out.send(m);
+  };
+  /** A connection's handle: after what is queued for the front (an `over` must not be overtaken). */
+  const handOver = (f: Front, m: ToFront, socket: Socket): boolean => {
     if (!f.child.connected) return false;
-    f.child.send(m, handle as never);
+    f.out.flush();
+    f.child.send(m, socket);
     return true;
   };
   /** Tells every front when the daemon crosses connections.max (they gate requests on it). */
@@ -96,7 +104,10 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
     announceOver();
   };
 
-  const onMessage = (f: Front) => (m: FromFront) => {
+  const onMessage = (f: Front) => (batch: FromFront[]) => {
+    for (const m of batch) onOne(f, m);
+  };
+  const onOne = (f: Front, m: FromFront): void => {
     if (m.t === 'closed') return release(f, m.c);
     if (m.t !== 'issue') return;
     const where = { method: 'POST', path: '/v1/requests' };
@@ -111,7 +122,14 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
 
   const spawnFront = (): Promise<Front> => {
     const child = fork(entry, [], { serialization: 'json', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const f: Front = { child, ready: false, conns: new Map() };
+    const f: Front = {
+      child,
+      ready: false,
+      conns: new Map(),
+      out: batcher((batch) => {
+        if (child.connected) child.send(batch);
+      }),
+    };
     fronts.push(f);
     child.on('message', onMessage(f));
     child.once('exit', (code, signal) => {
@@ -134,14 +152,14 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
       }
       child.once('error', (e) => fail(e.message));
       child.once('exit', (code) => fail(`exited (${code}) while starting`));
-      child.once('message', (m: FromFront) => {
+      child.once('message', ([m]: FromFront[]) => {
         if (m.t === 'failed') return fail(m.error);
         clearTimeout(timer);
         f.ready = true;
         if (over) post(f, { t: 'over', over });
         res(f);
       });
-      post(f, { t: 'init', ...opts.init, socketPath });
+      child.send({ t: 'init', ...opts.init, socketPath });
     });
   };
 
@@ -158,7 +176,7 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
     f.conns.set(c, a.group);
     announceOver();
     // The handle moves to the front; this process keeps no copy of the connection.
-    if (!post(f, { t: 'conn', c, reserve: a.reserve }, socket)) {
+    if (!handOver(f, { t: 'conn', c, reserve: a.reserve }, socket)) {
       release(f, c);
       socket.destroy();
     }
@@ -172,7 +190,8 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
         new Promise<void>((res) => {
           if (f.child.exitCode !== null || f.child.signalCode !== null) return res();
           f.child.once('exit', () => res());
-          if (!post(f, { t: 'close' })) f.child.kill();
+          if (f.child.connected) f.child.send([{ t: 'close' }]);
+          else f.child.kill();
           setTimeout(() => f.child.kill('SIGKILL'), 3000).unref();
         }),
     );
