@@ -120,6 +120,29 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
     );
   };
 
+  /**
+   * Keeps `count` fronts: a missing one is started after RESPAWN_DELAY_MS, doubling (to 30 s)
+   * while starts fail, so a front that cannot start (say, a certificate replaced by a bad one)
+   * is retried and logged without spinning.
+   */
+  let failedStarts = 0;
+  const replaceLater = (): void => {
+    if (closing) return;
+    const delay = Math.min(RESPAWN_DELAY_MS * 2 ** failedStarts, 30_000);
+    const timer = setTimeout(() => {
+      respawns.delete(timer);
+      if (closing || fronts.length >= opts.count) return;
+      spawnFront().then(
+        () => (failedStarts = 0),
+        (e) => {
+          failedStarts++;
+          log.error({ error: (e as Error).message, retryInMs: Math.min(RESPAWN_DELAY_MS * 2 ** failedStarts, 30_000) }, 'front process did not start');
+        },
+      );
+    }, delay);
+    respawns.add(timer);
+  };
+
   const spawnFront = (): Promise<Front> => {
     const child = fork(entry, [], { serialization: 'json', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const f: Front = {
@@ -133,15 +156,12 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
     fronts.push(f);
     child.on('message', onMessage(f));
     child.once('exit', (code, signal) => {
-      fronts.splice(fronts.indexOf(f), 1);
+      const i = fronts.indexOf(f);
+      if (i >= 0) fronts.splice(i, 1);
       for (const c of [...f.conns.keys()]) release(f, c);
-      if (closing || !f.ready) return;
-      log.error({ pid: child.pid, code, signal }, 'front process ended; starting a new one');
-      const timer = setTimeout(() => {
-        respawns.delete(timer);
-        if (!closing) spawnFront().catch((e) => log.error({ error: (e as Error).message }, 'front process did not start'));
-      }, RESPAWN_DELAY_MS);
-      respawns.add(timer);
+      if (closing) return;
+      if (f.ready) log.error({ pid: child.pid, code, signal }, 'front process ended; starting a new one');
+      replaceLater();
     });
     return new Promise<Front>((res, rej) => {
       const timer = setTimeout(() => fail('did not become ready'), START_TIMEOUT_MS);

@@ -12,7 +12,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../../src/daemon.js';
 import { makeEnv, startTestDaemon, type TestEnv } from '../helpers/daemon.js';
-import { freshPublicLine, staticTokens } from '../reliability/support.js';
+import { captureLog, freshPublicLine, staticTokens } from '../reliability/support.js';
 import { describeWithTools } from '../helpers/tools.js';
 import { pino } from 'pino';
 
@@ -204,6 +204,27 @@ describeWithTools(['openssl'], 'front processes over TLS', () => {
       });
     expect(JSON.parse((await get('/healthz')).body).ok).toBe(true);
     expect((await get('/v1/ca')).body).toContain('ssh-ed25519 ');
+  });
+
+  it('ok/a front that cannot start again is retried (logged) until it can', async () => {
+    const certFile = join(env.dir, 'tls.crt');
+    const good = readFileSync(certFile, 'utf8');
+    const captured = captureLog();
+    await d?.close();
+    d = await startDaemon({ configPath: env.configPath, log: captured.log });
+    const [first] = d.frontendPids();
+    writeFileSync(certFile, '-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n');
+    process.kill(first, 'SIGKILL');
+    let deadline = Date.now() + 10_000;
+    while (!captured.text().includes('front process did not start') && Date.now() < deadline) await sleep(100);
+    expect(captured.text()).toContain('front process ended; starting a new one');
+    expect(captured.text()).toContain('front process did not start');
+    expect(d.frontendPids()).toEqual([]);
+    writeFileSync(certFile, good);
+    deadline = Date.now() + 10_000;
+    while (d.frontendPids().length === 0 && Date.now() < deadline) await sleep(100);
+    expect(d.frontendPids()).toHaveLength(1);
+    expect(d.frontendPids()).not.toContain(first);
   });
 
   it('fail/a certificate the fronts cannot load refuses the start, in one line, with no process left', async () => {
