@@ -143,6 +143,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         app,
         admission: new ConnectionAdmission(limitOptions),
         log,
+        metrics: deps.metrics,
         init: { tls: config.tls, timeouts, maxConnections: config.connections.max, logLevel: config.logLevel },
       });
     } catch (e) {

@@ -21,6 +21,7 @@ import { markFrontSocket } from './client-address.js';
 import type { ConnectionAdmission } from './connection-limits.js';
 import { errorAnswer } from './error-answer.js';
 import type { FromFront, FrontInit, ToFront } from './front-protocol.js';
+import type { Metrics } from '../service/metrics.js';
 import { batcher, type Batcher } from './ipc-batch.js';
 import { issueAnswer } from './routes/requests.js';
 
@@ -30,6 +31,7 @@ export interface FrontsOptions {
   app: RequestListener;
   admission: ConnectionAdmission;
   log: Logger;
+  metrics: Pick<Metrics, 'frontends' | 'frontendRestarts'>;
   /** what each front needs to serve (without socketPath: made here) */
   init: Omit<FrontInit, 't' | 'socketPath'>;
   /** the front's entry script (default: front.js beside this module, built) */
@@ -63,7 +65,7 @@ function defaultEntry(): string {
 }
 
 export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
-  const { ctx, admission, log } = opts;
+  const { ctx, admission, log, metrics } = opts;
   const entry = opts.entry ?? defaultEntry();
   const dir = mkdtempSync(join(tmpdir(), 'jit-sshd-')); // 0700: only this user reaches the socket
   const socketPath = join(dir, 'app.sock');
@@ -160,7 +162,11 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
       if (i >= 0) fronts.splice(i, 1);
       for (const c of [...f.conns.keys()]) release(f, c);
       if (closing) return;
-      if (f.ready) log.error({ pid: child.pid, code, signal }, 'front process ended; starting a new one');
+      metrics.frontends.set(fronts.filter((x) => x.ready).length);
+      if (f.ready) {
+        metrics.frontendRestarts.inc();
+        log.error({ pid: child.pid, code, signal }, 'front process ended; starting a new one');
+      }
       replaceLater();
     });
     return new Promise<Front>((res, rej) => {
@@ -176,6 +182,7 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
         if (m.t === 'failed') return fail(m.error);
         clearTimeout(timer);
         f.ready = true;
+        metrics.frontends.set(fronts.filter((x) => x.ready).length);
         if (over) post(f, { t: 'over', over });
         res(f);
       });

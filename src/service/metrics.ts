@@ -1,5 +1,5 @@
 /** Prometheus metrics on a private registry (one per app, so tests can build many). */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface Metrics {
   registry: Registry;
@@ -8,6 +8,9 @@ export interface Metrics {
   pending: Counter;
   authFailures: Counter;
   issueSeconds: Histogram;
+  /** front processes serving (config `frontends`), and how often one ended and was replaced */
+  frontends: Gauge;
+  frontendRestarts: Counter;
 }
 
 export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
@@ -25,5 +28,7 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [registry],
     }),
+    frontends: new Gauge({ name: 'jitssh_frontends', help: 'Front processes serving (config frontends)', registers: [registry] }),
+    frontendRestarts: new Counter({ name: 'jitssh_frontend_restarts_total', help: 'Front processes that ended and were replaced', registers: [registry] }),
   };
 }

@@ -158,6 +158,9 @@ describe('front processes: the client address, a front dying', () => {
     expect(now).toContain(survivor);
     expect(now).not.toContain(victim);
     for (let i = 0; i < 4; i++) expect((await issue()).status).toBe(201);
+    const metrics = (await send(d.url, 'GET', '/metrics')).body as string;
+    expect(metrics).toMatch(/^jitssh_frontend_restarts_total 1$/m);
+    expect(metrics).toMatch(/^jitssh_frontends 2$/m);
   });
 
   it('fail/a port already taken refuses the start with the listen error; no front is left running', async () => {
