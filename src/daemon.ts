@@ -3,7 +3,7 @@
  * Everything else receives its dependencies from here.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
@@ -26,7 +26,7 @@ import { OidcVerifier } from './auth/oidc.js';
 import { createApp, createCtx, type AppDeps } from './server/app.js';
 import { startFronts, type Fronts } from './server/fronts.js';
 import { buildBlockList } from './server/client-address.js';
-import { ConnectionAdmission, guardConnections, serverTimeouts } from './server/connection-limits.js';
+import { ConnectionAdmission, guardConnections, serverTimeouts, type ConnectionLimitOptions } from './server/connection-limits.js';
 import { createMetrics } from './service/metrics.js';
 import { createNotifier } from './service/notify.js';
 import { newServiceRuntime } from './service/deps.js';
@@ -133,41 +133,36 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     trustedProxies: buildBlockList(config.trustedProxies),
     onRefused: refusedLogger(log),
   };
-  let server: Server | NetServer;
-  let fronts: Fronts | undefined;
-  if (config.frontends > 0) {
-    try {
-      fronts = await startFronts({
-        count: config.frontends,
-        ctx,
-        app,
-        admission: new ConnectionAdmission(limitOptions),
-        log,
-        metrics: deps.metrics,
-        init: { tls: config.tls, timeouts, maxConnections: config.connections.max, logLevel: config.logLevel },
-      });
-    } catch (e) {
-      clearInterval(pruneTimer);
-      deps.oidc?.verifier.close();
-      await unwind();
-      throw e;
-    }
-    server = fronts.acceptor;
-  } else {
-    const http: Server = config.tls
-      ? createHttpsServer({ ...timeouts, cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) })
-      : createHttpServer(timeouts);
-    http.on('request', guardConnections(http, limitOptions).handler(app));
-    server = http;
+  const giveUp = async (): Promise<void> => {
+    clearInterval(pruneTimer);
+    deps.oidc?.verifier.close();
+    await unwind();
+  };
+  let listener: Listener;
+  try {
+    listener =
+      config.frontends > 0
+        ? await startFronts({
+            count: config.frontends,
+            ctx,
+            app,
+            admission: new ConnectionAdmission(limitOptions),
+            log,
+            metrics: deps.metrics,
+            init: { tls: config.tls, timeouts, maxConnections: config.connections.max, logLevel: config.logLevel },
+          })
+        : inProcessListener(config, timeouts, limitOptions, app);
+  } catch (e) {
+    await giveUp();
+    throw e;
   }
+  const server = listener.acceptor;
   const { host, port } = parseListen(config.listen)!;
   try {
     await listen(server, host, port);
   } catch (e) {
-    clearInterval(pruneTimer);
-    deps.oidc?.verifier.close();
-    await fronts?.close();
-    await unwind();
+    await listener.close();
+    await giveUp();
     throw new JitError('unavailable', `cannot listen on ${config.listen}: ${(e as Error).message}`);
   }
   const addr = server.address();
@@ -177,28 +172,21 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   if (!config.publicUrl && !isLoopbackListen(config.listen)) {
     log.warn({ publicUrl: live.publicUrl }, 'publicUrl is not set: login challenges name the listen address, and jit-ssh refuses them when it connects by another name; set publicUrl');
   }
-  log.info({ url, publicUrl: live.publicUrl, ca: ca.active().fingerprint, dataDir: config.dataDir, store: store.kind, frontends: fronts?.pids() }, 'jit-sshd listening');
+  log.info({ url, publicUrl: live.publicUrl, ca: ca.active().fingerprint, dataDir: config.dataDir, store: store.kind, frontends: listener.pids() }, 'jit-sshd listening');
 
   let closed = false;
   return {
     url,
     port: actualPort,
     deps,
-    frontendPids: () => fronts?.pids() ?? [],
+    frontendPids: () => listener.pids(),
     async close() {
       if (closed) return;
       closed = true;
       clearInterval(pruneTimer);
       deps.oidc?.verifier.close();
       process.off('SIGHUP', reloadPolicy);
-      if (fronts) await fronts.close();
-      else {
-        const http = server as Server;
-        await new Promise<void>((res) => {
-          http.close(() => res());
-          http.closeAllConnections();
-        });
-      }
+      await listener.close();
       // Give webhooks in flight a moment, but a hanging receiver must not hold up shutdown.
       await Promise.race([deps.notify.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
       await unwind();
@@ -338,7 +326,31 @@ async function startPruner(store: Pick<StoreEngine, 'state' | 'audit'>, clock: C
   return timer;
 }
 
-function listen(server: Server | NetServer, host: string, port: number): Promise<void> {
+/** What accepts the daemon's connections: its own HTTP(S) server, or the fronts' acceptor. */
+type Listener = Pick<Fronts, 'acceptor' | 'pids' | 'close'>;
+
+function inProcessListener(
+  config: DaemonConfig,
+  timeouts: ReturnType<typeof serverTimeouts>,
+  limits: ConnectionLimitOptions,
+  app: RequestListener,
+): Listener {
+  const server: Server = config.tls
+    ? createHttpsServer({ ...timeouts, cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) })
+    : createHttpServer(timeouts);
+  server.on('request', guardConnections(server, limits).handler(app));
+  return {
+    acceptor: server,
+    pids: () => [],
+    close: () =>
+      new Promise<void>((res) => {
+        server.close(() => res());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function listen(server: NetServer, host: string, port: number): Promise<void> {
   return new Promise<void>((res, rej) => {
     server.once('error', rej);
     server.listen(port, host, () => res());

@@ -24,6 +24,12 @@ const out = batcher<FromFront>((batch) => {
 });
 const send = (m: FromFront): void => out.send(m);
 
+/** A JSON answer as the daemon's issue route writes it: one writeHead, one end. */
+function sendJson(res: ServerResponse, status: number, headers: Record<string, string>, text: string): void {
+  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
 /** Hop-by-hop headers: they describe one connection, not the message, and are not passed on. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 
@@ -87,9 +93,7 @@ function start(init: FrontInit): Server {
     jsonBody(req as Request, res as Response, (err?: unknown) => {
       if (err === undefined) return issue(req, res);
       const a = errorAnswer(err, log, { method: 'POST', path: '/v1/requests' });
-      const text = JSON.stringify(a.body);
-      res.writeHead(a.status, { ...a.headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-      res.end(text);
+      sendJson(res, a.status, a.headers, JSON.stringify(a.body));
     });
   };
 
@@ -117,8 +121,7 @@ function start(init: FrontInit): Server {
         const res = pending.get(m.id);
         if (!res) return; // the client left meanwhile
         pending.delete(m.id);
-        res.writeHead(m.status, { ...m.headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(m.text) });
-        res.end(m.text);
+        sendJson(res, m.status, m.headers, m.text);
         return;
       }
       case 'close':
