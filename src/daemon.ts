@@ -24,7 +24,7 @@ import { fileSecretSource, type SecretSource } from './auth/secret.js';
 import { SessionTokens } from './auth/tokens.js';
 import { OidcVerifier } from './auth/oidc.js';
 import { createApp, createCtx, type AppDeps } from './server/app.js';
-import { startFronts, type Fronts } from './server/fronts.js';
+import { forkFronts, startFronts, type Fronts } from './server/fronts.js';
 import { buildBlockList } from './server/client-address.js';
 import { ConnectionAdmission, guardConnections, serverTimeouts, type ConnectionLimitOptions } from './server/connection-limits.js';
 import { createMetrics } from './service/metrics.js';
@@ -103,7 +103,19 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const log = opts.log ?? pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.token', '*.signature'] });
   const clock: Clock = opts.clock ?? { now: () => Date.now() };
 
-  const { store, ca, hostCa, challengeKey, unwind } = await openResources(opts, config, log, clock);
+  // Fronts fork first: their Node start overlaps opening the store; killed if the start fails.
+  const forked = config.frontends > 0 ? forkFronts(config.frontends) : [];
+  const killForked = (): void => {
+    for (const c of forked) if (c.exitCode === null && c.signalCode === null) c.kill();
+  };
+  let resources: Awaited<ReturnType<typeof openResources>>;
+  try {
+    resources = await openResources(opts, config, log, clock);
+  } catch (e) {
+    killForked();
+    throw e;
+  }
+  const { store, ca, hostCa, challengeKey, unwind } = resources;
 
   // What changes while running: the policy (SIGHUP), and the public URL the login challenges
   // name (configured, or this listener's URL once bound).
@@ -134,6 +146,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     onRefused: refusedLogger(log),
   };
   const giveUp = async (): Promise<void> => {
+    killForked();
     clearInterval(pruneTimer);
     deps.oidc?.verifier.close();
     await unwind();
@@ -144,6 +157,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       config.frontends > 0
         ? await startFronts({
             count: config.frontends,
+            forked,
             ctx,
             app,
             admission: new ConnectionAdmission(limitOptions),

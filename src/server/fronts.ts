@@ -36,6 +36,8 @@ export interface FrontsOptions {
   init: Omit<FrontInit, 't' | 'socketPath'>;
   /** the front's entry script (default: front.js beside this module, built) */
   entry?: string;
+  /** fronts forked ahead by forkFronts (taken first) */
+  forked?: ChildProcess[];
 }
 
 export interface Fronts {
@@ -64,9 +66,21 @@ function defaultEntry(): string {
   return here.endsWith('.ts') ? resolve(dirname(here), '../../dist/server/front.js') : join(dirname(here), 'front.js');
 }
 
+const forkOne = (entry: string): ChildProcess => fork(entry, [], { serialization: 'json', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+
+/**
+ * Forks `count` fronts now; they start Node and wait for their init message, so a daemon that
+ * forks them before opening its store starts as fast as without fronts. Kill what startFronts
+ * does not get.
+ */
+export function forkFronts(count: number, entry = defaultEntry()): ChildProcess[] {
+  return Array.from({ length: count }, () => forkOne(entry));
+}
+
 export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
   const { ctx, admission, log, metrics } = opts;
   const entry = opts.entry ?? defaultEntry();
+  const forked = [...(opts.forked ?? [])];
   const dir = mkdtempSync(join(tmpdir(), 'jit-sshd-')); // 0700: only this user reaches the socket
   const socketPath = join(dir, 'app.sock');
   const internal: HttpServer = createHttpServer({ keepAliveTimeout: 60_000 }, opts.app);
@@ -146,7 +160,7 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
   };
 
   const spawnFront = (): Promise<Front> => {
-    const child = fork(entry, [], { serialization: 'json', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = forked.shift() ?? forkOne(entry);
     const f: Front = {
       child,
       ready: false,
@@ -178,6 +192,7 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
       }
       child.once('error', (e) => fail(e.message));
       child.once('exit', (code) => fail(`exited (${code}) while starting`));
+      if (!child.connected) return fail(`exited (${child.exitCode ?? child.signalCode}) before it was started`); // a forked-ahead one that died
       child.once('message', ([m]: FromFront[]) => {
         if (m.t === 'failed') return fail(m.error);
         clearTimeout(timer);

@@ -163,6 +163,15 @@ describe('front processes: the client address, a front dying', () => {
     expect(metrics).toMatch(/^jitssh_frontends 2$/m);
   });
 
+  it('fail/a data dir that cannot be opened refuses the start; the fronts forked ahead are ended', async () => {
+    const before = childPids();
+    const notADir = join(env.dir, 'not-a-dir');
+    writeFileSync(notADir, 'a file');
+    await expect(startDaemon({ configPath: env.configPath, dataDir: notADir, log: pino({ level: 'silent' }) })).rejects.toThrow();
+    await sleep(300);
+    expect(childPids().filter((p) => !before.includes(p) && alive(p))).toEqual([]);
+  });
+
   it('fail/a port already taken refuses the start with the listen error; no front is left running', async () => {
     const before = childPids();
     const taken = new URL(d.url).port;
