@@ -30,19 +30,24 @@ interface Answer {
   status: number;
   type: string | null;
   retryAfter: string | null;
+  /** headers the web pages and caches depend on */
+  location: string | null;
+  cacheControl: string | null;
+  csp: string | null;
   body: unknown;
 }
 
 async function send(url: string, method: string, path: string, init: { headers?: Record<string, string>; body?: string | Uint8Array } = {}): Promise<Answer> {
-  const res = await fetch(url + path, { method, headers: init.headers, body: init.body as BodyInit | undefined });
-  const text = await res.text();
+  const res = await fetch(url + path, { method, headers: init.headers, body: init.body as BodyInit | undefined, redirect: 'manual' });
+  const text = res.headers.get('content-type')?.startsWith('application/octet-stream') ? `${(await res.arrayBuffer()).byteLength > 0}` : await res.text();
   let body: unknown = text;
   try {
     body = JSON.parse(text);
   } catch {
     // text/plain answers stay text
   }
-  return { status: res.status, type: res.headers.get('content-type'), retryAfter: res.headers.get('retry-after'), body };
+  const h = (name: string) => res.headers.get(name);
+  return { status: res.status, type: h('content-type'), retryAfter: h('retry-after'), location: h('location'), cacheControl: h('cache-control'), csp: h('content-security-policy'), body };
 }
 
 /** What may differ between two daemons answering the same request: ids, keys, serials, times. */
@@ -102,6 +107,15 @@ describe('front processes answer as the daemon does', () => {
       ['GET', '/v1/requests', { headers: as('mallory') }],
       ['GET', '/v1/nope', {}],
       ['GET', '/healthz', {}],
+      ['HEAD', '/healthz', {}],
+      ['GET', '/v1/targets', { headers: as('alice') }],
+      ['GET', '/v1/audit', { headers: as('alice') }], // not an auditor
+      ['GET', '/v1/openapi.json', {}],
+      ['GET', '/v1/krl', {}], // binary: compared by status, type and non-empty
+      ['GET', '/', {}], // the web pages: a redirect, static files, a page that wants a session
+      ['GET', '/ui/static/app.css', {}],
+      ['GET', '/ui/static/app.js', {}],
+      ['GET', '/ui/', {}],
       ['POST', '/v1/auth/challenge', { headers: json, body: '{"user":' }],
     ];
     const seen = new Set<number>();
@@ -112,7 +126,7 @@ describe('front processes answer as the daemon does', () => {
       expect(shape(b), `${method} ${path} ${String(init.body).slice(0, 40)}`).toEqual(shape(a));
     }
     // the cases reach every kind of answer (so "equal" is not "equal and empty")
-    expect([...seen].sort()).toEqual([200, 201, 400, 401, 403, 404, 413, 415, 429]);
+    expect([...seen].sort()).toEqual([200, 201, 303, 400, 401, 403, 404, 413, 415, 429]);
   });
 });
 
