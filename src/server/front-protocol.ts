@@ -23,7 +23,8 @@ export type ToFront =
   | { t: 'conn'; c: number; reserve: boolean }
   /** the daemon's connection count crossed connections.max (sent on every crossing) */
   | { t: 'over'; over: boolean }
-  | { t: 'answer'; id: number; status: number; headers: Record<string, string>; text: string }
+  /** `body` as data: the IPC encodes it once, the front writes it as JSON (no JSON text inside JSON) */
+  | { t: 'answer'; id: number; status: number; headers: Record<string, string>; body: unknown }
   | { t: 'close' };
 
 export type FromFront =

@@ -116,7 +116,7 @@ function start(init: FrontInit): Server {
         const res = pending.get(m.id);
         if (!res) return; // the client left meanwhile
         pending.delete(m.id);
-        sendJson(res, m.status, m.headers, m.text);
+        sendJson(res, m.status, m.headers, JSON.stringify(m.body));
         return;
       }
       case 'close':

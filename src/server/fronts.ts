@@ -128,10 +128,10 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
     if (m.t !== 'issue') return;
     const where = { method: 'POST', path: '/v1/requests' };
     issueAnswer(ctx, { authorization: m.authorization, sourceAddress: ctx.sourceAddressOf(m.peer, m.forwardedFor), body: m.body }).then(
-      ({ status, text }) => post(f, { t: 'answer', id: m.id, status, headers: {}, text }),
+      ({ status, body }) => post(f, { t: 'answer', id: m.id, status, headers: {}, body }),
       (e: unknown) => {
         const a = errorAnswer(e, log, where);
-        post(f, { t: 'answer', id: m.id, status: a.status, headers: a.headers, text: JSON.stringify(a.body) });
+        post(f, { t: 'answer', id: m.id, status: a.status, headers: a.headers, body: a.body });
       },
     );
   };

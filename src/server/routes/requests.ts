@@ -32,20 +32,21 @@ export interface IssueCall {
   body: unknown;
 }
 
-/** POST /v1/requests as data in, status and JSON text out; errors are thrown (errorAnswer maps them). */
-export async function issueAnswer(ctx: Ctx, call: IssueCall): Promise<{ status: 201 | 202; text: string }> {
+/** POST /v1/requests as data in, status and JSON body out; errors are thrown (errorAnswer maps them). */
+export async function issueAnswer(ctx: Ctx, call: IssueCall): Promise<{ status: 201 | 202; body: unknown }> {
   const identity = await ctx.identifyBearer(call.authorization);
   const body = parseBody(requestBody, call.body);
   const result = await createRequest(ctx.deps, identity, body, call.sourceAddress);
-  return { status: result.status === 'issued' ? 201 : 202, text: JSON.stringify(result) };
+  return { status: result.status === 'issued' ? 201 : 202, body: result };
 }
 
 /** POST /v1/requests (app.ts mounts it first: it is the hot path). */
 export function createRequestHandler(ctx: Ctx) {
   return async (req: Request, res: Response): Promise<void> => {
-    const { status, text } = await issueAnswer(ctx, { authorization: req.get('authorization'), sourceAddress: ctx.sourceAddress(req), body: req.body });
+    const answer = await issueAnswer(ctx, { authorization: req.get('authorization'), sourceAddress: ctx.sourceAddress(req), body: req.body });
+    const text = JSON.stringify(answer.body);
     // What res.json sends, without its per-response settings lookups and header re-parsing.
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+    res.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   };
 }
