@@ -7,11 +7,12 @@ import { createServer as createHttpServer, type RequestListener, type Server } f
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { JitError } from './errors.js';
 import { loadDaemonConfig, loadPolicyFile } from './config-files.js';
-import { isLoopbackListen, listenProblem, parseListen, type DaemonConfig } from './policy/config-schema.js';
+import { frontendCount, isLoopbackListen, listenProblem, parseListen, type DaemonConfig } from './policy/config-schema.js';
 import { canonicalServerUrl } from './policy/server-url.js';
 import type { Policy } from './policy/schema.js';
 import { openEngine, type StoreEngine } from './store-engine.js';
@@ -104,7 +105,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const clock: Clock = opts.clock ?? { now: () => Date.now() };
 
   // Fronts fork first: their Node start overlaps opening the store; killed if the start fails.
-  const forked = config.frontends > 0 ? forkFronts(config.frontends) : [];
+  const frontends = frontendCount(config.frontends, availableParallelism());
+  const forked = frontends > 0 ? forkFronts(frontends) : [];
   const killForked = (): void => {
     for (const c of forked) if (c.exitCode === null && c.signalCode === null) c.kill();
   };
@@ -154,9 +156,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   let listener: Listener;
   try {
     listener =
-      config.frontends > 0
+      frontends > 0
         ? await startFronts({
-            count: config.frontends,
+            count: frontends,
             forked,
             ctx,
             app,

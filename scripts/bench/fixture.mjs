@@ -69,6 +69,8 @@ rules:
     `listen: 127.0.0.1:0\ndataDir: ${dataDir}\npolicy: ${policyPath}\nlogLevel: info\nrateLimit: { auth: { perMinute: 100000 } }\n` +
       // The bench issues thousands of certificates for one user, far beyond the per-user defaults.
       `limits: { requestsPerMinute: 100000, liveCertificates: 1000000, pendingRequests: 10000 }\n` +
+      // One process unless asked (o.config 'frontends: N'): the figures stay comparable across machines.
+      (/^frontends:/m.test(o.config ?? '') ? '' : 'frontends: 0\n') +
       (o.config ?? ''),
   );
   return {

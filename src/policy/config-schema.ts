@@ -58,10 +58,11 @@ export interface DaemonConfig {
   addressPrefix: { ipv4: number; ipv6: number };
   connections: ConnectionLimits;
   /**
-   * Front processes that run TLS and HTTP beside the daemon (0: the daemon serves HTTP itself).
-   * Decisions, signing and the audit stay in the daemon.
+   * Front processes that run TLS and HTTP beside the daemon (0: the daemon serves HTTP itself;
+   * `auto`: one per core beyond the first, at most 4; see frontendCount). Decisions, signing
+   * and the audit stay in the daemon.
    */
-  frontends: number;
+  frontends: number | 'auto';
   /** Where the CA private keys live. */
   ca: CaCustodyConfig;
   /** Signed audit-head checkpoints: every N records or `interval` seconds; optionally to syslog. */
@@ -262,7 +263,7 @@ export const configSchema = z.strictObject({
       requestTimeout: duration({ maxSeconds: 600 }).prefault('30s'),
     })
     .prefault({}),
-  frontends: z.number().int().min(0).max(16).default(0),
+  frontends: z.union([z.literal('auto'), z.number().int().min(0).max(16)], { error: 'must be auto or a whole number from 0 to 16' }).default('auto'),
   ca: z
     .discriminatedUnion('backend', [
       z.strictObject({ backend: z.literal('file') }),
@@ -393,3 +394,8 @@ export function parseConfigYaml(text: string, file = 'jit-sshd.yaml'): DaemonCon
 
 /** The embedded defaults, as validateConfig({}) returns them. */
 export const DEFAULT_CONFIG: DaemonConfig = validateConfig({});
+
+/** How many front processes `frontends` asks for on a machine with `cores` usable cores. */
+export function frontendCount(frontends: number | 'auto', cores: number): number {
+  return frontends === 'auto' ? Math.min(4, Math.max(0, cores - 1)) : frontends;
+}

@@ -107,7 +107,10 @@ ${opts.rules ?? ''}${DEFAULT_RULES}`,
       `hostTokens: [{ name: test-hosts, sha256: "${TEST_HOST_TOKEN_SHA256}" }]\n` +
       // Every test client connects from 127.0.0.1 (the reliability suite runs 1,000 at once), so
       // test daemons allow that unless a test sets its own connection limits.
-      `${/^connections:/m.test(opts.config ?? '') ? '' : 'connections: { max: 5000, perAddress: 5000 }\n'}${opts.config ?? ''}`,
+      `${/^connections:/m.test(opts.config ?? '') ? '' : 'connections: { max: 5000, perAddress: 5000 }\n'}` +
+      // One process unless a test asks for fronts (test/server/fronts.test.ts and the suites it
+      // parametrises): hundreds of test daemons need not fork a front each.
+      `${/^frontends:/m.test(opts.config ?? '') ? '' : 'frontends: 0\n'}${opts.config ?? ''}`,
   );
   return { dir: t.dir, dataDir, configPath, policyPath, keys, cleanup: t.cleanup };
 }

@@ -4,6 +4,7 @@ import { JitError } from '../../src/errors.js';
 import {
   checkConfig,
   DEFAULT_CONFIG,
+  frontendCount,
   isLoopbackListen,
   parseConfigYaml,
   parseListen,
@@ -40,7 +41,7 @@ describe('validateConfig', () => {
       hostCertTtl: 30 * 86_400,
       addressPrefix: { ipv4: 32, ipv6: 64 },
       connections: { max: 1000, perAddress: 50, healthReserve: 10, headersTimeout: 10, requestTimeout: 30 },
-      frontends: 0,
+      frontends: 'auto',
       auditCheckpoints: { everyRecords: 1000, interval: 60, syslog: false },
       store: { type: 'embedded' },
       ca: { backend: 'file' },
@@ -63,6 +64,7 @@ describe('validateConfig', () => {
     ['ok/connections', { connections: { max: 200, perAddress: 5, headersTimeout: '5s' } }, { connections: { max: 200, perAddress: 5, healthReserve: 10, headersTimeout: 5, requestTimeout: 30 } }],
     ['ok/rsa ca', { caKeyType: 'rsa', minRsaBits: 2048 }, { caKeyType: 'rsa', minRsaBits: 2048 }],
     ['ok/front processes', { frontends: 2 }, { frontends: 2 }],
+    ['ok/front processes auto', { frontends: 'auto' }, { frontends: 'auto' }],
   ];
   for (const [name, raw, expected] of ok) {
     it(name, () => expect(validateConfig(raw)).toMatchObject(expected));
@@ -88,7 +90,8 @@ describe('validateConfig', () => {
     ['fail/host token not a sha256', { hostTokens: [{ name: 'web', sha256: 'secret' }] }, [expect.stringContaining('hostTokens[0].sha256: must be the hex SHA-256')] as unknown as string[]],
     ['fail/headers timeout over request timeout', { connections: { headersTimeout: '60s', requestTimeout: '30s' } }, ['jit-sshd.yaml: connections.headersTimeout: must not exceed requestTimeout']],
     ['fail/too many front processes', { frontends: 17 }, [expect.stringContaining('frontends: ')] as unknown as string[]],
-    ['fail/front processes not a whole number', { frontends: 1.5 }, [expect.stringContaining('frontends: ')] as unknown as string[]],
+    ['fail/front processes not a whole number', { frontends: 1.5 }, ['jit-sshd.yaml: frontends: must be auto or a whole number from 0 to 16']],
+    ['fail/front processes a word', { frontends: 'many' }, ['jit-sshd.yaml: frontends: must be auto or a whole number from 0 to 16']],
     ['fail/not a mapping', ['listen'], ['jit-sshd.yaml: must be a mapping']],
     ['fail/wrong type', { adminGroups: 'admins' }, ['jit-sshd.yaml: adminGroups: must be a list']],
   ];
@@ -167,5 +170,18 @@ describe('config YAML', () => {
     }
     expect((err as JitError).code).toBe('invalid_config');
     expect((err as JitError).details).toEqual([expect.stringMatching(/^cfg\.yaml:\d+:\d+: /)]);
+  });
+});
+
+describe('frontendCount', () => {
+  it.each([
+    ['auto', 1, 0],
+    ['auto', 2, 1],
+    ['auto', 8, 4],
+    ['auto', 64, 4],
+    [0, 8, 0],
+    [3, 1, 3],
+  ] as const)('ok/frontends %s on %i cores: %i', (frontends, cores, want) => {
+    expect(frontendCount(frontends, cores)).toBe(want);
   });
 });

@@ -203,12 +203,12 @@ describeWithTools(['openssl'], 'front processes over TLS', () => {
   let cert: string;
 
   beforeAll(() => {
-    env = makeEnv({ users: { alice: ['oncall'] } });
+    env = makeEnv({ users: { alice: ['oncall'] }, config: 'frontends: 1\n' });
     const [certFile, keyFile] = [join(env.dir, 'tls.crt'), join(env.dir, 'tls.key')];
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=localhost',
       '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile], { stdio: 'ignore' });
     cert = readFileSync(certFile, 'utf8');
-    writeFileSync(env.configPath, `${readFileSync(env.configPath, 'utf8')}tls: { cert: ${certFile}, key: ${keyFile} }\nfrontends: 1\n`);
+    writeFileSync(env.configPath, `${readFileSync(env.configPath, 'utf8')}tls: { cert: ${certFile}, key: ${keyFile} }\n`);
   });
   afterAll(async () => {
     await d?.close();
