@@ -178,7 +178,9 @@ describeWithTools(['ssh', 'sshd', 'ssh-keygen', 'ssh-agent', 'ssh-add', 'script'
     const e = as(h, 'alice', { SSH_AUTH_SOCK: agent.sock });
     const r = await runCli(['login', 'prod-db', '--task', 'quick', '--ttl', '3s'], e);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/ssh-agent\s+added for [23]s/);
+    // The agent keeps it for the time left on the certificate: under 3 s, less when the machine
+    // is slow between issuance and the agent call (seen: 1 s in a loaded CI run).
+    expect(r.stdout).toMatch(/ssh-agent\s+added for [123]s/);
     expect(agent.list()).toContain('jit-ssh:prod-db:');
     await sleep(4500);
     expect(agent.list()).not.toContain('cert-v01');
