@@ -66,7 +66,7 @@ describeWithTools(['ssh', 'sshd', 'ssh-keygen', 'ssh-agent', 'ssh-add', 'script'
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('readonly@prod-db');
-    expect(r.stdout).toMatch(/expires\s+\d\d:\d\d:\d\d \S+ \(in 1[45]m \d+s\)/);
+    expect(r.stdout).toMatch(/expires\s+(\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d \S+ \(in 1[45]m \d+s\)/);
     expect(r.stdout).toContain('jit-ssh ssh prod-db');
 
     const dir = join(h, '.ssh', 'jit');

@@ -51,7 +51,7 @@ describeWithTools(['script'], 'jit-ssh ssh and status warn when sessions will be
     const cmd = [process.execPath, join(REPO, 'dist/cli/jit-ssh.js'), 'ssh', 'prod-db', '--host', '127.0.0.1'].map((x) => `'${x}'`).join(' ');
     const tty = await spawnScript(cmd, { ...as(), SHELL: '/bin/sh' }).done;
     expect(tty.code).toBe(0);
-    expect(tty.out).toMatch(/jit-ssh: this session will be cut at \d\d:\d\d:\d\d \S+ \(in (9m \d+s|10m)\), when the certificate expires/);
+    expect(tty.out).toMatch(/jit-ssh: this session will be cut at (\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d \S+ \(in (9m \d+s|10m)\), when the certificate expires/);
     const piped = await runCli(['ssh', 'prod-db', '--host', '127.0.0.1'], as());
     expect(piped.code).toBe(0);
     expect(piped.stderr).toBe('');

@@ -81,6 +81,8 @@ export function normalizeOutput(text: string, home: string, checkout: string): s
     .join('/home/alice/jit-ssh')
     .replace(/req_[A-Za-z0-9_-]{16}/g, 'req_…')
     .replace(/\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z?/g, 'TIME')
+    // The CLI names the day when a time is not today (near midnight a short TTL crosses it).
+    .replace(/\b\d{4}-\d\d-\d\d (?=\d\d:\d\d:\d\d )/g, '')
     .replace(/\b(\d\d:\d\d:\d\d) (UTC|GMT[+-]\d{1,2}(:\d\d)?|[A-Z]{2,5})(?=[\s),;]|$)/gm, '$1 ZONE') // the reader's time zone
     .replace(/\b\d\d:\d\d(:\d\d)?\b/g, 'HH:MM')
     .replace(/\b(\d+h )?\d+m( \d+s)?\b|\b\d+s\b/g, 'D')
