@@ -25,7 +25,7 @@ import { fileSecretSource, type SecretSource } from './auth/secret.js';
 import { SessionTokens } from './auth/tokens.js';
 import { OidcVerifier } from './auth/oidc.js';
 import { createApp, createCtx, type AppDeps } from './server/app.js';
-import { forkFronts, startFronts, type Fronts } from './server/fronts.js';
+import { forkFronts, startFronts } from './server/fronts.js';
 import { buildBlockList } from './server/client-address.js';
 import { ConnectionAdmission, guardConnections, serverTimeouts, type ConnectionLimitOptions } from './server/connection-limits.js';
 import { createMetrics } from './service/metrics.js';
@@ -342,8 +342,13 @@ async function startPruner(store: Pick<StoreEngine, 'state' | 'audit'>, clock: C
   return timer;
 }
 
-/** What accepts the daemon's connections: its own HTTP(S) server, or the fronts' acceptor. */
-type Listener = Pick<Fronts, 'acceptor' | 'pids' | 'close'>;
+/** What accepts the daemon's connections: its own HTTP(S) server, or the fronts' acceptor (Fronts). */
+interface Listener {
+  acceptor: NetServer;
+  /** front processes serving (none for the daemon's own server) */
+  pids(): number[];
+  close(): Promise<void>;
+}
 
 function inProcessListener(
   config: DaemonConfig,

@@ -31,8 +31,6 @@ export const RESERVE_GRACE_MS = 1000;
 export interface ConnectionGuard {
   /** wraps the app: above `max` connections, only health checks reach it */
   handler(app: RequestListener): RequestListener;
-  /** live connections (all, and for one address group) */
-  count(group?: string): number;
 }
 
 /**
@@ -86,9 +84,6 @@ export class ConnectionAdmission {
     return this.total > this.opts.limits.max;
   }
 
-  count(group?: string): number {
-    return group === undefined ? this.total : (this.perGroup.get(group) ?? 0);
-  }
 }
 
 /**
@@ -149,5 +144,5 @@ export function guardConnections(server: Server, opts: ConnectionLimitOptions): 
     gate.track(socket, a.reserve);
     socket.once('close', () => admission.release(a.group));
   });
-  return { handler: (app) => gate.handler(app), count: (group) => admission.count(group) };
+  return { handler: (app) => gate.handler(app) };
 }

@@ -11,7 +11,6 @@ import { readFileSync } from 'node:fs';
 import { Agent, createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
-import type { Request, Response } from 'express';
 import { pino, type Logger } from 'pino';
 import { JitError } from '../errors.js';
 import { FRONT_PEER_HEADER } from './client-address.js';
@@ -84,8 +83,7 @@ function start(init: FrontInit): Server {
   /** The hot path's exact spelling is answered here; the daemon's express app routes the rest. */
   const route = (req: IncomingMessage, res: ServerResponse): void => {
     if (req.method !== 'POST' || req.url !== '/v1/requests') return proxy(req, res);
-    // jsonBody reads only the headers and the stream, and sets req.body.
-    jsonBody(req as Request, res as Response, (err?: unknown) => {
+    jsonBody(req, res, (err?: unknown) => {
       if (err === undefined) return issue(req, res);
       const a = errorAnswer(err, log, { method: 'POST', path: '/v1/requests' });
       sendJson(res, a.status, a.headers, JSON.stringify(a.body));

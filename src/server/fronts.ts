@@ -97,6 +97,9 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
   let over = false;
   const respawns = new Set<NodeJS.Timeout>();
 
+  /** Fronts that took their init and still have their IPC channel. */
+  const serving = (): Front[] => fronts.filter((f) => f.ready && f.child.connected);
+
   const post = (f: Front, m: ToFront): void => {
     if (f.child.connected) f.out.send(m);
   };
@@ -111,7 +114,7 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
   const announceOver = (): void => {
     if (admission.overMax() === over) return;
     over = admission.overMax();
-    for (const f of fronts) if (f.ready) post(f, { t: 'over', over });
+    for (const f of serving()) post(f, { t: 'over', over });
   };
   const release = (f: Front, c: number): void => {
     if (!f.conns.has(c)) return;
@@ -126,11 +129,10 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
   const onOne = (f: Front, m: FromFront): void => {
     if (m.t === 'closed') return release(f, m.c);
     if (m.t !== 'issue') return;
-    const where = { method: 'POST', path: '/v1/requests' };
     issueAnswer(ctx, { authorization: m.authorization, sourceAddress: ctx.sourceAddressOf(m.peer, m.forwardedFor), body: m.body }).then(
       ({ status, body }) => post(f, { t: 'answer', id: m.id, status, headers: {}, body }),
       (e: unknown) => {
-        const a = errorAnswer(e, log, where);
+        const a = errorAnswer(e, log, { method: 'POST', path: '/v1/requests' });
         post(f, { t: 'answer', id: m.id, status: a.status, headers: a.headers, body: a.body });
       },
     );
@@ -176,7 +178,7 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
       if (i >= 0) fronts.splice(i, 1);
       for (const c of [...f.conns.keys()]) release(f, c);
       if (closing) return;
-      metrics.frontends.set(fronts.filter((x) => x.ready).length);
+      metrics.frontends.set(serving().length);
       if (f.ready) {
         metrics.frontendRestarts.inc();
         log.error({ pid: child.pid, code, signal }, 'front process ended; starting a new one');
@@ -197,7 +199,7 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
         if (m.t === 'failed') return fail(m.error);
         clearTimeout(timer);
         f.ready = true;
-        metrics.frontends.set(fronts.filter((x) => x.ready).length);
+        metrics.frontends.set(serving().length);
         if (over) post(f, { t: 'over', over });
         res(f);
       });
@@ -208,7 +210,7 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
   const acceptor = createNetServer({ pauseOnConnect: true }, (socket) => {
     const a = admission.admit(socket.remoteAddress);
     if (!a.admitted) return void socket.destroy();
-    const ready = fronts.filter((f) => f.ready && f.child.connected);
+    const ready = serving();
     if (ready.length === 0) {
       admission.release(a.group);
       return void socket.destroy();
@@ -252,7 +254,7 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
   }
   return {
     acceptor,
-    pids: () => fronts.filter((f) => f.ready).map((f) => f.child.pid!),
+    pids: () => serving().map((f) => f.child.pid!),
     async close() {
       // Stop accepting now; the acceptor reports closed only once the fronts' connections are
       // gone (node asks each child about the handles it was sent), so the fronts stop first.

@@ -8,7 +8,7 @@
  *  - more than `limit` bytes, declared or read: 413, once the rest of the body is read off;
  *  - not strict JSON (an object or an array at the top): 400; an empty body is `{}`.
  */
-import type { NextFunction, Request, Response } from 'express';
+import type { IncomingMessage } from 'node:http';
 import { JitError } from '../errors.js';
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -24,7 +24,8 @@ const JSON_TYPE = /^\s*application\/(?:[\w!#$&^.-]+\+)?json\s*(?:;|$)/i;
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
 const STRICT_START = /^[\x20\x09\x0a\x0d]*[[{]/;
 
-export function jsonBody(req: Request, _res: Response, next: NextFunction): void {
+/** Express middleware, and callable on a plain node:http request (the front processes do). */
+export function jsonBody(req: IncomingMessage & { body?: unknown }, _res: unknown, next: (err?: unknown) => void): void {
   const type = req.headers['content-type'];
   const declared = req.headers['content-length'];
   // As type-is decides it for body-parser: a Content-Length, even 0, means a (possibly empty) body.
